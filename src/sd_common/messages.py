@@ -1,0 +1,95 @@
+"""Wire models: the task message on RabbitMQ and the worker ↔ coordinator bodies."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MESSAGE_VERSION = 1
+HEX64 = r"^[0-9a-f]{64}$"
+ID = r"^[0-9a-f]{32}$"
+NAME = r"^[\w.\-@]{1,64}$"
+
+
+class InputRef(BaseModel):
+    """A task input stored by the coordinator, fetched by the worker via GET /blobs/{sha256}."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str = Field(pattern=HEX64)
+    size: int = Field(ge=0)
+
+
+class TaskMessage(BaseModel):
+    """One message per task on the work queue: small, never the input's bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v: int = MESSAGE_VERSION
+    task_id: str = Field(pattern=ID)
+    job_id: str = Field(pattern=ID)
+    type: str = Field(min_length=1, max_length=64)
+    ops: str = Field("", max_length=500)
+    input: InputRef | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkerHello(BaseModel):
+    """Body of POST /register and POST /report (the seed's fields plus runtime state)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=NAME)
+    session: str | None = Field(None, max_length=64)
+    cpu: float = Field(0, ge=0, le=100)
+    ram: float = Field(0, ge=0, le=100)
+    net: float = Field(0, ge=0, le=1e6, description="network MB/s, in + out")
+    ip: str = Field("", max_length=64)
+    cpus: int = Field(1, ge=1, le=4096)
+    status: Literal["free", "busy", "paused", "draining"] = "free"
+    task_id: str | None = Field(None, max_length=64)
+    consumers: int = Field(0, ge=0, le=10_000)
+    prefetch: int = Field(0, ge=0, le=100_000)
+    processed: int = Field(0, ge=0)
+    failed: int = Field(0, ge=0)
+
+
+class Working(BaseModel):
+    """Body of POST /working: the worker's current task."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=NAME)
+    session: str | None = Field(None, max_length=64)
+    status: Literal["free", "busy", "paused", "draining"]
+    task_id: str | None = Field(None, max_length=64)
+
+
+class TaskOutcome(BaseModel):
+    """A finished task as reported by a worker, except image bytes (sent raw to /result-image)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(pattern=ID)
+    worker: str = Field(pattern=NAME)
+    output: Any = None
+    error: str | None = Field(None, max_length=4000)
+    retry: bool = Field(
+        False, description="the attempt failed transiently; the task stays queued for redelivery"
+    )
+    duration_s: float = Field(0, ge=0, le=86_400)
+
+
+class OutcomeBatch(BaseModel):
+    """Body of POST /results: several JSON outcomes at once (custom tasks and failures)."""
+
+    outcomes: list[TaskOutcome] = Field(min_length=1, max_length=1000)
+
+
+class IngestAnswer(BaseModel):
+    """The coordinator's answer to a result: the worker acks only after `stored`."""
+
+    task_id: str
+    stored: bool
+    duplicate: bool = False

@@ -1,0 +1,102 @@
+"""The one settings class shared by sd-coordinator and sd-worker (DESIGN §2)."""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Settings(BaseSettings):
+    """Read from the environment and from `.env` in the working directory; CLI flags override."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    coordinator_ip: str = Field("127.0.0.1", description="where workers reach the coordinator")
+    coordinator_port: int = Field(8000, ge=1, le=65535, description="coordinator HTTP port")
+    coordinator_bind: str | None = Field(
+        None,
+        description="address the coordinator listens on; unset: 127.0.0.1 in embedded mode, "
+        "0.0.0.0 with RabbitMQ",
+    )
+    rabbit_host: str | None = Field(None, description="RabbitMQ host; unset = embedded queue")
+    rabbit_port: int = Field(5672, ge=1, le=65535)
+    rabbit_user: str = "guest"
+    rabbit_pass: str = "guest"
+    rabbit_vhost: str = "/"
+    rabbit_tls: bool = Field(False, description="connect with amqps (TLS)")
+    rabbit_ca_file: Path | None = Field(None, description="CA bundle to verify the broker")
+    rabbit_cert_file: Path | None = Field(None, description="client certificate (PEM)")
+    rabbit_key_file: Path | None = Field(None, description="client private key (PEM)")
+    queue_name: str = Field("tareas", min_length=1, max_length=200, pattern=r"^[\w.\-:]+$")
+    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+    cluster_token: str | None = Field(None, description="shared secret for worker endpoints")
+    api_token: str | None = Field(None, description="optional token for the user API")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    data_dir: Path = Path("./sd-data")
+    max_upload_mb: float = Field(20, gt=0)
+    max_image_pixels: int = Field(50_000_000, gt=0, description="larger images are rejected")
+    cpu_limit: float = Field(100, gt=0, le=100)
+    png_compress_level: int = Field(1, ge=0, le=9, description="zlib level of result PNGs")
+    task_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="extra modules that register custom task types"
+    )
+    report_interval_s: float = Field(1.0, gt=0)
+    tune_interval_s: float = Field(3.0, gt=0)
+    delivery_limit: int = Field(5, ge=1)
+
+    @field_validator("cors_origins", "task_modules", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rabbit_host", "cluster_token", "api_token", "coordinator_bind", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no RabbitMQ is configured: the coordinator runs its own queue and worker."""
+        return self.rabbit_host is None
+
+    @property
+    def bind_host(self) -> str:
+        """The address the coordinator listens on."""
+        if self.coordinator_bind:
+            return self.coordinator_bind
+        return "127.0.0.1" if self.embedded else "0.0.0.0"
+
+    @property
+    def coordinator_url(self) -> str:
+        """Base URL a worker uses to reach the coordinator."""
+        host = self.coordinator_ip
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.coordinator_port}"
+
+    @property
+    def failed_queue_name(self) -> str:
+        from sd_common.topology import failed_queue_name
+
+        return failed_queue_name(self.queue_name)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,83 @@
+"""RabbitMQ names and declarations, defined once for the coordinator, the workers and the tests."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+
+from sd_common.settings import Settings
+
+FAILED_SUFFIX = ".failed"
+
+
+def failed_queue_name(queue_name: str) -> str:
+    """Name of the dead-letter queue of `queue_name` (Dramatiq-style derived name)."""
+    return f"{queue_name}{FAILED_SUFFIX}"
+
+
+def work_queue_arguments(queue_name: str, delivery_limit: int) -> dict[str, Any]:
+    """Arguments of the work queue: quorum, bounded redeliveries, dead letters to `.failed`."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": failed_queue_name(queue_name),
+    }
+
+
+async def declare_work_queue(
+    channel: AbstractChannel, queue_name: str, delivery_limit: int
+) -> AbstractQueue:
+    """Declare the dead-letter queue and the work queue (idempotent)."""
+    await declare_failed_queue(channel, queue_name)
+    return await channel.declare_queue(
+        queue_name, durable=True, arguments=work_queue_arguments(queue_name, delivery_limit)
+    )
+
+
+async def declare_failed_queue(channel: AbstractChannel, queue_name: str) -> AbstractQueue:
+    """Declare (idempotently) and return the dead-letter queue of `queue_name`."""
+    return await channel.declare_queue(
+        failed_queue_name(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
+    )
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cafile=str(settings.rabbit_ca_file) if settings.rabbit_ca_file else None
+    )
+    if settings.rabbit_cert_file:
+        context.load_cert_chain(
+            str(settings.rabbit_cert_file),
+            str(settings.rabbit_key_file) if settings.rabbit_key_file else None,
+        )
+    return context
+
+
+def broker_display(settings: Settings) -> str:
+    """Where the broker is, for log lines (never the password)."""
+    scheme = "amqps" if settings.rabbit_tls else "amqp"
+    return (
+        f"{scheme}://{settings.rabbit_user}@{settings.rabbit_host}:{settings.rabbit_port}"
+        f"{settings.rabbit_vhost}"
+    )
+
+
+async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:
+    """Open a robust, named connection to the configured broker."""
+    if settings.rabbit_host is None:
+        raise RuntimeError("RABBIT_HOST is not set: there is no broker to connect to")
+    return await aio_pika.connect_robust(
+        host=settings.rabbit_host,
+        port=settings.rabbit_port,
+        login=settings.rabbit_user,
+        password=settings.rabbit_pass,
+        virtualhost=settings.rabbit_vhost,
+        ssl=settings.rabbit_tls,
+        ssl_context=_ssl_context(settings) if settings.rabbit_tls else None,
+        client_properties={"connection_name": connection_name},
+        timeout=10,
+    )

@@ -1,0 +1,95 @@
+"""sd-coordinator: the cluster's API, queue publisher, result store and dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+
+import uvicorn
+
+from sd_common.cli import fail, load_settings, setup_logging
+from sd_common.settings import LOOPBACK_HOSTS, Settings
+from sd_common.topology import broker_display
+
+log = logging.getLogger("sd.coordinator")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="sd-coordinator",
+        description="Sistema Distribuido coordinator: accepts uploads and tasks, queues them on "
+        "RabbitMQ (RABBIT_HOST) or, with RABBIT_HOST unset, on an embedded queue with a local "
+        "worker; stores results; serves the dashboard and the API (/docs). Settings come from "
+        "the environment and .env (see .env.example); flags override them.",
+    )
+    parser.add_argument("--host", help="listen address (COORDINATOR_BIND; default 127.0.0.1 "
+                        "embedded, 0.0.0.0 with RabbitMQ)")  # fmt: skip
+    parser.add_argument("--port", type=int, help="listen port (COORDINATOR_PORT, default 8000)")
+    parser.add_argument("--data-dir", help="where the database, inputs and results live (DATA_DIR)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def listens_beyond_loopback(host: str) -> bool:
+    """True unless `host` is a loopback address."""
+    if host in LOOPBACK_HOSTS:
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def check_startup(settings: Settings) -> None:
+    """Refuse configurations that would expose the cluster or cannot work."""
+    if (
+        not settings.embedded
+        and listens_beyond_loopback(settings.bind_host)
+        and not settings.cluster_token
+    ):
+        fail(
+            f"RABBIT_HOST is set and the coordinator would listen on {settings.bind_host}, "
+            "beyond this machine, without CLUSTER_TOKEN: anyone could post results. Set "
+            "CLUSTER_TOKEN (the same on every worker), or --host 127.0.0.1."
+        )
+    with socket.socket(socket.AF_INET6 if ":" in settings.bind_host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.bind_host, settings.coordinator_port))
+        except OSError as exc:
+            fail(
+                f"cannot listen on {settings.bind_host}:{settings.coordinator_port} ({exc.strerror}); "
+                "is another sd-coordinator running? Choose another port with --port."
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the sd-coordinator console script."""
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    settings = load_settings(
+        coordinator_bind=args.host, coordinator_port=args.port, data_dir=args.data_dir
+    )
+    check_startup(settings)
+    from sd_coordinator.app import create_app
+
+    app = create_app(settings)
+    log.info("dashboard and API on http://%s:%d (API docs at /docs)",
+             "localhost" if not listens_beyond_loopback(settings.bind_host) else settings.bind_host,
+             settings.coordinator_port)  # fmt: skip
+    try:
+        uvicorn.run(
+            app,
+            host=settings.bind_host,
+            port=settings.coordinator_port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+        )
+    except (ConnectionError, OSError) as exc:
+        fail(f"cannot reach RabbitMQ at {broker_display(settings)}: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Worker endpoints (CLUSTER_TOKEN): registration, reports, inputs and results."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from typing import Annotated, Any
+
+import psutil
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+
+from sd_common.messages import (
+    ID,
+    NAME,
+    IngestAnswer,
+    OutcomeBatch,
+    TaskOutcome,
+    WorkerHello,
+    Working,
+)
+from sd_coordinator.api.deps import ServicesDep, require_worker
+from sd_coordinator.errors import Invalid, NotFound, ServiceError
+
+router = APIRouter(dependencies=[Depends(require_worker)], tags=["workers (internal)"])
+
+
+@lru_cache(maxsize=1)
+def own_addresses() -> frozenset[str]:
+    """This machine's addresses, to badge a worker running beside the coordinator."""
+    return frozenset(
+        a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs
+    )
+
+
+def is_local(request: Request, hello: WorkerHello) -> bool:
+    """A worker on the coordinator's own machine (loopback peer or one of our addresses)."""
+    peer = request.client.host if request.client else ""
+    try:
+        if ipaddress.ip_address(peer).is_loopback:
+            return True
+    except ValueError:
+        pass
+    return peer in own_addresses() or hello.ip in own_addresses()
+
+
+@router.post("/register")
+async def register(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """A worker starts: record it (409 if a live worker holds the name)."""
+    worker = services.registry.register(hello, is_local=is_local(request, hello))
+    s = services.settings
+    return {"session": worker.session, "queue": s.queue_name,
+            "report_interval_s": s.report_interval_s}  # fmt: skip
+
+
+@router.post("/report")
+async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, str]:
+    """Periodic resources and state of a registered worker (404: register again)."""
+    services.registry.report(hello, is_local=is_local(request, hello))
+    return {"status": "ok"}
+
+
+@router.post("/working")
+async def working(update: Working, services: ServicesDep) -> dict[str, str]:
+    """The worker's current task changed."""
+    services.registry.working(update)
+    if update.task_id and len(update.task_id) == 32:
+        await services.store.mark_running(update.task_id, update.name)
+    return {"status": "ok"}
+
+
+@router.get("/blobs/{sha256}", response_class=FileResponse)
+async def blob(sha256: str, services: ServicesDep) -> FileResponse:
+    """A task's input by its sha256."""
+    path = services.blobs.input_path(sha256)
+    if path is None:
+        raise NotFound(f"no input {sha256!r}")
+    return FileResponse(path, media_type="application/octet-stream")
+
+
+@router.post("/result-image", response_model=IngestAnswer)
+async def result_image(
+    request: Request,
+    services: ServicesDep,
+    task_id: Annotated[str | None, Query(pattern=ID)] = None,
+    worker: Annotated[str | None, Query(pattern=NAME)] = None,
+) -> IngestAnswer:
+    """A task's result as the raw PNG body (`?task_id=&worker=`), or a JSON failure report."""
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            outcome = TaskOutcome.model_validate_json(body)
+        except ValidationError as exc:
+            raise Invalid(f"bad outcome: {exc.errors()[0]['msg']}") from exc
+        return await services.ingestor.outcome(outcome)
+    if task_id is None or worker is None:
+        raise Invalid("a result image needs the query parameters task_id and worker")
+    return await services.ingestor.image_result(task_id, worker, body)
+
+
+@router.post("/results")
+async def results(batch: OutcomeBatch, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
+    """Several JSON outcomes at once (custom task outputs, failures); one answer each."""
+    answers: list[dict[str, Any]] = []
+    for outcome in batch.outcomes:
+        try:
+            answers.append((await services.ingestor.outcome(outcome)).model_dump())
+        except ServiceError as exc:
+            answers.append({"task_id": outcome.task_id, "error": exc.detail,
+                            "status": exc.status_code})  # fmt: skip
+    return {"answers": answers}

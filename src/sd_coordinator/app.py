@@ -1,0 +1,83 @@
+"""The coordinator's FastAPI application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from sd_common.settings import Settings, get_settings
+from sd_coordinator.api import events, internal, jobs, results, workers
+from sd_coordinator.errors import ServiceError
+from sd_coordinator.lifespan import build_services, lifespan
+from sd_coordinator.limits import BodyLimit
+
+STATIC_DIR = Path(__file__).parent / "static"
+JSON_BODY_LIMIT = 1024 * 1024
+RESULT_BODY_LIMIT = 512 * 1024 * 1024
+
+NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>Sistema Distribuido</title>
+<h1>Sistema Distribuido</h1><p>The dashboard is not built. Run <code>scripts/start.sh</code>
+(or <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>). The API works:
+<a href="/docs">/docs</a>.</p>"""
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings` (default: environment and .env)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Sistema Distribuido",
+        summary="Coordinator of a distributed image-processing cluster over RabbitMQ.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = build_services(settings)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    for module in (jobs, workers, results, events, internal):
+        app.include_router(module.router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(
+        BodyLimit,
+        limits={
+            "/upload": settings.max_upload_bytes,
+            "/result-image": RESULT_BODY_LIMIT,
+        },
+        default=JSON_BODY_LIMIT,
+    )
+
+    if (STATIC_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        async def dashboard_missing() -> HTMLResponse:
+            return HTMLResponse(NOT_BUILT)
+
+    return app

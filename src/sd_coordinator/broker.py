@@ -1,0 +1,184 @@
+"""Task publishing: RabbitMQ with publisher confirms, or the embedded in-process queue.
+
+Both expose `start()`, `stop()`, `publish(messages)` (returns once every message is safely
+queued) and `pending()` (ready messages). Tasks that reach the delivery limit are handed to
+`on_dead_letter(task_id, reason)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import aio_pika
+import orjson
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from sd_common import topology
+from sd_common.messages import TaskMessage
+from sd_common.settings import Settings
+
+log = logging.getLogger("sd.coordinator.broker")
+
+DeadLetterHandler = Callable[[str, str], Awaitable[None]]
+PUBLISH_WINDOW = 1000
+PENDING_CACHE_S = 0.5
+
+
+class Broker(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, messages: Sequence[TaskMessage]) -> None: ...
+    async def pending(self) -> int: ...
+
+
+def _body(message: TaskMessage) -> bytes:
+    return message.model_dump_json(exclude_defaults=False).encode()
+
+
+def dead_letter_reason(message: AbstractIncomingMessage) -> str:
+    """Why RabbitMQ dead-lettered a message, from its x-death / x-first-death headers."""
+    headers = message.headers or {}
+    reason = headers.get("x-first-death-reason") or "rejected"
+    if isinstance(reason, bytes):
+        reason = reason.decode(errors="replace")
+    if reason == "delivery_limit":
+        return "gave up after reaching the delivery limit"
+    return f"dead-lettered by RabbitMQ ({reason})"
+
+
+class AmqpBroker:
+    """Publishes to the durable quorum work queue with confirms; consumes its dead letters."""
+
+    def __init__(self, settings: Settings, on_dead_letter: DeadLetterHandler) -> None:
+        self.settings = settings
+        self.on_dead_letter = on_dead_letter
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._pending_at = 0.0
+        self._pending = 0
+
+    async def start(self) -> None:
+        """Connect, declare the topology, start consuming dead letters."""
+        s = self.settings
+        self._connection = await topology.connect(s, f"sd-coordinator {s.node_name}")
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._queue = await topology.declare_work_queue(
+            self._channel, s.queue_name, s.delivery_limit
+        )
+        dead_channel = await self._connection.channel()
+        await dead_channel.set_qos(prefetch_count=50)
+        failed = await topology.declare_failed_queue(dead_channel, s.queue_name)
+        await failed.consume(self._on_dead_message)
+
+    async def stop(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
+
+    def _ready_channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("AmqpBroker used before start()")
+        return self._channel
+
+    async def publish(self, messages: Sequence[TaskMessage]) -> None:
+        """Publish persistent messages; return once the broker confirmed every one."""
+        exchange = self._ready_channel().default_exchange
+        name = self.settings.queue_name
+        for start in range(0, len(messages), PUBLISH_WINDOW):
+            window = messages[start : start + PUBLISH_WINDOW]
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            _body(m),
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            message_id=m.task_id,
+                            content_type="application/json",
+                            type=m.type,
+                        ),
+                        routing_key=name,
+                        mandatory=True,
+                    )
+                    for m in window
+                )
+            )
+
+    async def pending(self) -> int:
+        """Ready messages in the work queue (cached for half a second)."""
+        now = time.monotonic()
+        if now - self._pending_at > PENDING_CACHE_S:
+            queue = await self._ready_channel().declare_queue(
+                self.settings.queue_name, passive=True, robust=False
+            )
+            result = queue.declaration_result
+            self._pending = int(result.message_count or 0)
+            self._pending_at = now
+        return self._pending
+
+    async def _on_dead_message(self, message: AbstractIncomingMessage) -> None:
+        async with message.process(requeue=True):
+            try:
+                task_id = str(orjson.loads(message.body)["task_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                log.warning(
+                    "dropping an unreadable dead letter (message_id=%s)", message.message_id
+                )
+                return
+            await self.on_dead_letter(task_id, dead_letter_reason(message))
+
+
+class EmbeddedBroker:
+    """In-process queue for the single-machine default. Tasks live in SQLite, so after a restart
+    the coordinator re-enqueues every unfinished task; nothing here needs to be durable."""
+
+    def __init__(self, settings: Settings, on_dead_letter: DeadLetterHandler) -> None:
+        self.settings = settings
+        self.on_dead_letter = on_dead_letter
+        self.queue: asyncio.Queue[tuple[TaskMessage, int]] | None = None
+
+    async def start(self) -> None:
+        """Create the queue."""
+        self.queue = asyncio.Queue()
+
+    async def stop(self) -> None:
+        """Drop the queue; its tasks are still unfinished in SQLite."""
+        self.queue = None
+
+    def _ready_queue(self) -> asyncio.Queue[tuple[TaskMessage, int]]:
+        if self.queue is None:
+            raise RuntimeError("EmbeddedBroker used before start()")
+        return self.queue
+
+    async def publish(self, messages: Sequence[TaskMessage]) -> None:
+        """Enqueue messages (delivery count 0)."""
+        queue = self._ready_queue()
+        for message in messages:
+            queue.put_nowait((message, 0))
+
+    async def pending(self) -> int:
+        """Messages waiting in the queue."""
+        return self._ready_queue().qsize()
+
+    async def get(self) -> tuple[TaskMessage, int]:
+        """Next message and how often it was delivered before."""
+        return await self._ready_queue().get()
+
+    async def requeue(self, message: TaskMessage, deliveries: int, reason: str) -> None:
+        """Return a message after a failed attempt; at the delivery limit it dead-letters."""
+        if deliveries >= self.settings.delivery_limit:
+            await self.on_dead_letter(
+                message.task_id, f"{reason}; gave up after {deliveries} tries"
+            )
+            return
+        self._ready_queue().put_nowait((message, deliveries))

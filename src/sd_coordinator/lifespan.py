@@ -1,0 +1,106 @@
+"""The coordinator's parts, started in order and stopped in reverse."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from sd_common.settings import Settings
+from sd_common.tasks import load_task_modules
+from sd_common.topology import broker_display
+from sd_coordinator.blobs import Blobs
+from sd_coordinator.broker import AmqpBroker, Broker, EmbeddedBroker
+from sd_coordinator.ingest import Ingestor
+from sd_coordinator.local_worker import LocalLink, LocalWorker
+from sd_coordinator.rates import RateWindow
+from sd_coordinator.registry import Registry
+from sd_coordinator.store import Store
+from sd_coordinator.submit import Submitter
+
+log = logging.getLogger("sd.coordinator")
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, built once per app."""
+
+    settings: Settings
+    store: Store
+    blobs: Blobs
+    registry: Registry
+    rates: RateWindow
+    ingestor: Ingestor
+    broker: Broker
+    submitter: Submitter
+    local_worker: LocalWorker | None = None
+    started_at: float = field(default_factory=time.time)
+    stopping: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire the parts together (nothing started yet)."""
+    store = Store(settings.data_dir / "sd.sqlite3")
+    blobs = Blobs(settings.data_dir)
+    rates = RateWindow(window_s=5.0)
+    registry = Registry(settings.report_interval_s)
+    ingestor = Ingestor(store, blobs, rates)
+    broker: Broker
+    local_worker = None
+    if settings.embedded:
+        embedded = EmbeddedBroker(settings, ingestor.dead_letter)
+        local_worker = LocalWorker(settings, embedded, registry, store, LocalLink(blobs, ingestor))
+        broker = embedded
+    else:
+        broker = AmqpBroker(settings, ingestor.dead_letter)
+    submitter = Submitter(settings, store, blobs, broker)
+    return Services(
+        settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker
+    )
+
+
+async def start_services(services: Services) -> None:
+    """Start every part in dependency order and recover what a crash left unpublished."""
+    s = services.settings
+    load_task_modules(s.task_modules)
+    await services.blobs.start()
+    await services.store.start()
+    await services.broker.start()
+    recovered = await services.submitter.republish_unfinished(unpublished_only=not s.embedded)
+    if recovered:
+        log.info("re-enqueued %d unfinished task(s) from %s", recovered, s.data_dir)
+    if services.local_worker is not None:
+        await services.local_worker.start()
+        log.info(
+            "embedded mode: RABBIT_HOST is not set, so tasks go through an in-process queue to "
+            "a local worker. Set RABBIT_HOST to spread work over several machines."
+        )
+    else:
+        log.info("distributed mode: queue %r on %s", s.queue_name, broker_display(s))
+
+
+async def stop_services(services: Services) -> None:
+    """Stop in reverse order (each stop is idempotent)."""
+    services.stopping = True
+    if services.local_worker is not None:
+        await services.local_worker.stop()
+    await services.broker.stop()
+    await services.store.stop()
+    await services.blobs.stop()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """FastAPI lifespan: start the services, serve, stop them."""
+    services: Services = app.state.services
+    await start_services(services)
+    try:
+        yield
+    finally:
+        await stop_services(services)

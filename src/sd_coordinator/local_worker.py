@@ -1,0 +1,139 @@
+"""The embedded default's local worker: the same TaskProcessor and process pool as
+`sd-worker --async`, fed from the in-process queue and reporting straight into the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from sd_common.messages import IngestAnswer, TaskOutcome, WorkerHello, Working
+from sd_common.settings import Settings
+from sd_coordinator.blobs import Blobs
+from sd_coordinator.broker import EmbeddedBroker
+from sd_coordinator.errors import ServiceError
+from sd_coordinator.ingest import Ingestor
+from sd_coordinator.registry import Registry
+from sd_coordinator.store import Store
+from sd_worker.cache import InputCache
+from sd_worker.client import CoordinatorRejected
+from sd_worker.executor import Executor
+from sd_worker.params import get_optimal_params
+from sd_worker.processing import RetryLater, TaskProcessor
+from sd_worker.resources import ResourceSampler
+
+log = logging.getLogger("sd.coordinator.local_worker")
+
+
+class LocalLink:
+    """The worker's view of the coordinator, in process: no HTTP, same contract."""
+
+    def __init__(self, blobs: Blobs, ingestor: Ingestor) -> None:
+        self.blobs = blobs
+        self.ingestor = ingestor
+
+    async def fetch_input(self, sha256: str) -> bytes:
+        data = await self.blobs.get_input(sha256)
+        if data is None:
+            raise CoordinatorRejected(404, f"unknown input {sha256}")
+        return data
+
+    async def post_image(self, task_id: str, worker: str, png: bytes) -> IngestAnswer:
+        try:
+            return await self.ingestor.image_result(task_id, worker, png)
+        except ServiceError as exc:
+            raise CoordinatorRejected(exc.status_code, exc.detail) from exc
+
+    async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer:
+        try:
+            return await self.ingestor.outcome(outcome)
+        except ServiceError as exc:
+            raise CoordinatorRejected(exc.status_code, exc.detail) from exc
+
+
+class LocalWorker:
+    """Consumer loops over the embedded queue; `start()`, then an idempotent `stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: EmbeddedBroker,
+        registry: Registry,
+        store: Store,
+        link: LocalLink,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.registry = registry
+        self.store = store
+        self.name = f"{settings.node_name}-local"
+        self.session = uuid.uuid4().hex
+        self.executor = Executor(preload=settings.task_modules)
+        self.processor = TaskProcessor(
+            self.name,
+            settings,
+            link,
+            InputCache(settings.data_dir / "worker-cache" / "local"),
+            self.executor,
+            self._changed,
+        )
+        self.sampler = ResourceSampler()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.loops = 0
+        self._marks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Start the pool, register as the coordinator's own node, start consuming."""
+        self.executor.start()
+        self.registry.register(self._hello(), is_local=True)
+        consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
+        # In process there is no network to hide, but I/O tasks (sleep) and result storage
+        # overlap with pool work, so run as many loops as the worker would have messages.
+        self.loops = max(consumers * prefetch, self.executor.workers * 2)
+        for i in range(self.loops):
+            self._tasks.append(asyncio.create_task(self._consume(), name=f"sd-local-{i}"))
+        self._tasks.append(asyncio.create_task(self._report(), name="sd-local-report"))
+        log.info("local worker %r running with %d pool processes", self.name, self.executor.workers)
+
+    async def stop(self) -> None:
+        """Stop consuming and shut the pool down (idempotent); unfinished tasks stay queued
+        in SQLite and are enqueued again at the next start."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.executor.stop()
+
+    async def _consume(self) -> None:
+        while True:
+            message, deliveries = await self.broker.get()
+            try:
+                await self.processor.handle(message)
+            except RetryLater as exc:
+                await self.broker.requeue(message, deliveries + 1, str(exc))
+
+    def _hello(self) -> WorkerHello:
+        cpu, ram, net = self.sampler.sample()
+        p = self.processor
+        return WorkerHello(
+            name=self.name, session=self.session, cpu=cpu, ram=ram, net=net, ip="127.0.0.1",
+            cpus=self.executor.workers, status="busy" if p.current else "free",
+            task_id=p.current_task, consumers=self.loops, prefetch=1,
+            processed=p.processed, failed=p.failed,
+        )  # fmt: skip
+
+    def _changed(self) -> None:
+        task_id = self.processor.current_task
+        self.registry.working(
+            Working(name=self.name, session=self.session,
+                    status="busy" if task_id else "free", task_id=task_id)
+        )  # fmt: skip
+        if task_id:
+            mark = asyncio.ensure_future(self.store.mark_running(task_id, self.name))
+            self._marks.add(mark)
+            mark.add_done_callback(self._marks.discard)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.report_interval_s)
+            self.registry.report(self._hello(), is_local=True)

@@ -1,0 +1,41 @@
+"""Bearer-token checks: CLUSTER_TOKEN for worker endpoints, optional API_TOKEN for users."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from sd_coordinator.errors import Unauthorized
+
+
+def presented_token(request: Request) -> str | None:
+    """The token from `Authorization: Bearer …`, or `?token=` (EventSource and <img> cannot
+    set headers)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return request.query_params.get("token")
+
+
+def token_matches(presented: str | None, *expected: str | None) -> bool:
+    """Constant-time comparison against any configured token."""
+    if presented is None:
+        return False
+    given = presented.encode()
+    return any(e is not None and hmac.compare_digest(given, e.encode()) for e in expected)
+
+
+def check_cluster(request: Request, cluster_token: str | None) -> None:
+    """Worker endpoints: the cluster token when one is set."""
+    if cluster_token is not None and not token_matches(presented_token(request), cluster_token):
+        raise Unauthorized("worker endpoint: send Authorization: Bearer <CLUSTER_TOKEN>")
+
+
+def check_user(request: Request, api_token: str | None, cluster_token: str | None) -> None:
+    """User API: API_TOKEN when one is set (workers may read with the cluster token)."""
+    if api_token is not None and not token_matches(
+        presented_token(request), api_token, cluster_token
+    ):
+        raise Unauthorized("this API needs a token: send Authorization: Bearer <API_TOKEN>")

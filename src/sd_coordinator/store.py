@@ -1,0 +1,436 @@
+"""Jobs and tasks in SQLite (DATA_DIR/sd.sqlite3), with writes batched into few transactions.
+
+All database work runs on one dedicated thread, so the event loop never blocks on SQLite and
+statements never race. Writes that a caller must see durable (a stored result before the worker
+acks) are queued and committed together: while one transaction runs, the next batch gathers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ops TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    started INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    input TEXT,
+    filename TEXT,
+    params TEXT NOT NULL DEFAULT '{}',
+    worker TEXT,
+    result TEXT,
+    output TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    published INTEGER NOT NULL DEFAULT 0,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job_id, seq);
+CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(state) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(created_at);
+"""
+
+FINISHED = ("done", "failed")
+
+
+class Ingest(Enum):
+    """What happened to a reported outcome."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task to insert with its job."""
+
+    task_id: str
+    type: str
+    input: str | None = None
+    filename: str | None = None
+    params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A task's final outcome."""
+
+    task_id: str
+    worker: str | None
+    failed: bool
+    result: str | None = None
+    output: Any = None
+    error: str | None = None
+
+
+def job_state(total: int, done: int, failed: int, started: int) -> str:
+    """queued → running → done (all succeeded) or failed (all finished, one or more failed)."""
+    if done + failed >= total:
+        return "failed" if failed else "done"
+    return "running" if started or done or failed else "queued"
+
+
+def _job_summary(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "job_id": row["job_id"],
+        "state": job_state(row["total"], row["done"], row["failed"], row["started"]),
+        "total": row["total"],
+        "done": row["done"],
+        "failed": row["failed"],
+        "created_at": row["created_at"],
+        "finished_at": row["finished_at"],
+        "ops": row["ops"],
+        "kind": row["kind"],
+        "name": row["name"],
+    }
+
+
+def _task_view(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "task_id": row["task_id"],
+        "state": row["state"],
+        "type": row["type"],
+        "worker": row["worker"],
+        "result": row["result"],
+        "output": orjson.loads(row["output"]) if row["output"] is not None else None,
+        "error": row["error"],
+        "input": row["input"],
+        "filename": row["filename"],
+        "attempts": row["attempts"],
+    }
+
+
+class Store:
+    """SQLite-backed jobs and tasks. `start()` before use; `stop()` is idempotent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the database, create the schema, start the batching writer."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sd-store")
+        self._db = await self._call(self._open)
+        self._writer = asyncio.create_task(self._write_batches(), name="sd-store-writer")
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL survives a killed process; only power loss can drop the tail.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+        return db
+
+    async def stop(self) -> None:
+        """Flush pending writes and close."""
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+            if self._pending:
+                await self._flush(self._take_pending())
+        if self._db is not None:
+            db, self._db = self._db, None
+            await self._call(db.close)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("Store used before start()")
+        return self._db
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._thread is None:
+            raise RuntimeError("Store used before start()")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    # -- batched writes ---------------------------------------------------------------------
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("Store used before start()")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, future))
+        self._wakeup.set()
+        return await future
+
+    def _take_pending(
+        self,
+    ) -> list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]:
+        batch, self._pending = self._pending, []
+        self._wakeup.clear()
+        return batch
+
+    async def _write_batches(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            await self._flush(self._take_pending())
+
+    async def _flush(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
+    ) -> None:
+        def run() -> list[tuple[bool, Any]]:
+            results: list[tuple[bool, Any]] = []
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for op, _ in batch:
+                    db.execute("SAVEPOINT op")
+                    try:
+                        results.append((True, op(db)))
+                        db.execute("RELEASE op")
+                    except Exception as exc:  # one bad op must not sink the batch
+                        db.execute("ROLLBACK TO op")
+                        db.execute("RELEASE op")
+                        results.append((False, exc))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return results
+
+        try:
+            results = await self._call(run)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), (ok, value) in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def create_job(
+        self, job_id: str, kind: str, name: str, ops: str, tasks: Sequence[NewTask]
+    ) -> None:
+        """Insert a job and its tasks, all queued and not yet published."""
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO jobs (job_id, kind, name, ops, total, created_at) VALUES (?,?,?,?,?,?)",
+                (job_id, kind, name, ops, len(tasks), now),
+            )
+            db.executemany(
+                "INSERT INTO tasks (task_id, job_id, seq, type, state, input, filename, params)"
+                " VALUES (?,?,?,?,'queued',?,?,?)",
+                [
+                    (
+                        t.task_id,
+                        job_id,
+                        i,
+                        t.type,
+                        t.input,
+                        t.filename,
+                        orjson.dumps(t.params or {}),
+                    )
+                    for i, t in enumerate(tasks)
+                ],
+            )
+
+        await self._write(op)
+
+    async def delete_job(self, job_id: str) -> None:
+        """Remove a job whose tasks could not be published (nothing was enqueued)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM tasks WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+        await self._write(op)
+
+    async def mark_published(self, task_ids: Iterable[str]) -> None:
+        """Record that the broker confirmed these tasks."""
+        rows = [(t,) for t in task_ids]
+        await self._write(
+            lambda db: db.executemany("UPDATE tasks SET published = 1 WHERE task_id = ?", rows)
+        )
+
+    async def mark_running(self, task_id: str, worker: str) -> None:
+        """A worker started the task (best effort: the final outcome is what counts)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            cur = db.execute(
+                "UPDATE tasks SET state = 'running', worker = ? WHERE task_id = ? AND state = 'queued'",
+                (worker, task_id),
+            )
+            if cur.rowcount:
+                db.execute(
+                    "UPDATE jobs SET started = 1 WHERE job_id ="
+                    " (SELECT job_id FROM tasks WHERE task_id = ?) AND started = 0",
+                    (task_id,),
+                )
+
+        await self._write(op)
+
+    async def note_attempt(self, task_id: str, worker: str, error: str) -> None:
+        """An attempt failed transiently; the message goes back to the queue."""
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE tasks SET attempts = attempts + 1, error = ?, worker = ?, state = 'queued'"
+                " WHERE task_id = ? AND state IN ('queued', 'running')",
+                (error, worker, task_id),
+            )
+        )
+
+    async def finish(self, outcome: Finish) -> Ingest:
+        """Store a task's outcome exactly once; later reports of the same task are duplicates."""
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> Ingest:
+            row = db.execute(
+                "SELECT job_id, state, error FROM tasks WHERE task_id = ?", (outcome.task_id,)
+            ).fetchone()
+            if row is None:
+                return Ingest.UNKNOWN
+            if row["state"] in FINISHED:
+                return Ingest.DUPLICATE
+            error = outcome.error or "failed"
+            if row["error"] and row["error"] != error:
+                error = f"{error} (last attempt: {row['error']})"
+            db.execute(
+                "UPDATE tasks SET state = ?, worker = COALESCE(?, worker), result = ?, output = ?,"
+                " error = ?, finished_at = ? WHERE task_id = ?",
+                (
+                    "failed" if outcome.failed else "done",
+                    outcome.worker,
+                    outcome.result,
+                    None if outcome.output is None else orjson.dumps(outcome.output),
+                    error if outcome.failed else None,
+                    now,
+                    outcome.task_id,
+                ),
+            )
+            column = "failed" if outcome.failed else "done"
+            db.execute(
+                f"UPDATE jobs SET {column} = {column} + 1, started = 1,"
+                " finished_at = CASE WHEN done + failed + 1 >= total THEN ? END WHERE job_id = ?",
+                (now, row["job_id"]),
+            )
+            return Ingest.STORED
+
+        return await self._write(op)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def task_state(self, task_id: str) -> str | None:
+        """The task's state, or None if unknown."""
+
+        def read() -> str | None:
+            row = self.db.execute(
+                "SELECT state FROM tasks WHERE task_id = ?", (task_id,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._call(read)
+
+    async def list_jobs(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Job summaries, newest first."""
+
+        def read() -> list[dict[str, Any]]:
+            rows = self.db.execute(
+                "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [_job_summary(r) for r in rows]
+
+        return await self._call(read)
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """A job with its tasks, or None."""
+
+        def read() -> dict[str, Any] | None:
+            row = self.db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = _job_summary(row)
+            tasks = self.db.execute(
+                "SELECT * FROM tasks WHERE job_id = ? ORDER BY seq", (job_id,)
+            ).fetchall()
+            job["tasks"] = [_task_view(t) for t in tasks]
+            return job
+
+        return await self._call(read)
+
+    async def totals(self) -> dict[str, int]:
+        """Task counts over all jobs: done, failed and not yet finished."""
+
+        def read() -> dict[str, int]:
+            row = self.db.execute(
+                "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(done), 0), COALESCE(SUM(failed), 0)"
+                " FROM jobs"
+            ).fetchone()
+            total, done, failed = row
+            return {
+                "total": total,
+                "done": done,
+                "failed": failed,
+                "pending": total - done - failed,
+            }
+
+        return await self._call(read)
+
+    async def result_owner(self, filename: str) -> dict[str, Any] | None:
+        """The task whose stored result is `filename`, or None."""
+
+        def read() -> dict[str, Any] | None:
+            row = self.db.execute(
+                "SELECT task_id, job_id, filename FROM tasks WHERE result = ?", (filename,)
+            ).fetchone()
+            return None if row is None else dict(row)
+
+        return await self._call(read)
+
+    async def unfinished_tasks(self, *, unpublished_only: bool) -> list[dict[str, Any]]:
+        """Tasks to (re)publish after a restart."""
+
+        def read() -> list[dict[str, Any]]:
+            sql = "SELECT t.*, j.ops FROM tasks t JOIN jobs j USING (job_id)"
+            sql += " WHERE t.state IN ('queued', 'running')"
+            if unpublished_only:
+                sql += " AND t.published = 0"
+            return [dict(r) for r in self.db.execute(sql + " ORDER BY j.created_at, t.seq")]
+
+        return await self._call(read)

@@ -1,0 +1,155 @@
+"""Turning uploads and custom tasks into stored jobs and published task messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from sd_common.images import ImageRejected, inspect_image
+from sd_common.messages import InputRef, TaskMessage
+from sd_common.pipeline import PipelineError, format_pipeline, parse_pipeline
+from sd_common.settings import Settings
+from sd_common.tasks import IMAGE_TASK, get_task_type
+from sd_coordinator.blobs import Blobs
+from sd_coordinator.broker import Broker
+from sd_coordinator.errors import Invalid, ServiceError, Unavailable
+from sd_coordinator.store import NewTask, Store
+
+log = logging.getLogger("sd.coordinator.submit")
+
+MAX_TASKS_PER_JOB = 10_000
+MAX_FILES_PER_UPLOAD = 100
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file, read and size-checked by the API layer."""
+
+    filename: str
+    data: bytes
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Submitter:
+    """Validates input, stores it once, records the job, publishes one message per task."""
+
+    def __init__(self, settings: Settings, store: Store, blobs: Blobs, broker: Broker) -> None:
+        self.settings = settings
+        self.store = store
+        self.blobs = blobs
+        self.broker = broker
+
+    async def submit_images(self, uploads: list[Upload], ops: str, copies: int) -> dict[str, Any]:
+        """Check every file and the pipeline, then enqueue `copies` tasks per file."""
+        if not uploads:
+            raise Invalid("no file: send one or more multipart parts named 'file'")
+        if len(uploads) > MAX_FILES_PER_UPLOAD:
+            raise Invalid(f"too many files: at most {MAX_FILES_PER_UPLOAD} per upload")
+        if not 1 <= copies <= 1000:
+            raise Invalid("copies must be between 1 and 1000")
+        if len(uploads) * copies > MAX_TASKS_PER_JOB:
+            raise Invalid(f"too many tasks: files × copies must be at most {MAX_TASKS_PER_JOB}")
+        try:
+            canonical_ops = format_pipeline(parse_pipeline(ops))
+        except PipelineError as exc:
+            raise Invalid(f"ops: {exc}") from exc
+        for upload in uploads:
+            await self._check_image(upload)
+        hashes = [await self.blobs.put_input(u.data) for u in uploads]
+        tasks: list[NewTask] = []
+        messages: list[TaskMessage] = []
+        for upload, sha256 in zip(uploads, hashes, strict=True):
+            ref = InputRef(sha256=sha256, size=len(upload.data))
+            for _ in range(copies):
+                task_id = _new_id()
+                tasks.append(NewTask(task_id, IMAGE_TASK, sha256, upload.filename))
+                messages.append(
+                    TaskMessage(task_id=task_id, job_id="0" * 32, type=IMAGE_TASK,
+                                ops=canonical_ops, input=ref)
+                )  # fmt: skip
+        name = uploads[0].filename if len(uploads) == 1 else f"{len(uploads)} files"
+        return await self._enqueue("image", name, canonical_ops, tasks, messages)
+
+    async def _check_image(self, upload: Upload) -> None:
+        try:
+            await asyncio.to_thread(inspect_image, upload.data, self.settings.max_image_pixels)
+        except ImageRejected as exc:
+            name = upload.filename or "file"
+            raise ServiceError(f"{name}: {exc}", status_code=exc.status_code) from exc
+
+    async def submit_task(self, type_name: str, payload: Any, copies: int) -> dict[str, Any]:
+        """Validate a custom task's payload with its registered model, then enqueue it."""
+        task_type = get_task_type(type_name)
+        if task_type is None or type_name == IMAGE_TASK:
+            raise Invalid(f"unknown task type {type_name!r}; use POST /upload for images")
+        if not 1 <= copies <= 1000:
+            raise Invalid("copies must be between 1 and 1000")
+        try:
+            params = task_type.payload.model_validate(payload).model_dump(mode="json")
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise Invalid(f"bad payload for {type_name!r}: {problems}") from exc
+        tasks, messages = [], []
+        for _ in range(copies):
+            task_id = _new_id()
+            tasks.append(NewTask(task_id, type_name, params=params))
+            messages.append(
+                TaskMessage(task_id=task_id, job_id="0" * 32, type=type_name, params=params)
+            )
+        return await self._enqueue("task", type_name, "", tasks, messages)
+
+    async def _enqueue(
+        self,
+        kind: str,
+        name: str,
+        ops: str,
+        tasks: list[NewTask],
+        messages: list[TaskMessage],
+    ) -> dict[str, Any]:
+        job_id = _new_id()
+        messages = [m.model_copy(update={"job_id": job_id}) for m in messages]
+        await self.store.create_job(job_id, kind, name, ops, tasks)
+        try:
+            await self.broker.publish(messages)
+        except Exception as exc:
+            await self.store.delete_job(job_id)
+            log.error("could not publish job %s to the queue: %s", job_id, exc)
+            raise Unavailable(
+                "the task queue is unavailable right now (RabbitMQ unreachable?); nothing was "
+                "queued, try again"
+            ) from exc
+        await self.store.mark_published(t.task_id for t in tasks)
+        return {"status": "sent", "job_id": job_id, "tasks": len(tasks)}
+
+    async def republish_unfinished(self, *, unpublished_only: bool) -> int:
+        """After a restart: publish tasks the queue may not hold (outbox recovery)."""
+        rows = await self.store.unfinished_tasks(unpublished_only=unpublished_only)
+        messages = []
+        for row in rows:
+            ref = None
+            if row["input"]:
+                path = self.blobs.input_path(row["input"])
+                ref = InputRef(sha256=row["input"], size=path.stat().st_size if path else 0)
+            messages.append(
+                TaskMessage(
+                    task_id=row["task_id"], job_id=row["job_id"], type=row["type"],
+                    ops=row["ops"] if row["type"] == IMAGE_TASK else "", input=ref,
+                    params=orjson.loads(row["params"]),
+                )
+            )  # fmt: skip
+        if messages:
+            await self.broker.publish(messages)
+            await self.store.mark_published(m.task_id for m in messages)
+        return len(messages)

@@ -1,0 +1,178 @@
+"""HTTP calls from a worker to the coordinator, with retry while it is away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import aiohttp
+import orjson
+
+from sd_common.messages import IngestAnswer, OutcomeBatch, TaskOutcome, WorkerHello, Working
+from sd_common.settings import Settings
+
+log = logging.getLogger("sd.worker.client")
+
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+OUTCOME_BATCH_MAX = 200
+
+
+class CoordinatorRejected(Exception):
+    """The coordinator answered 4xx: retrying the same request cannot help."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class CoordinatorClient:
+    """aiohttp session to the coordinator; `start()` before use, `stop()` is idempotent."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base_url = settings.coordinator_url
+        self._session: aiohttp.ClientSession | None = None
+        self._outbox: list[tuple[TaskOutcome, asyncio.Future[IngestAnswer]]] = []
+        self._outbox_ready = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._unreachable = False
+
+    async def start(self) -> None:
+        """Open the keep-alive session and the outcome batcher."""
+        headers = {}
+        if self.settings.cluster_token:
+            headers["Authorization"] = f"Bearer {self.settings.cluster_token}"
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=120, connect=5),
+            connector=aiohttp.TCPConnector(limit=32),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        )
+        self._sender = asyncio.create_task(self._send_outcomes(), name="sd-outcome-batcher")
+
+    async def stop(self) -> None:
+        """Close the session."""
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+            self._sender = None
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("CoordinatorClient used before start()")
+        return self._session
+
+    async def _once(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self.session.request(method, self.base_url + path, **kwargs) as response:
+            body = await response.read()
+            if response.status >= 500:
+                raise aiohttp.ClientResponseError(
+                    response.request_info, (), status=response.status, message=body[:200].decode()
+                )
+            if response.status >= 400:
+                try:
+                    detail = str(orjson.loads(body).get("detail"))
+                except (orjson.JSONDecodeError, AttributeError):
+                    detail = body[:200].decode(errors="replace")
+                raise CoordinatorRejected(response.status, detail)
+            if response.content_type == "application/json":
+                return orjson.loads(body)
+            return body
+
+    async def call(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        """One request; with `retry`, transient failures (unreachable, 5xx) back off and retry
+        until it succeeds, so a result is never dropped while the coordinator restarts."""
+        attempt = 0
+        while True:
+            try:
+                result = await self._once(method, path, **kwargs)
+                if self._unreachable:
+                    self._unreachable = False
+                    log.info("coordinator at %s is reachable again", self.base_url)
+                return result
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                if not retry:
+                    raise
+                if not self._unreachable:
+                    self._unreachable = True
+                    log.warning(
+                        "coordinator at %s unreachable (%s); holding results and retrying. "
+                        "Check COORDINATOR_IP/COORDINATOR_PORT and that sd-coordinator runs.",
+                        self.base_url, exc or type(exc).__name__,
+                    )  # fmt: skip
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                attempt += 1
+
+    async def register(self, hello: WorkerHello) -> dict[str, Any]:
+        """POST /register; answers the session and the coordinator's settings for workers."""
+        result: dict[str, Any] = await self.call("POST", "/register", json=hello.model_dump())
+        return result
+
+    async def report(self, hello: WorkerHello) -> None:
+        """POST /report, once: a missed report is replaced by the next one."""
+        await self.call("POST", "/report", retry=False, json=hello.model_dump())
+
+    async def working(self, update: Working) -> None:
+        """POST /working, once."""
+        await self.call("POST", "/working", retry=False, json=update.model_dump())
+
+    async def fetch_input(self, sha256: str) -> bytes:
+        """GET /blobs/{sha256}."""
+        data: bytes = await self.call("GET", f"/blobs/{sha256}")
+        return data
+
+    async def post_image(self, task_id: str, worker: str, png: bytes) -> IngestAnswer:
+        """POST /result-image with the PNG as the raw body."""
+        answer = await self.call(
+            "POST", "/result-image", params={"task_id": task_id, "worker": worker}, data=png,
+            headers={"Content-Type": "image/png"},
+        )  # fmt: skip
+        return IngestAnswer.model_validate(answer)
+
+    async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer:
+        """Queue a JSON outcome; the batcher sends it with others in one POST /results."""
+        future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
+        self._outbox.append((outcome, future))
+        self._outbox_ready.set()
+        return await future
+
+    async def _send_outcomes(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            batch = self._outbox[:OUTCOME_BATCH_MAX]
+            del self._outbox[:OUTCOME_BATCH_MAX]
+            if not self._outbox:
+                self._outbox_ready.clear()
+            body = OutcomeBatch(outcomes=[o for o, _ in batch]).model_dump(mode="json")
+            try:
+                answers = await self.call("POST", "/results", json=body)
+            except CoordinatorRejected as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), answer in zip(batch, answers["answers"], strict=True):
+                if future.done():
+                    continue
+                if answer.get("error"):
+                    future.set_exception(CoordinatorRejected(answer["status"], answer["error"]))
+                else:
+                    future.set_result(IngestAnswer.model_validate(answer))
+
+    async def queue_size(self) -> int:
+        """GET /queue_size."""
+        answer = await self.call("GET", "/queue_size", retry=False)
+        return int(answer["pending_tasks"])
+
+    async def live_workers(self) -> int:
+        """How many workers GET /workers shows alive."""
+        answer = await self.call("GET", "/workers", retry=False)
+        return sum(1 for w in answer.values() if w.get("alive"))

@@ -1,0 +1,38 @@
+"""How many consumers and how much prefetch a worker should use, from the cluster's state."""
+
+from __future__ import annotations
+
+import math
+
+MAX_PREFETCH = 32
+IDLE_PREFETCH = 2
+
+
+def get_optimal_params(pending: int, live_workers: int, cpus: int) -> tuple[int, int]:
+    """Return `(consumers, prefetch)` for a worker with `cpus` cores.
+
+    `pending` is the number of ready messages in the work queue and `live_workers` the number
+    of workers sharing it (this one included). The aim is to keep every core of the process
+    pool busy, with a small buffer so a core never waits for the network, without one worker
+    hoarding messages that idle workers could run:
+
+    - one consumer per core, so deliveries and result posts overlap (at least one);
+    - prefetch per consumer grows with this worker's fair share of the queue,
+      `ceil(pending / live_workers) / consumers`, between IDLE_PREFETCH (an idle queue still
+      keeps a message ready per core) and MAX_PREFETCH (memory and redelivery cost of a kill
+      stay bounded by prefetch, not by queue depth);
+    - a queue shorter than the cluster's cores gets fewer consumers, so a few tasks spread
+      over all workers instead of landing on the first one.
+
+    Pure and cheap: the worker re-evaluates it every few seconds and applies changes live.
+    """
+    cpus = max(1, cpus)
+    live_workers = max(1, live_workers)
+    pending = max(0, pending)
+    share = math.ceil(pending / live_workers)
+    if pending and share < cpus:
+        consumers = max(1, share)
+        return consumers, IDLE_PREFETCH
+    consumers = cpus
+    prefetch = min(MAX_PREFETCH, max(IDLE_PREFETCH, math.ceil(share / consumers)))
+    return consumers, prefetch

@@ -1,0 +1,307 @@
+"""`sd-worker --async`: aio-pika consumers feeding the process pool, tuned live."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import orjson
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+
+from sd_common import topology
+from sd_common.messages import TaskMessage, WorkerHello, Working
+from sd_common.settings import Settings
+from sd_worker.cache import InputCache
+from sd_worker.client import CoordinatorClient, CoordinatorRejected
+from sd_worker.executor import Executor
+from sd_worker.params import get_optimal_params
+from sd_worker.processing import RetryLater, TaskProcessor
+from sd_worker.resources import ResourceSampler, ip_towards
+
+log = logging.getLogger("sd.worker")
+
+DRAIN_TIMEOUT_S = 60.0
+
+
+class Consumer:
+    """One channel with its own prefetch and one consumer on the work queue."""
+
+    def __init__(self, channel: AbstractRobustChannel, worker: AsyncWorker) -> None:
+        self.channel = channel
+        self.worker = worker
+        self.tag: str | None = None
+
+    async def start(self, prefetch: int) -> None:
+        await self.channel.set_qos(prefetch_count=prefetch)
+        queue = await topology.declare_work_queue(
+            self.channel, self.worker.settings.queue_name, self.worker.settings.delivery_limit
+        )
+        self.queue = queue
+        self.tag = await queue.consume(self.worker.on_message)
+
+    async def pause(self) -> None:
+        """Stop new deliveries; unacked messages stay on the channel and can still be acked."""
+        if self.tag is not None:
+            tag, self.tag = self.tag, None
+            await self.queue.cancel(tag)
+
+    async def close(self) -> None:
+        await self.pause()
+        await self.channel.close()
+
+
+class AsyncWorker:
+    """Consumes tasks with late acks; `run()` until stopped; first SIGTERM drains."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.node_name
+        self.session = uuid.uuid4().hex
+        self.client = CoordinatorClient(settings)
+        self.executor = Executor(preload=settings.task_modules)
+        self.cache = InputCache(settings.data_dir / "worker-cache" / self.name)
+        self.processor = TaskProcessor(
+            self.name, settings, self.client, self.cache, self.executor, self._task_changed
+        )
+        self.sampler = ResourceSampler()
+        self.ip = ip_towards(settings.coordinator_ip, settings.coordinator_port)
+        self.connection: AbstractRobustConnection | None = None
+        self.consumers: list[Consumer] = []
+        self.prefetch = 0
+        self.paused = False
+        self.draining = False
+        self.inflight: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the pool, register, connect, and begin consuming."""
+        self.executor.start()
+        await self.client.start()
+        await self._register()
+        self.connection = await topology.connect(self.settings, f"sd-worker {self.name}")
+        consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
+        await self._apply(consumers, prefetch)
+        for loop in (self._report_loop, self._tune_loop, self._working_loop):
+            self._background.append(asyncio.create_task(loop(), name=loop.__name__))
+        log.info(
+            "worker %s consuming %r on %s with %d pool processes (consumers=%d prefetch=%d)",
+            self.name, self.settings.queue_name, topology.broker_display(self.settings),
+            self.executor.workers, len(self.consumers), self.prefetch,
+        )  # fmt: skip
+
+    async def run(self) -> None:
+        """Start, then serve until `stop()`."""
+        await self.start()
+        await self._stopped.wait()
+
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Stop taking tasks and wait for the ones in flight (graceful shutdown)."""
+        if self.draining:
+            return
+        self.draining = True
+        self._changed.set()
+        log.info(
+            "draining: %d task(s) in flight, waiting up to %.0f s", len(self.inflight), timeout_s
+        )
+        for consumer in self.consumers:
+            await consumer.pause()
+        if self.inflight:
+            await asyncio.wait(set(self.inflight), timeout=timeout_s)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Close everything now (idempotent); unacked messages return to the queue."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        for task in self._background:
+            task.cancel()
+        for task in list(self.inflight):
+            task.cancel()
+        await asyncio.gather(*self._background, *self.inflight, return_exceptions=True)
+        if self.connection is not None:
+            await self.connection.close()
+        await self.client.stop()
+        self.executor.stop()
+
+    # -- consuming --------------------------------------------------------------------------
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        """Handle one delivery; ack only after the coordinator stored the outcome."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            await self._handle(message)
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            task = TaskMessage.model_validate(orjson.loads(message.body))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            log.error("rejecting a malformed message %s: %s", message.message_id, exc)
+            await message.reject(requeue=False)  # dead-letters it
+            return
+        try:
+            await self.processor.handle(task)
+        except RetryLater:
+            await self._settle(message, ack=False)
+            return
+        await self._settle(message, ack=True)
+
+    async def _settle(self, message: AbstractIncomingMessage, *, ack: bool) -> None:
+        try:
+            if ack:
+                await message.ack()
+            else:
+                await message.nack(requeue=True)
+        except Exception as exc:
+            # The channel it came on closed (broker restart): RabbitMQ redelivers it, and the
+            # coordinator answers the repeat as a duplicate.
+            log.info("could not settle task message %s (%s); it will be redelivered",
+                     message.message_id, exc)  # fmt: skip
+
+    async def _apply(self, consumers: int, prefetch: int) -> None:
+        """Run `consumers` consumers with `prefetch` each; prefetch applies to consumers created
+        after basic.qos, so a new prefetch re-creates them (in-flight messages stay ackable)."""
+        if self.connection is None:
+            return
+        if prefetch != self.prefetch:
+            for consumer in self.consumers:
+                await consumer.pause()
+                await consumer.channel.set_qos(prefetch_count=prefetch)
+                if not self.paused:
+                    await consumer.start(prefetch)
+            self.prefetch = prefetch
+        while len(self.consumers) < consumers:
+            channel = await self.connection.channel()
+            consumer = Consumer(channel, self)  # type: ignore[arg-type]
+            self.consumers.append(consumer)
+            if not self.paused:
+                await consumer.start(prefetch)
+            else:
+                await channel.set_qos(prefetch_count=prefetch)
+        while len(self.consumers) > consumers:
+            consumer = self.consumers.pop()
+            # Its unacked messages must still be acked on this channel: close it only when idle.
+            await consumer.pause()
+            self._background.append(asyncio.create_task(self._close_when_idle(consumer)))
+
+    async def _close_when_idle(self, consumer: Consumer) -> None:
+        while self.inflight:
+            await asyncio.sleep(1)
+        await consumer.channel.close()
+
+    async def _set_paused(self, paused: bool) -> None:
+        if paused == self.paused or self.draining:
+            return
+        self.paused = paused
+        for consumer in self.consumers:
+            if paused:
+                await consumer.pause()
+            else:
+                await consumer.start(self.prefetch)
+        self._changed.set()
+        log.info("CPU %s CPU_LIMIT=%.0f%%: %s consuming", "above" if paused else "back under",
+                 self.settings.cpu_limit, "paused" if paused else "resumed")  # fmt: skip
+
+    # -- talking to the coordinator ---------------------------------------------------------
+
+    def _status(self) -> str:
+        if self.draining:
+            return "draining"
+        if self.processor.current:
+            return "busy"
+        return "paused" if self.paused else "free"
+
+    def _hello(self, cpu: float = 0, ram: float = 0, net: float = 0) -> WorkerHello:
+        return WorkerHello(
+            name=self.name, session=self.session, cpu=cpu, ram=ram, net=net, ip=self.ip,
+            cpus=self.executor.workers, status=self._status(),
+            task_id=self.processor.current_task, consumers=len(self.consumers),
+            prefetch=self.prefetch, processed=self.processor.processed,
+            failed=self.processor.failed,
+        )  # fmt: skip
+
+    async def _register(self) -> None:
+        while True:
+            try:
+                await self.client.register(self._hello())
+                log.info("registered with the coordinator at %s as %r",
+                         self.client.base_url, self.name)  # fmt: skip
+                return
+            except CoordinatorRejected as exc:
+                if exc.status == 401:
+                    raise SystemExit(
+                        "error: the coordinator refused this worker (401): set CLUSTER_TOKEN to "
+                        "the coordinator's value"
+                    ) from exc
+                if exc.status != 409:
+                    raise
+                log.warning("%s; retrying in 2 s", exc.detail)
+                await asyncio.sleep(2)
+
+    async def _report_loop(self) -> None:
+        interval = self.settings.report_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            cpu, ram, net = self.sampler.sample()
+            await self._set_paused(cpu > self.settings.cpu_limit)
+            try:
+                await self.client.report(self._hello(cpu, ram, net))
+            except CoordinatorRejected as exc:
+                if exc.status == 404:  # the coordinator restarted and forgot us
+                    await self._register()
+                else:
+                    log.warning("report refused: %s", exc)
+            except Exception as exc:
+                log.debug("report failed: %s", exc)
+
+    def _task_changed(self) -> None:
+        self._changed.set()
+
+    async def _working_loop(self) -> None:
+        """Send /working when the current task changes, coalescing bursts into one request."""
+        sent: tuple[str, str | None] | None = None
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            state = (self._status(), self.processor.current_task)
+            if state == sent:
+                continue
+            try:
+                await self.client.working(
+                    Working(name=self.name, session=self.session, status=state[0],
+                            task_id=state[1])  # type: ignore[arg-type]
+                )  # fmt: skip
+                sent = state
+            except Exception as exc:
+                log.debug("/working failed: %s", exc)
+                await asyncio.sleep(self.settings.report_interval_s)
+
+    async def _tune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tune_interval_s)
+            try:
+                pending = await self.client.queue_size()
+                live = await self.client.live_workers()
+            except Exception as exc:
+                log.debug("could not read the cluster state to tune: %s", exc)
+                continue
+            consumers, prefetch = get_optimal_params(pending, live, self.executor.workers)
+            if (consumers, prefetch) != (len(self.consumers), self.prefetch):
+                log.info("tuning: pending=%d live_workers=%d -> consumers=%d prefetch=%d",
+                         pending, live, consumers, prefetch)  # fmt: skip
+                await self._apply(consumers, prefetch)

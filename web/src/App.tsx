@@ -1,0 +1,48 @@
+import { useEffect, useState } from 'react'
+import { onUnauthorized } from './auth'
+import { ClusterStrip } from './components/ClusterStrip'
+import { DisconnectedBanner } from './components/DisconnectedBanner'
+import { Header } from './components/Header'
+import { JobList } from './components/JobList'
+import { JobView } from './components/JobView'
+import { NodeGrid } from './components/NodeGrid'
+import { TokenPrompt } from './components/TokenPrompt'
+import { UploadForm } from './components/UploadForm'
+import { useSelectedJob } from './useSelectedJob'
+import { useSnapshot } from './useSnapshot'
+
+/** The dashboard: header, cluster strip, nodes, upload, jobs and the selected job. */
+export function App() {
+  const { snapshot, history, connection } = useSnapshot()
+  const [selectedJob, selectJob] = useSelectedJob()
+  const [askToken, setAskToken] = useState(false)
+
+  useEffect(() => onUnauthorized(() => setAskToken(true)), [])
+
+  const now = snapshot?.server_time ?? Date.now() / 1000
+  const jobs = snapshot?.jobs ?? []
+  return (
+    <div className="app">
+      <Header connection={connection} />
+      {connection === 'disconnected' && <DisconnectedBanner />}
+      <main className="layout">
+        <ClusterStrip snapshot={snapshot} tpsHistory={history.tps} />
+        <NodeGrid workers={Object.values(snapshot?.workers ?? {})} history={history} now={now} />
+        <div className="work">
+          <UploadForm onUploaded={selectJob} />
+          <JobList jobs={jobs} now={now} selectedId={selectedJob} onSelect={selectJob} />
+        </div>
+        {selectedJob && (
+          <JobView
+            key={selectedJob}
+            jobId={selectedJob}
+            summary={jobs.find((job) => job.job_id === selectedJob)}
+            now={now}
+            onClose={() => selectJob(null)}
+          />
+        )}
+      </main>
+      {askToken && <TokenPrompt onDone={() => setAskToken(false)} />}
+    </div>
+  )
+}

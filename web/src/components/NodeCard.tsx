@@ -1,0 +1,88 @@
+import { formatPercent, formatRate, shortId } from '../format'
+import type { NodeHistory } from '../history'
+import { useI18n } from '../i18n'
+import type { Worker } from '../types'
+import { Metric } from './Metric'
+import { StatusPill } from './StatusPill'
+
+interface NodeCardProps {
+  worker: Worker
+  history?: NodeHistory
+  /** Server time of the snapshot, so "last seen" does not depend on this machine's clock. */
+  now: number
+}
+
+const NO_HISTORY: NodeHistory = { cpu: [], ram: [], net: [] }
+
+/** A worker node: status, live CPU / RAM / network with history, current task and counters. */
+export function NodeCard({ worker, history = NO_HISTORY, now }: NodeCardProps) {
+  const { t } = useI18n()
+  const status = worker.alive ? worker.status : 'offline'
+  const offline = status === 'offline'
+  return (
+    <article
+      className={`card node-card node-${status}`}
+      data-testid={`node-card-${worker.name}`}
+      data-status={status}
+      aria-label={`${worker.name}: ${t(`status_${status}`)}`}
+    >
+      <header className="node-head">
+        <span className={`dot dot-${status}`} aria-hidden="true" />
+        <h3 className="node-name" title={worker.name}>
+          {worker.name}
+        </h3>
+        {worker.is_local && (
+          <span className="badge badge-coordinator" title={t('coordinatorTitle')} data-testid="coordinator-badge">
+            {t('coordinator')}
+          </span>
+        )}
+        <StatusPill kind="status" value={status} />
+      </header>
+      <div className="node-ip">{worker.ip}</div>
+
+      <div className="node-metrics">
+        <Metric name="cpu" value={formatPercent(worker.cpu)} percent={worker.cpu} points={history.cpu} now={now} />
+        <Metric name="ram" value={formatPercent(worker.ram)} percent={worker.ram} points={history.ram} now={now} />
+        <Metric name="net" value={formatRate(worker.net)} points={history.net} now={now} />
+      </div>
+
+      <div className="node-task">
+        {offline ? (
+          <span className="last-seen" data-testid="last-seen">
+            {t('lastSeen', { n: Math.max(0, Math.round(now - worker.last_seen)) })}
+          </span>
+        ) : (
+          <>
+            <span className="muted">{t('currentTask')}</span>{' '}
+            {worker.task_id ? (
+              <code title={worker.task_id} data-testid="current-task">
+                {shortId(worker.task_id)}
+              </code>
+            ) : (
+              <span className="muted">{t('idle')}</span>
+            )}
+          </>
+        )}
+      </div>
+
+      <dl className="node-stats">
+        <div>
+          <dt>{t('consumers')}</dt>
+          <dd>{worker.consumers}</dd>
+        </div>
+        <div>
+          <dt>{t('prefetch')}</dt>
+          <dd>{worker.prefetch}</dd>
+        </div>
+        <div>
+          <dt>{t('tasksDone')}</dt>
+          <dd data-testid="processed">{worker.processed}</dd>
+        </div>
+        <div>
+          <dt>{t('tasksFailed')}</dt>
+          <dd className={worker.failed ? 'bad' : ''}>{worker.failed ?? 0}</dd>
+        </div>
+      </dl>
+    </article>
+  )
+}

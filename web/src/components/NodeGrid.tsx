@@ -1,0 +1,34 @@
+import type { History } from '../history'
+import { useI18n } from '../i18n'
+import type { Worker } from '../types'
+import { NodeCard } from './NodeCard'
+
+/** Every known node: live ones first, the coordinator's own first, then by name (a stable order,
+ * so cards do not jump around as nodes turn busy and free). */
+const isOffline = (w: Worker): boolean => !w.alive || w.status === 'offline'
+
+export function NodeGrid({ workers, history, now }: { workers: Worker[]; history: History; now: number }) {
+  const { t } = useI18n()
+  const sorted = [...workers].sort(
+    (a, b) =>
+      Number(isOffline(a)) - Number(isOffline(b)) ||
+      Number(b.is_local) - Number(a.is_local) ||
+      a.name.localeCompare(b.name),
+  )
+  return (
+    <section className="section" aria-labelledby="nodes-title">
+      <h2 id="nodes-title" className="section-title">
+        {t('nodes')} <span className="count">{workers.length}</span>
+      </h2>
+      {sorted.length === 0 ? (
+        <p className="empty card">{t('noNodes')}</p>
+      ) : (
+        <div className="node-grid">
+          {sorted.map((worker) => (
+            <NodeCard key={worker.name} worker={worker} history={history.nodes[worker.name]} now={now} />
+          ))}
+        </div>
+      )}
+    </section>
+  )
+}
