@@ -1,0 +1,79 @@
+"""End to end: the console scripts as processes on the real broker, results checked by pixel."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image, ImageFilter, ImageOps
+
+from support.cluster import Cluster
+from support.images import decode, same_pixels, sample_image
+
+pytestmark = pytest.mark.e2e
+
+
+def pillow_reference(data: bytes) -> Image.Image:
+    """grayscale,blur:1.5,thumbnail:200 done by hand with Pillow."""
+    image = Image.open(io.BytesIO(data))
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    image = ImageOps.grayscale(image).filter(ImageFilter.GaussianBlur(1.5))
+    image.thumbnail((200, 200))
+    return image
+
+
+def test_two_workers_process_an_upload_pixel_for_pixel(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    cluster.start_worker("beta")
+    images = [("uno.jpg", sample_image(seed=1)), ("dos.png", sample_image(fmt="PNG", seed=2))]
+
+    sent = cluster.upload(images, ops="grayscale,blur:1.5,thumbnail:200", copies=20)
+    assert sent["tasks"] == 40
+    job = cluster.wait_job(sent["job_id"])
+
+    assert job["state"] == "done", job
+    assert (job["done"], job["failed"], job["total"]) == (40, 0, 40)
+    expected = {name: pillow_reference(data) for name, data in images}
+    with cluster.client() as client:
+        for task in job["tasks"]:
+            response = client.get(f"/result/{task['result']}")
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "image/png"
+            assert same_pixels(decode(response.content), expected[task["filename"]])
+    assert {t["worker"] for t in job["tasks"]} == {"alfa", "beta"}
+
+
+def test_custom_tasks_run_and_report_output(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("gamma")
+    with cluster.client() as client:
+        sent = client.post("/task", json={"type": "primes", "payload": {"below": 100}, "copies": 3})
+        assert sent.status_code == 202, sent.text
+    job = cluster.wait_job(sent.json()["job_id"])
+    assert job["state"] == "done"
+    assert [t["output"] for t in job["tasks"]] == [{"below": 100, "primes": 25}] * 3
+
+
+def test_copies_of_one_image_move_its_bytes_to_a_node_once(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("delta")
+    sent = cluster.upload([("uno.jpg", sample_image(seed=3))], ops="invert", copies=50)
+    assert cluster.wait_job(sent["job_id"])["done"] == 50
+    cache = cluster.root / "delta" / "worker-cache" / "delta"
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 1
+
+
+def test_embedded_mode_runs_a_job_without_rabbitmq(embedded_cluster: Cluster) -> None:
+    embedded_cluster.start_coordinator()
+    workers = embedded_cluster.client().get("/workers").json()
+    local = [w for w in workers.values() if w["is_local"]]
+    assert len(local) == 1 and local[0]["alive"]
+
+    data = sample_image(seed=4)
+    sent = embedded_cluster.upload([("foto.jpg", data)], ops="grayscale,blur:1.5,thumbnail:200")
+    job = embedded_cluster.wait_job(sent["job_id"])
+
+    assert job["state"] == "done"
+    result = embedded_cluster.client().get(f"/result/{job['tasks'][0]['result']}")
+    assert same_pixels(decode(result.content), pillow_reference(data))

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (processes, broker clean-up, images)."""

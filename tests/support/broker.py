@@ -1,0 +1,47 @@
+"""Real-RabbitMQ helpers for tests: unique queue names and clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aio_pika
+
+from sd_common.topology import failed_queue_name
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def unique_queue() -> str:
+    """A queue name no other test uses."""
+    return f"sdtest-{uuid.uuid4().hex[:12]}"
+
+
+async def delete_queues(queue_name: str) -> None:
+    """Delete a test's work queue and its dead-letter queue."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        for name in (queue_name, failed_queue_name(queue_name)):
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(name)
+            except aio_pika.exceptions.AMQPError:
+                pass
+
+
+def delete_queues_sync(queue_name: str) -> None:
+    """`delete_queues` for synchronous fixtures."""
+    asyncio.run(delete_queues(queue_name))
+
+
+async def queue_counts(queue_name: str) -> tuple[int, int]:
+    """(ready messages in the work queue, messages in its dead-letter queue)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        work = await channel.declare_queue(queue_name, passive=True)
+        failed = await channel.declare_queue(failed_queue_name(queue_name), passive=True)
+        return (
+            int(work.declaration_result.message_count or 0),
+            int(failed.declaration_result.message_count or 0),
+        )

@@ -1,0 +1,54 @@
+import { render, screen, within } from '@testing-library/react'
+import userEvent from '@testing-library/user-event'
+import { I18nProvider } from '../i18n'
+import { installFetch, job, jsonResponse } from '../test/fakes'
+import type { JobDetail } from '../types'
+import { JobView } from './JobView'
+
+const detail: JobDetail = {
+  ...job({ job_id: 'job-1', state: 'failed', total: 3, done: 2, failed: 1 }),
+  tasks: [
+    { task_id: 't1', state: 'done', worker: 'node-1', result: 't1.png', output: null, error: null, input: 'ab12', filename: 'cat.png' },
+    { task_id: 't2', state: 'done', worker: 'node-2', result: 't2.png', output: null, error: null, input: 'ab12', filename: 'cat.png' },
+    { task_id: 't3', state: 'failed', worker: 'node-2', result: null, output: null, error: 'cannot identify image file', input: 'cd34', filename: 'bad.png' },
+  ],
+}
+
+function renderView(lang: 'en' | 'es' = 'en') {
+  installFetch((path) => (path === 'jobs/job-1' ? jsonResponse(detail) : jsonResponse({ detail: 'Job not found' }, 404)))
+  render(
+    <I18nProvider lang={lang}>
+      <JobView jobId="job-1" now={1_700_000_000} onClose={() => undefined} />
+    </I18nProvider>,
+  )
+}
+
+describe('JobView', () => {
+  it('lists every task with its state, worker, error and download', async () => {
+    renderView()
+    const link = await screen.findByTestId('result-link-t1')
+    expect(link).toHaveAttribute('href', 'result/t1.png')
+    expect(screen.getByTestId('result-link-t2')).toHaveAttribute('href', 'result/t2.png')
+    expect(screen.queryByTestId('result-link-t3')).not.toBeInTheDocument()
+    expect(screen.getByTestId('task-error-t3')).toHaveTextContent('cannot identify image file')
+    expect(within(screen.getByTestId('task-t3')).getByText('node-2')).toBeInTheDocument()
+    expect(screen.getByTestId('zip-link')).toHaveAttribute('href', 'jobs/job-1/zip')
+    const befores = screen.getAllByAltText('Before') as HTMLImageElement[]
+    expect(befores[0].getAttribute('src')).toBe('inputs/ab12')
+  })
+
+  it('opens a before/after comparison', async () => {
+    renderView()
+    await userEvent.click(await screen.findByRole('button', { name: 'Compare before and after of cat.png', hidden: false }))
+    const dialog = screen.getByTestId('compare-dialog')
+    expect(within(dialog).getByAltText('After')).toHaveAttribute('src', 'result/t1.png')
+    await userEvent.keyboard('{Escape}')
+    expect(screen.queryByTestId('compare-dialog')).not.toBeInTheDocument()
+  })
+
+  it('adds the token to image and download URLs', async () => {
+    localStorage.setItem('sd.token', 'k')
+    renderView()
+    expect(await screen.findByTestId('result-link-t1')).toHaveAttribute('href', 'result/t1.png?token=k')
+  })
+})

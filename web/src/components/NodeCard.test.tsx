@@ -1,0 +1,55 @@
+import { render, screen, within } from '@testing-library/react'
+import { I18nProvider } from '../i18n'
+import { worker } from '../test/fakes'
+import { NodeCard } from './NodeCard'
+
+const NOW = 1_700_000_000
+
+function renderCard(overrides: Parameters<typeof worker>[0], now = NOW) {
+  render(
+    <I18nProvider lang="en">
+      <NodeCard worker={worker(overrides)} now={now} />
+    </I18nProvider>,
+  )
+  return screen.getByTestId(`node-card-${overrides?.name ?? 'node-1'}`)
+}
+
+describe('NodeCard', () => {
+  it('shows the live values, the current task and the counters', () => {
+    const card = renderCard({ name: 'node-1' })
+    expect(card).toHaveAttribute('data-status', 'busy')
+    expect(within(card).getByText('node-1')).toBeInTheDocument()
+    expect(within(card).getByText('100.64.0.7')).toBeInTheDocument()
+    expect(within(card).getByTestId('metric-cpu')).toHaveTextContent('42 %')
+    expect(within(card).getByTestId('metric-ram')).toHaveTextContent('63 %')
+    expect(within(card).getByTestId('metric-net')).toHaveTextContent('1.25 MB/s')
+    expect(within(card).getByTestId('current-task')).toHaveTextContent('0f3c9a2e')
+    expect(within(card).getByText('busy')).toBeInTheDocument()
+    expect(within(card).getByTestId('processed')).toHaveTextContent('120')
+    expect(within(card).getByText('consumers').nextSibling).toHaveTextContent('4')
+    expect(within(card).getByText('prefetch').nextSibling).toHaveTextContent('8')
+    expect(within(card).queryByTestId('coordinator-badge')).not.toBeInTheDocument()
+    expect(card).not.toHaveClass('node-offline')
+  })
+
+  it('badges the node that runs on the coordinator', () => {
+    const card = renderCard({ name: 'local', is_local: true, status: 'free', task_id: null })
+    expect(within(card).getByTestId('coordinator-badge')).toHaveTextContent('coordinator')
+    expect(within(card).getByText('idle')).toBeInTheDocument()
+    expect(card).toHaveAttribute('data-status', 'free')
+  })
+
+  it('greys an offline node and says when it was last seen', () => {
+    const card = renderCard({ name: 'gone', alive: false, status: 'offline', last_seen: NOW - 12 })
+    expect(card).toHaveAttribute('data-status', 'offline')
+    expect(card).toHaveClass('node-offline')
+    expect(within(card).getByTestId('last-seen')).toHaveTextContent('last seen 12 s ago')
+    expect(within(card).queryByTestId('current-task')).not.toBeInTheDocument()
+  })
+
+  it('treats a node that stopped reporting as offline whatever its last status', () => {
+    const card = renderCard({ name: 'silent', alive: false, status: 'busy', last_seen: NOW - 5 })
+    expect(card).toHaveAttribute('data-status', 'offline')
+    expect(within(card).getByTestId('last-seen')).toHaveTextContent('last seen 5 s ago')
+  })
+})
