@@ -118,9 +118,13 @@ class AmqpBroker:
         """Ready messages in the work queue (cached for half a second)."""
         now = time.monotonic()
         if now - self._pending_at > PENDING_CACHE_S:
-            queue = await self._ready_channel().declare_queue(
-                self.settings.queue_name, passive=True, robust=False
-            )
+            # A passive declare answers message_count 0 here (aio-pika 10 / RabbitMQ 3.10);
+            # re-declaring with the same arguments is idempotent and counts right.
+            s = self.settings
+            queue = await self._ready_channel().declare_queue(  # type: ignore[call-arg]
+                s.queue_name, durable=True, robust=False,
+                arguments=topology.work_queue_arguments(s.queue_name, s.delivery_limit),
+            )  # fmt: skip
             result = queue.declaration_result
             self._pending = int(result.message_count or 0)
             self._pending_at = now

@@ -7,7 +7,7 @@ import uuid
 
 import aio_pika
 
-from sd_common.topology import failed_queue_name
+from sd_common.topology import failed_queue_name, work_queue_arguments
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -34,13 +34,18 @@ def delete_queues_sync(queue_name: str) -> None:
     asyncio.run(delete_queues(queue_name))
 
 
-async def queue_counts(queue_name: str) -> tuple[int, int]:
+async def queue_counts(queue_name: str, delivery_limit: int = 5) -> tuple[int, int]:
     """(ready messages in the work queue, messages in its dead-letter queue)."""
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
-        work = await channel.declare_queue(queue_name, passive=True)
-        failed = await channel.declare_queue(failed_queue_name(queue_name), passive=True)
+        # Passive declares answer message_count 0 here; same-argument declares count right.
+        work = await channel.declare_queue(
+            queue_name, durable=True, arguments=work_queue_arguments(queue_name, delivery_limit)
+        )
+        failed = await channel.declare_queue(
+            failed_queue_name(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
+        )
         return (
             int(work.declaration_result.message_count or 0),
             int(failed.declaration_result.message_count or 0),

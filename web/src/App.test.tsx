@@ -4,12 +4,14 @@ import { App } from './App'
 import { I18nProvider } from './i18n'
 import { installEventSource, installFetch, job, jsonResponse, MockEventSource, OPS, snapshot, worker } from './test/fakes'
 
-function renderApp() {
-  return render(
+/** Renders the page and waits for the ops list, so no state update lands after the test. */
+async function renderApp() {
+  render(
     <I18nProvider>
       <App />
     </I18nProvider>,
   )
+  await screen.findAllByTestId(/^step-\d+$/)
 }
 
 beforeEach(() => {
@@ -20,7 +22,7 @@ beforeEach(() => {
 describe('live snapshot', () => {
   it('shows the pushed cluster state', async () => {
     localStorage.setItem('sd.lang', 'en')
-    renderApp()
+    await renderApp()
     expect(MockEventSource.latest.url).toBe('events')
     act(() =>
       MockEventSource.latest.emitSnapshot(
@@ -46,9 +48,9 @@ describe('live snapshot', () => {
     expect(within(screen.getByTestId('job-row-j1')).getByRole('progressbar')).toHaveAttribute('aria-valuenow', '100')
   })
 
-  it('shows the disconnected banner after an error until the next snapshot', () => {
+  it('shows the disconnected banner after an error until the next snapshot', async () => {
     localStorage.setItem('sd.lang', 'es')
-    renderApp()
+    await renderApp()
     const source = MockEventSource.latest
     act(() => source.emitSnapshot(snapshot()))
     expect(screen.queryByTestId('disconnected-banner')).not.toBeInTheDocument()
@@ -63,11 +65,11 @@ describe('live snapshot', () => {
     expect(screen.getByTestId('queue-size')).toHaveTextContent('2')
   })
 
-  it('reconnects by itself when the browser gives the stream up', () => {
+  it('reconnects by itself when the browser gives the stream up', async () => {
+    localStorage.setItem('sd.lang', 'en')
+    await renderApp()
     vi.useFakeTimers()
     try {
-      localStorage.setItem('sd.lang', 'en')
-      renderApp()
       const first = MockEventSource.latest
       act(() => first.emitError(MockEventSource.CLOSED))
       expect(screen.getByTestId('disconnected-banner')).toHaveTextContent('Disconnected from the coordinator — reconnecting…')
@@ -84,7 +86,7 @@ describe('live snapshot', () => {
   it('asks for a token on 401 and then sends it on the stream', async () => {
     localStorage.setItem('sd.lang', 'en')
     installFetch((path) => (path === 'ops' ? jsonResponse(OPS) : jsonResponse({ detail: 'Not authenticated' }, 401)))
-    renderApp()
+    await renderApp()
     act(() => MockEventSource.latest.emitError(MockEventSource.CLOSED))
     const input = await screen.findByTestId('token-input')
     await userEvent.type(input, 'tok en')
@@ -96,17 +98,17 @@ describe('live snapshot', () => {
 })
 
 describe('language', () => {
-  it('follows the browser language by default', () => {
+  it('follows the browser language by default', async () => {
     vi.spyOn(navigator, 'language', 'get').mockReturnValue('es-ES')
     vi.spyOn(navigator, 'languages', 'get').mockReturnValue(['es-ES', 'en'])
-    renderApp()
+    await renderApp()
     expect(screen.getByRole('heading', { name: /Nodos/ })).toBeInTheDocument()
     expect(screen.getByTestId('lang-es')).toHaveAttribute('aria-pressed', 'true')
   })
 
   it('switches the texts and remembers the choice', async () => {
     localStorage.setItem('sd.lang', 'es')
-    renderApp()
+    await renderApp()
     act(() => MockEventSource.latest.emitSnapshot(snapshot()))
     expect(screen.getByText('Cola')).toBeInTheDocument()
     expect(screen.getByTestId('upload-submit')).toHaveTextContent('Procesar')

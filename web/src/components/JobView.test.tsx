@@ -39,7 +39,8 @@ describe('JobView', () => {
 
   it('opens a before/after comparison', async () => {
     renderView()
-    await userEvent.click(await screen.findByRole('button', { name: 'Compare before and after of cat.png', hidden: false }))
+    const [first] = await screen.findAllByRole('button', { name: 'Compare before and after of cat.png' })
+    await userEvent.click(first)
     const dialog = screen.getByTestId('compare-dialog')
     expect(within(dialog).getByAltText('After')).toHaveAttribute('src', 'result/t1.png')
     await userEvent.keyboard('{Escape}')

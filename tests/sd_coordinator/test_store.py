@@ -1,0 +1,104 @@
+"""The SQLite store on a real file: jobs, exactly-once outcomes, restart survival."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sd_coordinator.store import Finish, Ingest, NewTask, Store, job_state
+
+
+def ids(n: int) -> list[str]:
+    return [uuid.uuid4().hex for _ in range(n)]
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = Store(tmp_path / "sd.sqlite3")
+    await s.start()
+    yield s
+    await s.stop()
+
+
+async def test_job_moves_from_queued_to_done(store: Store) -> None:
+    job_id, (a, b) = uuid.uuid4().hex, ids(2)
+    await store.create_job(job_id, "image", "x.jpg", "grayscale", [NewTask(a, "image", "0" * 64),
+                                                                   NewTask(b, "image", "0" * 64)])
+    assert (await store.get_job(job_id))["state"] == "queued"  # type: ignore[index]
+    await store.mark_running(a, "w1")
+    assert (await store.get_job(job_id))["state"] == "running"  # type: ignore[index]
+    assert await store.finish(Finish(a, "w1", failed=False, result=f"{a}.png")) is Ingest.STORED
+    assert await store.finish(Finish(b, "w2", failed=False, result=f"{b}.png")) is Ingest.STORED
+    job = await store.get_job(job_id)
+    assert job is not None
+    assert (job["state"], job["done"], job["failed"]) == ("done", 2, 0)
+    assert [t["worker"] for t in job["tasks"]] == ["w1", "w2"]
+
+
+async def test_a_repeated_outcome_is_a_duplicate_and_counts_once(store: Store) -> None:
+    job_id, (a,) = uuid.uuid4().hex, ids(1)
+    await store.create_job(job_id, "task", "sleep", "", [NewTask(a, "sleep")])
+    outcomes = await asyncio.gather(
+        *(store.finish(Finish(a, "w", failed=False, output={"n": i})) for i in range(5))
+    )
+    assert outcomes.count(Ingest.STORED) == 1
+    assert outcomes.count(Ingest.DUPLICATE) == 4
+    job = await store.get_job(job_id)
+    assert job is not None and job["done"] == 1
+
+
+async def test_one_failed_task_fails_the_job_and_keeps_the_last_attempts_error(
+    store: Store,
+) -> None:
+    job_id, (a, b) = uuid.uuid4().hex, ids(2)
+    await store.create_job(job_id, "task", "sleep", "", [NewTask(a, "sleep"), NewTask(b, "sleep")])
+    await store.note_attempt(a, "w1", "a pool process died")
+    await store.finish(Finish(a, None, failed=True, error="gave up at the delivery limit"))
+    await store.finish(Finish(b, "w2", failed=False, output=1))
+    job = await store.get_job(job_id)
+    assert job is not None and job["state"] == "failed"
+    task = job["tasks"][0]
+    assert task["state"] == "failed"
+    assert "delivery limit" in task["error"] and "pool process died" in task["error"]
+    assert task["attempts"] == 1
+
+
+async def test_unknown_task_outcome_is_reported_unknown(store: Store) -> None:
+    assert await store.finish(Finish(uuid.uuid4().hex, "w", failed=False)) is Ingest.UNKNOWN
+
+
+async def test_jobs_survive_a_restart_and_unpublished_tasks_are_found(tmp_path: Path) -> None:
+    path = tmp_path / "sd.sqlite3"
+    first = Store(path)
+    await first.start()
+    job_id, (a, b) = uuid.uuid4().hex, ids(2)
+    await first.create_job(job_id, "task", "sleep", "", [NewTask(a, "sleep"), NewTask(b, "sleep")])
+    await first.mark_published([a])
+    await first.finish(Finish(a, "w", failed=False, output=None))
+    await first.stop()
+
+    second = Store(path)
+    await second.start()
+    try:
+        job = await second.get_job(job_id)
+        assert job is not None and job["done"] == 1
+        unpublished = await second.unfinished_tasks(unpublished_only=True)
+        assert [t["task_id"] for t in unpublished] == [b]
+        assert (await second.totals())["pending"] == 1
+    finally:
+        await second.stop()
+
+
+async def test_store_refuses_use_before_start(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="before start"):
+        await Store(tmp_path / "x.db").list_jobs()
+
+
+def test_job_state_rules() -> None:
+    assert job_state(3, 0, 0, 0) == "queued"
+    assert job_state(3, 1, 0, 1) == "running"
+    assert job_state(3, 3, 0, 1) == "done"
+    assert job_state(3, 2, 1, 1) == "failed"

@@ -1,0 +1,44 @@
+"""get_optimal_params: a pure function, tested on the cases a cluster meets."""
+
+from __future__ import annotations
+
+import pytest
+
+from sd_worker.params import IDLE_PREFETCH, MAX_PREFETCH, get_optimal_params
+
+
+def test_idle_queue_keeps_one_consumer_per_core_with_a_small_buffer() -> None:
+    assert get_optimal_params(0, 1, 4) == (4, IDLE_PREFETCH)
+
+
+def test_long_queue_raises_prefetch_up_to_the_cap() -> None:
+    consumers, prefetch = get_optimal_params(100_000, 1, 2)
+    assert consumers == 2
+    assert prefetch == MAX_PREFETCH
+
+
+def test_prefetch_follows_this_workers_fair_share() -> None:
+    # 120 ready, 3 workers: 40 each, over 2 consumers = 20 per consumer.
+    assert get_optimal_params(120, 3, 2) == (2, 20)
+
+
+def test_short_queue_spreads_over_workers_instead_of_one_hoarding_it() -> None:
+    # 3 tasks, 3 workers of 8 cores: each takes about one.
+    consumers, prefetch = get_optimal_params(3, 3, 8)
+    assert consumers * prefetch <= 2 * IDLE_PREFETCH
+    assert consumers == 1
+
+
+@pytest.mark.parametrize("pending", [0, 1, 7, 50, 10_000, 10**9])
+@pytest.mark.parametrize("live", [0, 1, 2, 5, 100])
+@pytest.mark.parametrize("cpus", [0, 1, 2, 16])
+def test_params_are_always_positive_and_bounded(pending: int, live: int, cpus: int) -> None:
+    consumers, prefetch = get_optimal_params(pending, live, cpus)
+    assert 1 <= consumers <= max(1, cpus)
+    assert 1 <= prefetch <= MAX_PREFETCH
+
+
+def test_more_workers_never_means_more_prefetch_each() -> None:
+    alone = get_optimal_params(1000, 1, 2)
+    shared = get_optimal_params(1000, 4, 2)
+    assert shared[0] * shared[1] <= alone[0] * alone[1]
