@@ -18,7 +18,7 @@ const API_PATHS = [
 
 export default defineConfig({
   plugins: [react()],
-  // Relative asset URLs keep the built page working behind a path prefix too.
+  // Relative asset URLs: index.html finds assets/ beside itself wherever the coordinator mounts it.
   base: './',
   server: {
     proxy: Object.fromEntries(API_PATHS.map((path) => [path, { target: API_TARGET, changeOrigin: true }])),

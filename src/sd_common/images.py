@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -43,6 +44,17 @@ def _too_large(width: int, height: int, max_pixels: int) -> ImageRejected:
     )
 
 
+def _bomb(exc: Exception, max_pixels: int) -> ImageRejected:
+    # Pillow's own text cites its global limit, not ours; keep only the pixel count it found.
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    claimed = f"{int(found[1])} pixels" if found else "more pixels than Pillow allows"
+    return ImageRejected(
+        f"image dimensions are too large (a decompression bomb?): it claims {claimed}; at most "
+        f"{max_pixels} allowed",
+        CONTENT_TOO_LARGE,
+    )
+
+
 def _open(data: bytes, max_pixels: int, full_decode: bool) -> tuple[Image.Image, str]:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # With it on, Pillow pads truncated files with grey instead of failing; a worker would
@@ -59,9 +71,7 @@ def _open(data: bytes, max_pixels: int, full_decode: bool) -> tuple[Image.Image,
             # Restricting the plugins keeps parsers we never use away from untrusted bytes.
             img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected(
-                f"image dimensions are too large: {exc}", CONTENT_TOO_LARGE
-            ) from None
+            raise _bomb(exc, max_pixels) from None
         except Image.UnidentifiedImageError:
             raise ImageRejected(f"not a supported image; expected one of {supported}") from None
         except Exception as exc:
@@ -80,7 +90,7 @@ def _open(data: bytes, max_pixels: int, full_decode: bool) -> tuple[Image.Image,
             try:
                 img.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise ImageRejected(f"image is too large: {exc}", CONTENT_TOO_LARGE) from None
+                raise _bomb(exc, max_pixels) from None
             except Exception as exc:
                 raise ImageRejected(f"truncated or corrupt {image_format} image: {exc}") from None
             # Frames decoded on load (GIF, TIFF) can be larger than the header claimed.

@@ -17,7 +17,11 @@ class Settings(BaseSettings):
     """Read from the environment and from `.env` in the working directory; CLI flags override."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
     )
 
     coordinator_ip: str = Field("127.0.0.1", description="where workers reach the coordinator")

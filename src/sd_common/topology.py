@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
@@ -81,3 +82,40 @@ async def connect(settings: Settings, connection_name: str) -> AbstractRobustCon
         client_properties={"connection_name": connection_name},
         timeout=10,
     )
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be used; the message says what to check."""
+
+
+async def check_broker(settings: Settings) -> None:
+    """Connect once, plainly, to turn a bad RABBIT_* setting into one actionable line."""
+    import aiormq
+
+    where = broker_display(settings)
+    quiet = logging.getLogger("aiormq.connection")
+    level, quiet.level = quiet.level, logging.CRITICAL  # the line below says it better
+    try:
+        connection = await aio_pika.connect(
+            host=settings.rabbit_host or "",
+            port=settings.rabbit_port,
+            login=settings.rabbit_user,
+            password=settings.rabbit_pass,
+            virtualhost=settings.rabbit_vhost,
+            ssl=settings.rabbit_tls,
+            ssl_context=_ssl_context(settings) if settings.rabbit_tls else None,
+            timeout=10,
+        )
+    except aiormq.exceptions.ProbableAuthenticationError as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ at {where} refused user {settings.rabbit_user!r}: check RABBIT_USER and "
+            "RABBIT_PASS (guest only works from localhost: create a user, see README)"
+        ) from exc
+    except (aiormq.exceptions.AMQPError, OSError, TimeoutError, ssl.SSLError) as exc:
+        raise BrokerUnavailable(
+            f"cannot reach RabbitMQ at {where} ({exc or type(exc).__name__}): is it running, "
+            f"is port {settings.rabbit_port} open from here, is RABBIT_HOST right?"
+        ) from exc
+    finally:
+        quiet.setLevel(level)
+    await connection.close()

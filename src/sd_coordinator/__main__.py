@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import asyncio
 import logging
 import socket
 
 import uvicorn
 
 from sd_common.cli import fail, load_settings, setup_logging
-from sd_common.settings import LOOPBACK_HOSTS, Settings
-from sd_common.topology import broker_display
+from sd_common.settings import Settings
+from sd_common.topology import BrokerUnavailable, check_broker
+from sd_coordinator.security import listens_beyond_loopback
 
 log = logging.getLogger("sd.coordinator")
 
@@ -30,16 +31,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="where the database, inputs and results live (DATA_DIR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
-
-
-def listens_beyond_loopback(host: str) -> bool:
-    """True unless `host` is a loopback address."""
-    if host in LOOPBACK_HOSTS:
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
 
 
 def check_startup(settings: Settings) -> None:
@@ -73,22 +64,24 @@ def main(argv: list[str] | None = None) -> None:
         coordinator_bind=args.host, coordinator_port=args.port, data_dir=args.data_dir
     )
     check_startup(settings)
+    if not settings.embedded:
+        try:
+            asyncio.run(check_broker(settings))
+        except BrokerUnavailable as exc:
+            fail(str(exc))
     from sd_coordinator.app import create_app
 
     app = create_app(settings)
     log.info("dashboard and API on http://%s:%d (API docs at /docs)",
              "localhost" if not listens_beyond_loopback(settings.bind_host) else settings.bind_host,
              settings.coordinator_port)  # fmt: skip
-    try:
-        uvicorn.run(
-            app,
-            host=settings.bind_host,
-            port=settings.coordinator_port,
-            log_level="warning",
-            timeout_graceful_shutdown=5,
-        )
-    except (ConnectionError, OSError) as exc:
-        fail(f"cannot reach RabbitMQ at {broker_display(settings)}: {exc}")
+    uvicorn.run(
+        app,
+        host=settings.bind_host,
+        port=settings.coordinator_port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
 
 
 if __name__ == "__main__":

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from sd_common.settings import Settings, get_settings
-from sd_coordinator.api import events, internal, jobs, results, workers
-from sd_coordinator.errors import ServiceError
+from sd_coordinator.api import events, internal, jobs, problems, results, workers
 from sd_coordinator.lifespan import build_services, lifespan
 from sd_coordinator.limits import BodyLimit
 
@@ -26,14 +24,6 @@ NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>Sistema Distribuido</
 <a href="/docs">/docs</a>.</p>"""
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
-        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
-    return "; ".join(parts) or "invalid request"
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (default: environment and .env)."""
     settings = settings or get_settings()
@@ -45,13 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = build_services(settings)
 
-    @app.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+    problems.install(app)
 
     for module in (jobs, workers, results, events, internal):
         app.include_router(module.router)

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from fastapi import Request
 
-from sd_coordinator.errors import Unauthorized
+from sd_common.settings import LOOPBACK_HOSTS
+from sd_coordinator.errors import Forbidden, Unauthorized
+
+
+def listens_beyond_loopback(host: str) -> bool:
+    """True unless `host` is a loopback address."""
+    if host in LOOPBACK_HOSTS:
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 def presented_token(request: Request) -> str | None:
@@ -27,9 +39,19 @@ def token_matches(presented: str | None, *expected: str | None) -> bool:
     return any(e is not None and hmac.compare_digest(given, e.encode()) for e in expected)
 
 
-def check_cluster(request: Request, cluster_token: str | None) -> None:
-    """Worker endpoints: the cluster token when one is set."""
-    if cluster_token is not None and not token_matches(presented_token(request), cluster_token):
+def check_cluster(request: Request, cluster_token: str | None, *, exposed: bool) -> None:
+    """Worker endpoints: the cluster token when one is set. Without one they are open only on a
+    coordinator that listens on loopback; `exposed` (listening beyond it) closes them."""
+    if cluster_token is None:
+        if exposed:
+            # sd-coordinator refuses to start like this with RabbitMQ; in embedded mode no remote
+            # worker can exist, so an open endpoint would only let the network forge results.
+            raise Forbidden(
+                "worker endpoints are closed: this coordinator listens beyond loopback without "
+                "CLUSTER_TOKEN; set CLUSTER_TOKEN on the coordinator and every worker"
+            )
+        return
+    if not token_matches(presented_token(request), cluster_token):
         raise Unauthorized("worker endpoint: send Authorization: Bearer <CLUSTER_TOKEN>")
 
 

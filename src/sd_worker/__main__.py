@@ -10,7 +10,7 @@ import signal
 from sd_common.cli import fail, load_settings, setup_logging
 from sd_common.settings import Settings
 from sd_common.tasks import load_task_modules
-from sd_common.topology import broker_display
+from sd_common.topology import BrokerUnavailable, check_broker
 from sd_worker.worker_async import AsyncWorker
 
 log = logging.getLogger("sd.worker")
@@ -74,14 +74,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     load_task_modules(settings.task_modules)
     try:
+        asyncio.run(check_broker(settings))
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
-    except ConnectionError as exc:
-        fail(
-            f"cannot reach RabbitMQ at {broker_display(settings)}: {exc}. Is it running, is port "
-            f"{settings.rabbit_port} open, and are RABBIT_USER/RABBIT_PASS right?"
-        )
+    except BrokerUnavailable as exc:
+        fail(str(exc))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,58 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+import psutil
+
 log = logging.getLogger("sd.worker.executor")
 
 T = TypeVar("T")
 
+OWNER_CHECK_S = 1.0
+
 
 class PoolCrashed(RuntimeError):
     """A pool process died while running the task (the task may be poison)."""
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        # is_running() also tells a reused pid apart; a zombie is dead to us.
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _exit_with(owner: psutil.Process) -> None:
+    while _alive(owner):
+        time.sleep(OWNER_CHECK_S)
+    os._exit(1)
+
+
+def prepare_pool_process(owner_pid: int) -> None:
+    """Pool process initializer: deaf to stop signals, so it ends by itself when the worker that
+    owns the pool is gone (killed with -9, its pool would otherwise stay blocked for ever)."""
+    ignore_stop_signals()
+    try:
+        owner = psutil.Process(owner_pid)
+    except psutil.NoSuchProcess:
+        os._exit(1)
+    threading.Thread(target=_exit_with, args=(owner,), name="sd-owner-watch", daemon=True).start()
+
+
+def ignore_stop_signals() -> None:
+    """Make this (forkserver or pool) process deaf to SIGINT and SIGTERM: Ctrl-C and systemd
+    signal the whole process group, but only the worker decides when its pool stops, so a
+    draining worker can still finish its tasks. The pool stops through `Executor.stop()`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def pool_size() -> int:
@@ -36,15 +76,26 @@ class Executor:
         self.preload = preload or []
         self._pool: ProcessPoolExecutor | None = None
         self._generation = 0
+        self._alone = asyncio.Semaphore(self.workers)
 
     def start(self) -> None:
         """Create the pool (forkserver: forking a threaded asyncio process is unsafe)."""
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            context.set_forkserver_preload(["PIL.Image", "sd_worker.ops", *self.preload])
+            context.set_forkserver_preload(
+                ["sd_worker.forkserver_init", "PIL.Image", "sd_worker.ops", *self.preload]
+            )
         self._context = context
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=self._context,
+            initializer=prepare_pool_process,
+            initargs=(os.getpid(),),
+        )
 
     def stop(self) -> None:
         """Shut the pool down (idempotent)."""
@@ -53,21 +104,34 @@ class Executor:
             pool.shutdown(wait=True, cancel_futures=True)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` in a pool process; PoolCrashed if that process died."""
+        """Run `fn(*args)` in a pool process; PoolCrashed if it kills even a process of its own."""
         if self._pool is None:
             raise RuntimeError("Executor used before start()")
         generation, pool = self._generation, self._pool
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-        except BrokenProcessPool as exc:
+        except BrokenProcessPool:
             self._replace(generation)
-            raise PoolCrashed("a pool process died while running the task") from exc
+        # One dead process fails every task of the pool; running each again alone tells the
+        # task that crashed it from its neighbours, which must not pay with a redelivery.
+        return await self._run_alone(fn, *args)
+
+    async def _run_alone(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._alone:
+            pool = ProcessPoolExecutor(1, mp_context=self._context,
+                                       initializer=prepare_pool_process, initargs=(os.getpid(),))  # fmt: skip
+            try:
+                return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            except BrokenProcessPool as exc:
+                raise PoolCrashed("a pool process died while running the task") from exc
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _replace(self, generation: int) -> None:
         # Every task in flight sees the same broken pool; only the first replaces it.
         if generation != self._generation or self._pool is None:
             return
         self._generation += 1
-        broken, self._pool = self._pool, ProcessPoolExecutor(self.workers, mp_context=self._context)
+        broken, self._pool = self._pool, self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
         log.warning("a pool process died; started a fresh pool of %d processes", self.workers)

@@ -78,6 +78,9 @@ class AsyncWorker:
         self.draining = False
         self.inflight: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
+        self._shutdown: asyncio.Task[None] | None = None
+        # Tuning, CPU pauses and draining each start and stop consumers: one at a time.
+        self._reconfiguring = asyncio.Lock()
         self._changed = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
 
@@ -108,21 +111,33 @@ class AsyncWorker:
         """Stop taking tasks and wait for the ones in flight (graceful shutdown)."""
         if self.draining:
             return
-        self.draining = True
-        self._changed.set()
-        log.info(
-            "draining: %d task(s) in flight, waiting up to %.0f s", len(self.inflight), timeout_s
-        )
-        for consumer in self.consumers:
-            await consumer.pause()
-        if self.inflight:
-            await asyncio.wait(set(self.inflight), timeout=timeout_s)
+        async with self._reconfiguring:
+            self.draining = True
+            self._changed.set()
+            log.info(
+                "draining: %d task(s) in flight, waiting up to %.0f s", len(self.inflight),
+                timeout_s,
+            )  # fmt: skip
+            for consumer in self.consumers:
+                await consumer.pause()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        # Deliveries that were on their way when consuming stopped join the set while we wait.
+        while self.inflight:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                log.warning("drain timed out; %d task(s) go back to the queue", len(self.inflight))
+                break
+            await asyncio.wait(set(self.inflight), timeout=remaining)
         await self.stop()
 
     async def stop(self) -> None:
-        """Close everything now (idempotent); unacked messages return to the queue."""
-        if self._stopped.is_set():
-            return
+        """Close everything now (idempotent); unacked messages return to the queue. Every
+        caller returns only once the shutdown is complete."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.create_task(self._close(), name="sd-worker-shutdown")
+        await asyncio.shield(self._shutdown)
+
+    async def _close(self) -> None:
         self._stopped.set()
         for task in self._background:
             task.cancel()
@@ -176,28 +191,29 @@ class AsyncWorker:
     async def _apply(self, consumers: int, prefetch: int) -> None:
         """Run `consumers` consumers with `prefetch` each; prefetch applies to consumers created
         after basic.qos, so a new prefetch re-creates them (in-flight messages stay ackable)."""
-        if self.connection is None:
-            return
-        if prefetch != self.prefetch:
-            for consumer in self.consumers:
-                await consumer.pause()
-                await consumer.channel.set_qos(prefetch_count=prefetch)
+        async with self._reconfiguring:
+            if self.connection is None or self.draining:
+                return
+            if prefetch != self.prefetch:
+                for consumer in self.consumers:
+                    await consumer.pause()
+                    await consumer.channel.set_qos(prefetch_count=prefetch)
+                    if not self.paused:
+                        await consumer.start(prefetch)
+                self.prefetch = prefetch
+            while len(self.consumers) < consumers:
+                channel = await self.connection.channel()
+                consumer = Consumer(channel, self)  # type: ignore[arg-type]
+                self.consumers.append(consumer)
                 if not self.paused:
                     await consumer.start(prefetch)
-            self.prefetch = prefetch
-        while len(self.consumers) < consumers:
-            channel = await self.connection.channel()
-            consumer = Consumer(channel, self)  # type: ignore[arg-type]
-            self.consumers.append(consumer)
-            if not self.paused:
-                await consumer.start(prefetch)
-            else:
-                await channel.set_qos(prefetch_count=prefetch)
-        while len(self.consumers) > consumers:
-            consumer = self.consumers.pop()
-            # Its unacked messages must still be acked on this channel: close it only when idle.
-            await consumer.pause()
-            self._background.append(asyncio.create_task(self._close_when_idle(consumer)))
+                else:
+                    await channel.set_qos(prefetch_count=prefetch)
+            while len(self.consumers) > consumers:
+                consumer = self.consumers.pop()
+                # Its unacked messages must still be acked on this channel: close it when idle.
+                await consumer.pause()
+                self._background.append(asyncio.create_task(self._close_when_idle(consumer)))
 
     async def _close_when_idle(self, consumer: Consumer) -> None:
         while self.inflight:
@@ -205,14 +221,15 @@ class AsyncWorker:
         await consumer.channel.close()
 
     async def _set_paused(self, paused: bool) -> None:
-        if paused == self.paused or self.draining:
-            return
-        self.paused = paused
-        for consumer in self.consumers:
-            if paused:
-                await consumer.pause()
-            else:
-                await consumer.start(self.prefetch)
+        async with self._reconfiguring:
+            if paused == self.paused or self.draining:
+                return
+            self.paused = paused
+            for consumer in self.consumers:
+                if paused:
+                    await consumer.pause()
+                else:
+                    await consumer.start(self.prefetch)
         self._changed.set()
         log.info("CPU %s CPU_LIMIT=%.0f%%: %s consuming", "above" if paused else "back under",
                  self.settings.cpu_limit, "paused" if paused else "resumed")  # fmt: skip
@@ -249,7 +266,10 @@ class AsyncWorker:
                         "the coordinator's value"
                     ) from exc
                 if exc.status != 409:
-                    raise
+                    raise SystemExit(
+                        f"error: {self.client.base_url} refused to register this worker "
+                        f"({exc}); is COORDINATOR_IP/COORDINATOR_PORT an sd-coordinator?"
+                    ) from exc
                 log.warning("%s; retrying in 2 s", exc.detail)
                 await asyncio.sleep(2)
 

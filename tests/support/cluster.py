@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -96,6 +97,24 @@ class Cluster:
             os.killpg(proc.pid, sig)
             proc.wait(timeout=60)
 
+    def send_signal(self, name: str, sig: int, timeout_s: float = 60) -> int:
+        """Send `sig` to a process's group (as a terminal or systemd would) and return its exit
+        code; AssertionError if it is still running after `timeout_s`."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(
+                    f"{name} still runs {timeout_s:.0f} s after signal {sig}\n{self.log_tail()}"
+                ) from None
+        return int(proc.returncode)
+
+    def running(self, name: str) -> bool:
+        """True while the process runs."""
+        return self.procs[name].poll() is None
+
     def stop(self) -> None:
         """Terminate every process (SIGTERM, then SIGKILL)."""
         for name, proc in self.procs.items():
@@ -147,6 +166,29 @@ class Cluster:
             )
         assert response.status_code == 202, response.text
         return dict(response.json())
+
+    def submit_task(self, type_name: str, payload: dict[str, Any], copies: int = 1
+                    ) -> dict[str, Any]:  # fmt: skip
+        """POST /task and return the 202 answer."""
+        with self.client() as c:
+            response = c.post("/task", json={"type": type_name, "payload": payload,
+                                             "copies": copies})  # fmt: skip
+        assert response.status_code == 202, response.text
+        return dict(response.json())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The first cluster snapshot that GET /events pushes (workers, totals, tps, jobs)."""
+        with self.client() as c, c.stream("GET", "/events") as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    return dict(json.loads(line[len("data: "):]))
+        raise AssertionError("/events closed before sending a snapshot")
+
+    @property
+    def results_dir(self) -> Path:
+        """Where the coordinator stores result files."""
+        return self.root / "coordinator" / "results"
 
     def job(self, job_id: str) -> dict[str, Any]:
         """GET /jobs/{job_id}."""

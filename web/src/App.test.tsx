@@ -23,7 +23,7 @@ describe('live snapshot', () => {
   it('shows the pushed cluster state', async () => {
     localStorage.setItem('sd.lang', 'en')
     await renderApp()
-    expect(MockEventSource.latest.url).toBe('events')
+    expect(MockEventSource.latest.url).toBe('/events')
     act(() =>
       MockEventSource.latest.emitSnapshot(
         snapshot({
@@ -93,7 +93,7 @@ describe('live snapshot', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Save' }))
     expect(screen.queryByTestId('token-prompt')).not.toBeInTheDocument()
     expect(localStorage.getItem('sd.token')).toBe('tok en')
-    await waitFor(() => expect(MockEventSource.latest.url).toBe('events?token=tok%20en'))
+    await waitFor(() => expect(MockEventSource.latest.url).toBe('/events?token=tok%20en'))
   })
 })
 

@@ -25,7 +25,7 @@ export function App() {
     <div className="app">
       <Header connection={connection} />
       {connection === 'disconnected' && <DisconnectedBanner />}
-      <main className="layout">
+      <main className={`layout${connection === 'disconnected' ? ' is-stale' : ''}`}>
         <ClusterStrip snapshot={snapshot} tpsHistory={history.tps} />
         <NodeGrid workers={Object.values(snapshot?.workers ?? {})} history={history} now={now} />
         <div className="work">

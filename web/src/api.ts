@@ -55,20 +55,19 @@ export async function apiFetch<T>(path: string, init: RequestInit = {}): Promise
   return (await response.json()) as T
 }
 
-export const fetchOps = (): Promise<OpSpec[]> => apiFetch<OpSpec[]>('ops')
+export const fetchOps = (): Promise<OpSpec[]> => apiFetch<OpSpec[]>('/ops')
 
 export const fetchJob = (jobId: string, signal?: AbortSignal): Promise<JobDetail> =>
-  apiFetch<JobDetail>(`jobs/${encodeURIComponent(jobId)}`, { signal })
+  apiFetch<JobDetail>(`/jobs/${encodeURIComponent(jobId)}`, { signal })
 
 export function uploadImages(files: File[], ops: string, copies: number): Promise<UploadAccepted> {
   const form = new FormData()
   files.forEach((file) => form.append('file', file, file.name))
   form.append('ops', ops)
   form.append('copies', String(copies))
-  return apiFetch<UploadAccepted>('upload', { method: 'POST', body: form })
+  return apiFetch<UploadAccepted>('/upload', { method: 'POST', body: form })
 }
 
-export const eventsUrl = (): string => withToken('events')
-export const resultUrl = (filename: string): string => withToken(`result/${encodeURIComponent(filename)}`)
-export const inputUrl = (sha256: string): string => withToken(`inputs/${encodeURIComponent(sha256)}`)
-export const zipUrl = (jobId: string): string => withToken(`jobs/${encodeURIComponent(jobId)}/zip`)
+export const resultUrl = (filename: string): string => withToken(`/result/${encodeURIComponent(filename)}`)
+export const inputUrl = (sha256: string): string => withToken(`/inputs/${encodeURIComponent(sha256)}`)
+export const zipUrl = (jobId: string): string => withToken(`/jobs/${encodeURIComponent(jobId)}/zip`)

@@ -30,7 +30,7 @@ async function answersUnauthorized(url: string): Promise<boolean> {
   }
 }
 
-export function useSnapshot(path = 'events'): SnapshotState {
+export function useSnapshot(path = '/events'): SnapshotState {
   const [state, setState] = useState<SnapshotState>({ snapshot: null, history: EMPTY_HISTORY, connection: 'connecting' })
 
   useEffect(() => {

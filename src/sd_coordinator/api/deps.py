@@ -1,13 +1,15 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers, and the token gates that run before a body is read."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 
 from sd_coordinator.lifespan import Services
-from sd_coordinator.security import check_cluster, check_user
+from sd_coordinator.security import check_cluster, check_user, listens_beyond_loopback
 
 
 def get_services(request: Request) -> Services:
@@ -19,12 +21,39 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def require_user(request: Request, services: ServicesDep) -> None:
+def require_user(request: Request) -> None:
     """Gate for the user API and the dashboard's data."""
-    s = services.settings
+    s = get_services(request).settings
     check_user(request, s.api_token, s.cluster_token)
 
 
-def require_worker(request: Request, services: ServicesDep) -> None:
+def require_worker(request: Request) -> None:
     """Gate for worker endpoints."""
-    check_cluster(request, services.settings.cluster_token)
+    s = get_services(request).settings
+    check_cluster(request, s.cluster_token, exposed=listens_beyond_loopback(s.bind_host))
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def _gated(gate: Callable[[Request], None]) -> type[APIRoute]:
+    # FastAPI reads and parses a body before it solves dependencies, so a gate written as a
+    # dependency would let anyone without the token make us parse (or spool) a whole upload.
+    class GatedRoute(APIRoute):
+        def get_route_handler(self) -> Handler:
+            handler = super().get_route_handler()
+
+            async def gate_then_handle(request: Request) -> Response:
+                gate(request)
+                return await handler(request)
+
+            return gate_then_handle
+
+    return GatedRoute
+
+
+UserRoute = _gated(require_user)
+"""Route class of the user API: API_TOKEN (when set) is checked before anything else."""
+
+WorkerRoute = _gated(require_worker)
+"""Route class of worker endpoints: CLUSTER_TOKEN (when set) is checked before anything else."""

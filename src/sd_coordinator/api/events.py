@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from sd_coordinator.api.deps import ServicesDep, require_user
+from sd_coordinator.api.deps import ServicesDep, UserRoute
 from sd_coordinator.snapshot import SnapshotCache
 
-router = APIRouter(dependencies=[Depends(require_user)], tags=["cluster"])
+router = APIRouter(route_class=UserRoute, tags=["cluster"])
 
 PUSH_INTERVAL_S = 1.0
 

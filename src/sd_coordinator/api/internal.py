@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import psutil
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
@@ -20,10 +20,10 @@ from sd_common.messages import (
     WorkerHello,
     Working,
 )
-from sd_coordinator.api.deps import ServicesDep, require_worker
+from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
 
-router = APIRouter(dependencies=[Depends(require_worker)], tags=["workers (internal)"])
+router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
 
 
 @lru_cache(maxsize=1)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from sd_common.pipeline import catalog
 from sd_common.tasks import IMAGE_TASK, task_types
-from sd_coordinator.api.deps import ServicesDep, require_user
+from sd_coordinator.api.deps import ServicesDep, UserRoute
 from sd_coordinator.errors import NotFound
 from sd_coordinator.submit import Upload
 
-router = APIRouter(dependencies=[Depends(require_user)], tags=["jobs"])
+router = APIRouter(route_class=UserRoute, tags=["jobs"])
 
 
 class Sent(BaseModel):

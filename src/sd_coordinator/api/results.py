@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from sd_coordinator.api.deps import ServicesDep, require_user
+from sd_coordinator.api.deps import ServicesDep, UserRoute
 from sd_coordinator.errors import NotFound
 
-router = APIRouter(dependencies=[Depends(require_user)], tags=["results"])
+router = APIRouter(route_class=UserRoute, tags=["results"])
 
 IMAGE_MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),

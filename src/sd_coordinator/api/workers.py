@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from sd_coordinator.api.deps import ServicesDep, require_user
+from sd_coordinator.api.deps import ServicesDep, UserRoute
 
-router = APIRouter(dependencies=[Depends(require_user)], tags=["cluster"])
+router = APIRouter(route_class=UserRoute, tags=["cluster"])
 
 
 @router.get("/workers")

@@ -13,7 +13,7 @@ export function ClusterStrip({ snapshot, tpsHistory }: { snapshot: Snapshot | nu
   const busy = alive.filter((w) => w.status === 'busy').length
   const dash = '—'
   return (
-    <section className="cluster-strip" aria-label="Cluster">
+    <section className="cluster-strip" aria-label={t('cluster')}>
       <StatTile
         label={t('queue')}
         value={snapshot ? snapshot.queue_size : dash}

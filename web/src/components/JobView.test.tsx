@@ -27,14 +27,14 @@ describe('JobView', () => {
   it('lists every task with its state, worker, error and download', async () => {
     renderView()
     const link = await screen.findByTestId('result-link-t1')
-    expect(link).toHaveAttribute('href', 'result/t1.png')
-    expect(screen.getByTestId('result-link-t2')).toHaveAttribute('href', 'result/t2.png')
+    expect(link).toHaveAttribute('href', '/result/t1.png')
+    expect(screen.getByTestId('result-link-t2')).toHaveAttribute('href', '/result/t2.png')
     expect(screen.queryByTestId('result-link-t3')).not.toBeInTheDocument()
     expect(screen.getByTestId('task-error-t3')).toHaveTextContent('cannot identify image file')
     expect(within(screen.getByTestId('task-t3')).getByText('node-2')).toBeInTheDocument()
-    expect(screen.getByTestId('zip-link')).toHaveAttribute('href', 'jobs/job-1/zip')
+    expect(screen.getByTestId('zip-link')).toHaveAttribute('href', '/jobs/job-1/zip')
     const befores = screen.getAllByAltText('Before') as HTMLImageElement[]
-    expect(befores[0].getAttribute('src')).toBe('inputs/ab12')
+    expect(befores[0].getAttribute('src')).toBe('/inputs/ab12')
   })
 
   it('opens a before/after comparison', async () => {
@@ -42,7 +42,7 @@ describe('JobView', () => {
     const [first] = await screen.findAllByRole('button', { name: 'Compare before and after of cat.png' })
     await userEvent.click(first)
     const dialog = screen.getByTestId('compare-dialog')
-    expect(within(dialog).getByAltText('After')).toHaveAttribute('src', 'result/t1.png')
+    expect(within(dialog).getByAltText('After')).toHaveAttribute('src', '/result/t1.png')
     await userEvent.keyboard('{Escape}')
     expect(screen.queryByTestId('compare-dialog')).not.toBeInTheDocument()
   })
@@ -50,6 +50,6 @@ describe('JobView', () => {
   it('adds the token to image and download URLs', async () => {
     localStorage.setItem('sd.token', 'k')
     renderView()
-    expect(await screen.findByTestId('result-link-t1')).toHaveAttribute('href', 'result/t1.png?token=k')
+    expect(await screen.findByTestId('result-link-t1')).toHaveAttribute('href', '/result/t1.png?token=k')
   })
 })

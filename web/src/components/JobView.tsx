@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { ApiError, fetchJob, inputUrl, resultUrl, zipUrl } from '../api'
 import { useToken } from '../auth'
 import { formatClock, shortId } from '../format'
@@ -31,6 +31,11 @@ export function JobView({ jobId, summary, now, onClose }: JobViewProps) {
   const [shown, setShown] = useState(PAGE)
   const [comparing, setComparing] = useState<TaskDetail | null>(null)
   const token = useToken()
+  const sectionRef = useRef<HTMLElement>(null)
+
+  useEffect(() => {
+    sectionRef.current?.scrollIntoView?.({ behavior: 'smooth', block: 'start' })
+  }, [jobId])
 
   const active = summary ? summary.state === 'queued' || summary.state === 'running' : false
   // Refetch when the pushed summary changes, not on a timer of our own.
@@ -58,7 +63,7 @@ export function JobView({ jobId, summary, now, onClose }: JobViewProps) {
   const isImage = (head?.kind ?? 'image') === 'image'
 
   return (
-    <section className="card job-view" aria-labelledby="job-view-title" data-testid="job-view" data-job-id={jobId}>
+    <section ref={sectionRef} className="card job-view" aria-labelledby="job-view-title" data-testid="job-view" data-job-id={jobId}>
       <div className="job-view-head">
         <div className="job-view-title">
           <h2 id="job-view-title" className="card-title">

@@ -31,14 +31,16 @@ export function NodeCard({ worker, history = NO_HISTORY, now }: NodeCardProps) {
         <h3 className="node-name" title={worker.name}>
           {worker.name}
         </h3>
+        <StatusPill kind="status" value={status} />
+      </header>
+      <div className="node-sub">
+        <span className="node-ip">{worker.ip}</span>
         {worker.is_local && (
           <span className="badge badge-coordinator" title={t('coordinatorTitle')} data-testid="coordinator-badge">
             {t('coordinator')}
           </span>
         )}
-        <StatusPill kind="status" value={status} />
-      </header>
-      <div className="node-ip">{worker.ip}</div>
+      </div>
 
       <div className="node-metrics">
         <Metric name="cpu" value={formatPercent(worker.cpu)} percent={worker.cpu} points={history.cpu} now={now} />
@@ -67,19 +69,19 @@ export function NodeCard({ worker, history = NO_HISTORY, now }: NodeCardProps) {
 
       <dl className="node-stats">
         <div>
-          <dt>{t('consumers')}</dt>
+          <dt title={t('consumers')}>{t('consumers')}</dt>
           <dd>{worker.consumers}</dd>
         </div>
         <div>
-          <dt>{t('prefetch')}</dt>
+          <dt title={t('prefetch')}>{t('prefetch')}</dt>
           <dd>{worker.prefetch}</dd>
         </div>
         <div>
-          <dt>{t('tasksDone')}</dt>
+          <dt title={t('tasksDone')}>{t('tasksDone')}</dt>
           <dd data-testid="processed">{worker.processed}</dd>
         </div>
         <div>
-          <dt>{t('tasksFailed')}</dt>
+          <dt title={t('tasksFailed')}>{t('tasksFailed')}</dt>
           <dd className={worker.failed ? 'bad' : ''}>{worker.failed ?? 0}</dd>
         </div>
       </dl>

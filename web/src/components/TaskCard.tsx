@@ -46,18 +46,21 @@ export function TaskCard({ task, onCompare }: TaskCardProps) {
         <StatusPill kind="state" value={task.state} />
       </div>
       <div className="task-meta">
-        <span className="muted">{t('worker')}</span> <span>{task.worker ?? '—'}</span>
-        {task.result && (
-          <a
-            className="task-download"
-            href={resultUrl(task.result)}
-            download={task.result}
-            data-testid={`result-link-${task.task_id}`}
-          >
-            ↓ {t('download')}
-          </a>
-        )}
+        <span className="muted">{t('worker')}</span>
+        <span className="task-worker" title={task.worker ?? undefined}>
+          {task.worker ?? '—'}
+        </span>
       </div>
+      {task.result && (
+        <a
+          className="btn btn-secondary btn-small task-download"
+          href={resultUrl(task.result)}
+          download={task.result}
+          data-testid={`result-link-${task.task_id}`}
+        >
+          ↓ {t('download')}
+        </a>
+      )}
       {task.error && (
         <p className="task-error" data-testid={`task-error-${task.task_id}`}>
           {task.error}

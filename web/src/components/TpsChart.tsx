@@ -1,7 +1,7 @@
-import { formatTps } from '../format'
+import { formatAge, formatTps } from '../format'
 import { HISTORY_WINDOW_S, type Point } from '../history'
 import { useI18n } from '../i18n'
-import { Sparkline } from './Sparkline'
+import { chartSpan, Sparkline } from './Sparkline'
 
 /** Round up to 1, 2 or 5 times a power of ten, so the scale reads cleanly. */
 function niceCeil(value: number): number {
@@ -16,10 +16,11 @@ export function TpsChart({ points, now }: { points: Point[]; now: number }) {
   const { t } = useI18n()
   const top = niceCeil(Math.max(0, ...points.map((p) => p.v)))
   const minutes = HISTORY_WINDOW_S / 60
+  const span = chartSpan(points, now, HISTORY_WINDOW_S)
   return (
     <div className="tps-chart">
       <span className="tps-scale" aria-hidden="true">
-        {formatTps(top)}
+        {Number.isInteger(top) ? top : formatTps(top)}
       </span>
       <Sparkline
         points={points}
@@ -31,7 +32,7 @@ export function TpsChart({ points, now }: { points: Point[]; now: number }) {
         label={t('tpsChart', { min: minutes })}
       />
       <span className="tps-axis" aria-hidden="true">
-        <span>−{minutes} min</span>
+        <span>−{formatAge(span)}</span>
         <span>0</span>
       </span>
     </div>

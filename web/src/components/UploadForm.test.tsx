@@ -74,7 +74,7 @@ describe('UploadForm', () => {
 
     await waitFor(() => expect(onUploaded).toHaveBeenCalledWith('abc123ff-0000'))
     const [path, init] = fetchMock.mock.calls[1]
-    expect(path).toBe('upload')
+    expect(path).toBe('/upload')
     const form = init!.body as FormData
     expect(form.getAll('file').map((f) => (f as File).name)).toEqual(['cat.png', 'dog.png'])
     expect(form.get('ops')).toBe('grayscale')

@@ -1,0 +1,416 @@
+"""Each figure of issue #5, measured side by side: ours, the bare pool and Celery, round by round."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+
+from benchmarks import workload
+from benchmarks.harness import (
+    BarePool,
+    CeleryPeer,
+    CpuMeter,
+    Ours,
+    RssSampler,
+    amqp_ports,
+    broker_octets,
+    broker_process,
+    delete_queues_sync,
+    unique_queue,
+)
+from sd_common.messages import InputRef, TaskMessage
+
+
+@dataclass
+class Run:
+    """One timed run of one system."""
+
+    figure: str
+    system: str
+    round: int
+    tasks: int
+    seconds: float
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.tasks / self.seconds
+
+
+@dataclass
+class Sizes:
+    """How many tasks each figure runs."""
+
+    rounds: int
+    images: int
+    images_natural: int
+    thumbs: int
+    noops: int
+    latency: int
+    memory_depths: tuple[int, ...]
+
+
+FULL = Sizes(rounds=5, images=96, images_natural=32, thumbs=2000, noops=10_000, latency=200,
+             memory_depths=(1_000, 10_000))  # fmt: skip
+QUICK = Sizes(rounds=2, images=40, images_natural=12, thumbs=1000, noops=4_000, latency=60,
+              memory_depths=(1_000, 10_000))  # fmt: skip
+
+
+class Bench:
+    """Holds the systems under test and every measurement taken."""
+
+    def __init__(self, work: Path, sizes: Sizes, log: Callable[[str], None]) -> None:
+        self.work = work
+        self.sizes = sizes
+        self.log = log
+        self.runs: list[Run] = []
+        self.facts: dict[str, Any] = {}
+        self.inputs = work / "inputs"
+        self.outputs = work / "outputs"
+        self.inputs.mkdir(parents=True, exist_ok=True)
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        self.photo = workload.make_photo(1920, 1080, seed=0)
+        self.smalls = [workload.make_photo(640, 480, seed=s) for s in (1, 2)]
+        self.photo_path = self._write("photo.jpg", self.photo)
+        self.small_paths = [self._write(f"small{i}.jpg", d) for i, d in enumerate(self.smalls)]
+        self.ours = Ours(work / "ours")
+        self.celery = CeleryPeer(work)
+        self.bare: BarePool | None = None
+        beam = broker_process()
+        self.components: dict[str, Callable[[], list[Any]]] = {
+            "coordinator": self.ours.coordinator,
+            "worker": self.ours.worker,
+            "celery": self.celery.worker,
+            "bare": lambda: self.bare.children() if self.bare else [],
+            "rabbitmq": lambda: [beam] if beam else [],
+            "client": lambda: [_self_process()],
+        }
+
+    def _write(self, name: str, data: bytes) -> str:
+        path = self.inputs / name
+        path.write_bytes(data)
+        return str(path)
+
+    def start(self) -> None:
+        self.ours.start()
+        self.celery.start()
+        self.bare = BarePool(2)
+
+    def stop(self) -> None:
+        for stop in (self.ours.stop, self.celery.stop, self.bare.stop if self.bare else None):
+            if stop is not None:
+                try:
+                    stop()
+                except Exception as exc:
+                    self.log(f"stopping: {exc}")
+
+    def timed(self, figure: str, system: str, rnd: int, body: Callable[[], tuple[int, float]]
+              ) -> Run:  # fmt: skip
+        """Run `body` (returns tasks, seconds) with per-component CPU accounting."""
+        meter = CpuMeter(self.components)
+        meter.start()
+        tasks, seconds = body()
+        run = Run(figure, system, rnd, tasks, seconds, meter.stop())
+        self.runs.append(run)
+        self.log(f"  {figure:<7} round {rnd} {system:<15} {run.rate:8.1f} tasks/s "
+                 f"({tasks} in {seconds:.2f} s)")  # fmt: skip
+        return run
+
+    @staticmethod
+    def rotated(systems: list[Any], rnd: int) -> list[Any]:
+        """Alternate the order round by round so drift on a shared machine favours nobody."""
+        ordered = systems[rnd % len(systems):] + systems[: rnd % len(systems)]
+        return ordered if rnd % 2 == 0 else ordered[::-1]
+
+    # -- (a) and (g): 1080p JPEG → grayscale PNG ------------------------------------------------
+
+    def images(self) -> None:
+        n, n_nat = self.sizes.images, self.sizes.images_natural
+        dst = [str(self.outputs / f"gray{i}.png") for i in range(n)]
+        src = [self.photo_path] * n
+        assert self.bare is not None
+        bare = self.bare
+        peer = self.celery.peer
+
+        def ours() -> tuple[int, float]:
+            t0 = time.time()
+            job = self.ours.upload([("photo.jpg", self.photo)], workload.GRAY_OPS, n)
+            self._last_job = job
+            return n, self.ours.wait_jobs([job]) - t0
+
+        def bare_pool() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            bare.map(workload.gray_path, src, dst)
+            return n, time.perf_counter() - t0
+
+        def celery_bytes() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self._celery_bytes = self.celery.run(peer.gray_bytes, [(self.photo,)] * n, pickle=True)
+            return n, time.perf_counter() - t0
+
+        def celery_path() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self.celery.run(peer.gray_path, [(self.photo_path, d + ".celery.png") for d in dst])
+            return n, time.perf_counter() - t0
+
+        def celery_natural() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self.celery.run(peer.gray_natural,
+                            [(self.photo_path, d + ".natural.png") for d in dst[:n_nat]])
+            return n_nat, time.perf_counter() - t0
+
+        systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
+                   ("celery path", celery_path), ("celery natural", celery_natural)]  # fmt: skip
+        for rnd in range(self.sizes.rounds):
+            for name, body in self.rotated(systems, rnd):
+                self.timed("images", name, rnd, body)
+            if rnd == 0:
+                self._check_pixels("images", dst[0], {
+                    "ours": self._our_first_result(),
+                    "celery bytes": self._celery_bytes[0],
+                    "celery path": Path(dst[0] + ".celery.png"),
+                    "celery natural": Path(dst[0] + ".natural.png"),
+                })  # fmt: skip
+
+    # -- (b): 2 000 thumbnails of 640×480 JPEGs ------------------------------------------------
+
+    def thumbs(self) -> None:
+        n = self.sizes.thumbs
+        src = [self.small_paths[i % 2] for i in range(n)]
+        data = [self.smalls[i % 2] for i in range(n)]
+        dst = [str(self.outputs / f"thumb{i}.png") for i in range(n)]
+        assert self.bare is not None
+        bare = self.bare
+        peer = self.celery.peer
+
+        def ours() -> tuple[int, float]:
+            t0 = time.time()
+            files = [(f"small{i}.jpg", d) for i, d in enumerate(self.smalls)]
+            job = self.ours.upload(files, workload.THUMB_OPS, n // 2)
+            self._last_job = job
+            return n, self.ours.wait_jobs([job]) - t0
+
+        def bare_pool() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            bare.map(workload.thumb_path, src, dst)
+            return n, time.perf_counter() - t0
+
+        def celery_bytes() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self._celery_bytes = self.celery.run(peer.thumb_bytes, [(d,) for d in data],
+                                                 pickle=True)  # fmt: skip
+            return n, time.perf_counter() - t0
+
+        def celery_path() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self.celery.run(peer.thumb_path, [(s, d + ".celery.png") for s, d in zip(src, dst)])
+            return n, time.perf_counter() - t0
+
+        systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
+                   ("celery path", celery_path)]  # fmt: skip
+        for rnd in range(self.sizes.rounds):
+            for name, body in self.rotated(systems, rnd):
+                self.timed("thumbs", name, rnd, body)
+            if rnd == 0:
+                self._check_pixels("thumbs", dst[0], {
+                    "ours": self._our_first_result(),
+                    "celery bytes": self._celery_bytes[0],
+                    "celery path": Path(dst[0] + ".celery.png"),
+                })  # fmt: skip
+
+    # -- (c): no-op tasks end to end, publishing while consuming ------------------------------
+
+    def noops(self) -> None:
+        n = self.sizes.noops
+        peer = self.celery.peer
+        chunk = 1000
+
+        def ours() -> tuple[int, float]:
+            t0 = time.time()
+            with ThreadPoolExecutor(2) as submitters:
+                jobs = list(submitters.map(
+                    lambda _: self.ours.submit("sleep", {"seconds": 0}, chunk), range(n // chunk)
+                ))  # fmt: skip
+            return n, self.ours.wait_jobs(jobs) - t0
+
+        def celery() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self.celery.run(peer.noop, [()] * n)
+            return n, time.perf_counter() - t0
+
+        def broker() -> tuple[int, float]:
+            return n, asyncio.run(_broker_round_trip(n))
+
+        systems = [("ours", ours), ("celery", celery), ("broker alone", broker)]
+        for rnd in range(self.sizes.rounds):
+            for name, body in self.rotated(systems, rnd):
+                if rnd == 0 and name in ("ours", "celery"):
+                    self._count_broker_bytes(name, lambda body=body: self.timed(
+                        "noops", name, rnd, body))  # fmt: skip
+                else:
+                    self.timed("noops", name, rnd, body)
+
+    # -- (d): latency of one small task on an idle cluster -----------------------------------
+
+    def latency(self) -> None:
+        n = self.sizes.latency
+        tiny = workload.make_photo(320, 240, seed=5)
+        out: dict[str, list[float]] = {"ours sleep 0": [], "ours 320×240 grayscale": [],
+                                       "celery noop": []}  # fmt: skip
+        time.sleep(3)  # let the worker's tuning settle back to idle
+        for i in range(n):
+            t0 = time.time()
+            job = self.ours.submit("sleep", {"seconds": 0}, 1)
+            out["ours sleep 0"].append(self._wait_one(job) - t0)
+            t0 = time.time()
+            job = self.ours.upload([("tiny.jpg", tiny)], workload.GRAY_OPS, 1)
+            out["ours 320×240 grayscale"].append(self._wait_one(job) - t0)
+            t0 = time.perf_counter()
+            self.celery.peer.noop.apply_async().get(timeout=30)
+            out["celery noop"].append(time.perf_counter() - t0)
+            if i % 50 == 49:
+                self.log(f"  latency {i + 1}/{n}")
+        self.facts["latency_s"] = out
+
+    def _wait_one(self, job_id: str) -> float:
+        while True:
+            job = self.ours.http.get(f"/jobs/{job_id}").json()
+            if job["state"] in ("done", "failed"):
+                return float(job["finished_at"])
+            time.sleep(0.003)
+
+    # -- (e): peak RSS with 10 000 queued tasks ------------------------------------------------
+
+    def memory(self) -> None:
+        results = []
+        for depth in self.sizes.memory_depths:
+            results.append(self._memory_at(depth))
+            self.log(f"  memory  depth {depth}: {results[-1]}")
+        self.facts["memory"] = results
+
+    def _memory_at(self, depth: int) -> dict[str, Any]:
+        """A fresh coordinator queues `depth` tasks with no worker; then a worker joins and
+        drains them. Peak RSS of both while the queue is that deep."""
+        ours = Ours(self.work / f"memory-{depth}", worker_name="mem")
+        ours.start(worker=False)
+        try:
+            queued = {"max": 0}
+            with RssSampler({"coordinator": ours.coordinator}) as publishing:
+                jobs = [ours.submit("sleep", {"seconds": 0}, 1000) for _ in range(depth // 1000)]
+                time.sleep(1)
+                queued["max"] = int(ours.http.get("/queue_size").json()["pending_tasks"])
+            t0 = time.time()
+            with RssSampler({"coordinator": ours.coordinator, "worker": ours.worker}) as draining:
+                ours.start_worker()
+                end = ours.wait_jobs(jobs, poll_s=0.5)
+            return {
+                "depth": depth, "queued": queued["max"],
+                "coordinator_publishing_mb": publishing.peak["coordinator"] / 2**20,
+                "coordinator_mb": max(publishing.peak["coordinator"],
+                                      draining.peak["coordinator"]) / 2**20,
+                "worker_mb": draining.peak["worker"] / 2**20,
+                "drain_rate": depth / (end - t0),
+            }  # fmt: skip
+        finally:
+            ours.stop()
+
+    # -- (f): bytes through the broker per task -------------------------------------------------
+
+    def _count_broker_bytes(self, system: str, body: Callable[[], Run]) -> None:
+        if system == "ours":
+            ports = amqp_ports(self.ours.coordinator() + self.ours.worker())
+        else:
+            ports = amqp_ports(self.celery.worker() + [_self_process()])
+        before = broker_octets()
+        run = body()
+        after = broker_octets()
+        total = 0
+        for port in ports:
+            if port in before and port in after:
+                total += sum(after[port]) - sum(before[port])
+        self.facts.setdefault("broker_bytes", {})[system] = {
+            "tasks": run.tasks, "bytes": total, "per_task": total / run.tasks,
+        }
+
+    def message_sizes(self) -> None:
+        ref = InputRef(sha256="0" * 64, size=len(self.photo))
+        image = TaskMessage(task_id="a" * 32, job_id="b" * 32, type="image",
+                            ops=workload.GRAY_OPS, input=ref)  # fmt: skip
+        sleep = TaskMessage(task_id="a" * 32, job_id="b" * 32, type="sleep",
+                            params={"seconds": 0.0})  # fmt: skip
+        from sd_coordinator.broker import _body
+
+        self.facts["message_body"] = {"image": len(_body(image)), "sleep": len(_body(sleep))}
+
+    # -- pixels ----------------------------------------------------------------------------------
+
+    def _our_first_result(self) -> bytes:
+        job = self.ours.job(self._last_job)
+        return self.ours.result(job["tasks"][0]["result"])
+
+    def _check_pixels(self, figure: str, reference: str, others: dict[str, Any]) -> None:
+        same = {name: workload.same_pixels(Path(reference), other)
+                for name, other in others.items()}  # fmt: skip
+        self.facts.setdefault("pixels", {})[figure] = same
+        self.log(f"  {figure}: identical pixels to the bare pool: {same}")
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"runs": [asdict(r) for r in self.runs],
+                                    "facts": self.facts}, indent=1))  # fmt: skip
+
+
+def _self_process() -> Any:
+    import psutil
+
+    return psutil.Process(os.getpid())
+
+
+async def _broker_round_trip(n: int) -> float:
+    """The broker alone: n persistent messages published with confirms into a quorum queue
+    while one consumer acks them (prefetch 256); aio-pika on both ends, no work."""
+    queue_name = unique_queue("brokerbench")
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    pub = await aio_pika.connect(url)
+    sub = await aio_pika.connect(url)
+    try:
+        pub_channel = await pub.channel(publisher_confirms=True)
+        sub_channel = await sub.channel()
+        await sub_channel.set_qos(prefetch_count=256)
+        queue = await sub_channel.declare_queue(queue_name, durable=True,
+                                                arguments={"x-queue-type": "quorum"})  # fmt: skip
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal seen
+            await message.ack()
+            seen += 1
+            if seen >= n:
+                done.set()
+
+        await queue.consume(on_message)
+        body = b'{"v":1,"task_id":"' + b"a" * 32 + b'","type":"sleep","params":{"seconds":0}}'
+        t0 = time.perf_counter()
+        for start in range(0, n, 1000):
+            await asyncio.gather(*(
+                pub_channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=queue_name)
+                for _ in range(min(1000, n - start))
+            ))  # fmt: skip
+        await done.wait()
+        elapsed = time.perf_counter() - t0
+        await sub_channel.queue_delete(queue_name)
+        return elapsed
+    finally:
+        await pub.close()
+        await sub.close()

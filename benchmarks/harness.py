@@ -1,0 +1,335 @@
+"""Processes under test and what the benchmark reads from them: CPU time, RSS, broker bytes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.broker import delete_queues_sync  # noqa: E402
+from support.cluster import Cluster  # noqa: E402
+
+from benchmarks import workload  # noqa: E402
+
+AMQP_PORT = 5672
+
+
+def unique_queue(prefix: str) -> str:
+    """A queue name no other run uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# -- process trees ------------------------------------------------------------------------
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (pool processes of a forkserver included)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(procs: Iterable[psutil.Process]) -> float:
+    """User + system CPU seconds of the processes (threads included)."""
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def rss_bytes(procs: Iterable[psutil.Process]) -> int:
+    """Summed resident set size of the processes."""
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def broker_process() -> psutil.Process | None:
+    """RabbitMQ's Erlang VM on this machine."""
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "beam.smp":
+            return proc
+    return None
+
+
+class CpuMeter:
+    """CPU seconds per component between `start()` and `stop()`: which process paid for what."""
+
+    def __init__(self, components: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self.components = components
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        return {name: cpu_seconds(procs()) for name, procs in self.components.items()}
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop(self) -> dict[str, float]:
+        end = self._read()
+        self.used = {k: max(0.0, end[k] - self._start.get(k, 0.0)) for k in end}
+        return self.used
+
+
+class RssSampler:
+    """Samples the summed RSS of process trees on a thread; keeps each tree's peak."""
+
+    def __init__(self, trees: dict[str, Callable[[], list[psutil.Process]]], period_s: float = 0.05):
+        self.trees = trees
+        self.period_s = period_s
+        self.peak: dict[str, int] = dict.fromkeys(trees, 0)
+        self.extra: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, procs in self.trees.items():
+                self.peak[name] = max(self.peak[name], rss_bytes(procs()))
+            for sample in self.extra:
+                sample()
+            self._stop.wait(self.period_s)
+
+
+# -- broker traffic ---------------------------------------------------------------------------
+
+
+def amqp_ports(procs: Iterable[psutil.Process]) -> set[int]:
+    """Local ports of the processes' connections to RabbitMQ."""
+    ports: set[int] = set()
+    for proc in procs:
+        try:
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.raddr and conn.raddr.port == AMQP_PORT:
+                    ports.add(conn.laddr.port)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return ports
+
+
+def broker_octets() -> dict[int, tuple[int, int]]:
+    """(received, sent) bytes of every RabbitMQ connection, by the client's port."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "--no-table-headers",
+         "peer_port", "recv_oct", "send_oct"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    octets: dict[int, tuple[int, int]] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            octets[int(parts[0])] = (int(parts[1]), int(parts[2]))
+    return octets
+
+
+def rabbitmq_version() -> str:
+    """The broker's version, as rabbitmqctl reports it."""
+    try:
+        return subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True,
+                              timeout=60).stdout.strip() or "?"  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+# -- our cluster ----------------------------------------------------------------------------
+
+
+@dataclass
+class Ours:
+    """sd-coordinator (RABBIT_HOST set, a unique queue) and one `sd-worker --async`, as the
+    console scripts, through tests/support/cluster.py."""
+
+    root: Path
+    worker_name: str = "bench"
+    cluster: Cluster = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = unique_queue("sdbench")
+        self.cluster = Cluster(self.root, queue=self.queue)
+        self.http = httpx.Client(base_url=self.cluster.url, timeout=120,
+                                 headers={"Authorization": f"Bearer {self.cluster.token}"})
+
+    def start(self, *, worker: bool = True) -> None:
+        self.cluster.start_coordinator()
+        if worker:
+            self.start_worker()
+
+    def start_worker(self) -> None:
+        self.cluster.start_worker(self.worker_name)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.cluster.stop()
+        delete_queues_sync(self.queue)
+
+    def coordinator(self) -> list[psutil.Process]:
+        proc = self.cluster.procs.get("coordinator")
+        return tree(proc.pid) if proc else []
+
+    def worker(self) -> list[psutil.Process]:
+        proc = self.cluster.procs.get(self.worker_name)
+        return tree(proc.pid) if proc else []
+
+    def upload(self, files: list[tuple[str, bytes]], ops: str, copies: int) -> str:
+        response = self.http.post(
+            "/upload", files=[("file", f) for f in files],
+            data={"ops": ops, "copies": str(copies)},
+        )  # fmt: skip
+        response.raise_for_status()
+        return str(response.json()["job_id"])
+
+    def submit(self, task_type: str, payload: dict[str, Any], copies: int) -> str:
+        response = self.http.post("/task", json={"type": task_type, "payload": payload,
+                                                 "copies": copies})  # fmt: skip
+        response.raise_for_status()
+        return str(response.json()["job_id"])
+
+    def wait_jobs(self, job_ids: Iterable[str], timeout_s: float = 600,
+                  poll_s: float = 0.2) -> float:  # fmt: skip
+        """Wait until every job finished; return the last one's server-side `finished_at`."""
+        waiting = set(job_ids)
+        finished_at = 0.0
+        deadline = time.monotonic() + timeout_s
+        while waiting:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jobs {waiting} did not finish\n{self.cluster.log_tail()}")
+            for job in self.http.get("/jobs", params={"limit": 1000}).json():
+                if job["job_id"] in waiting and job["state"] in ("done", "failed"):
+                    if job["failed"]:
+                        raise RuntimeError(f"job {job['job_id']} had failed tasks")
+                    waiting.discard(job["job_id"])
+                    finished_at = max(finished_at, job["finished_at"])
+            if waiting:
+                time.sleep(poll_s)
+        return finished_at
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.http.get(f"/jobs/{job_id}").json())
+
+    def result(self, filename: str) -> bytes:
+        return self.http.get(f"/result/{filename}").content
+
+
+# -- the Celery peer ------------------------------------------------------------------------
+
+
+class CeleryPeer:
+    """`celery -A benchmarks.celery_peer worker --pool=prefork -c 2` on a unique queue."""
+
+    def __init__(self, root: Path, concurrency: int = 2) -> None:
+        self.root = root
+        self.queue = unique_queue("celerybench")
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen[bytes] | None = None
+        os.environ["BENCH_CELERY_QUEUE"] = self.queue  # read by celery_peer at import
+        from benchmarks import celery_peer
+
+        self.peer = celery_peer
+
+    def start(self, timeout_s: float = 60) -> None:
+        log = (self.root / "celery.log").open("ab")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "benchmarks.celery_peer",
+             "worker", "--pool=prefork", "-c", str(self.concurrency), "-Q", self.queue,
+             "-n", f"{self.queue}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
+            cwd=ROOT, env={**os.environ, "BENCH_CELERY_QUEUE": self.queue,
+                           "PYTHONPATH": str(ROOT),
+                           "C_FORCE_ROOT": "1"},  # pickle as root: this machine runs as root
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while True:  # ready when it answers a task
+            try:
+                self.peer.noop.apply_async().get(timeout=5)
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the Celery worker did not start; see celery.log") from None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        try:
+            with self.peer.app.connection_for_write() as conn:
+                conn.default_channel.queue_delete(self.queue)
+        except Exception:
+            pass
+
+    def worker(self) -> list[psutil.Process]:
+        return tree(self.proc.pid) if self.proc else []
+
+    def run(self, task: Any, args_list: list[tuple[Any, ...]], *, pickle: bool = False,
+            timeout_s: float = 600) -> list[Any]:  # fmt: skip
+        """Send every task, then wait for all results (rpc:// backend)."""
+        from celery.result import ResultSet
+
+        options = {"serializer": "pickle"} if pickle else {}
+        results = ResultSet([task.apply_async(args, **options) for args in args_list])
+        return list(results.join_native(timeout=timeout_s))
+
+
+# -- the bare pool ------------------------------------------------------------------------------
+
+
+class BarePool:
+    """ProcessPoolExecutor(2) on the same cores: the physical limit of the Pillow work."""
+
+    def __init__(self, workers: int = 2) -> None:
+        import multiprocessing
+
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        list(self.pool.map(_warm, range(workers * 4)))
+
+    def children(self) -> list[psutil.Process]:
+        return [psutil.Process(p.pid) for p in self.pool._processes.values()]  # noqa: SLF001
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
+        return list(self.pool.map(fn, *iterables))
+
+    def stop(self) -> None:
+        self.pool.shutdown()
+
+
+def _warm(_: int) -> int:
+    return workload.warm()

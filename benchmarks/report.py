@@ -1,0 +1,254 @@
+"""Turning the runs into benchmarks/REPORT.md: ratios paired within each round, medians, spread."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.figures import Run
+
+KB = 1024
+
+
+@dataclass
+class Row:
+    """One line of the summary table."""
+
+    figure: str
+    ours: str
+    baseline: str
+    ratio: str
+    target: str
+    passed: bool | None
+    spread: str
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
+    """min–max over the rounds, and how many rounds."""
+    if not values:
+        return "–"
+    return f"{fmt.format(min(values))}–{fmt.format(max(values))} (n={len(values)})"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Results:
+    """Rates and CPU by figure, system and round."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        self.rates: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+        self.runs = runs
+        for run in runs:
+            self.rates[(run.figure, run.system)][run.round] = run.rate
+
+    def values(self, figure: str, system: str) -> list[float]:
+        return list(self.rates[(figure, system)].values())
+
+    def ratios(self, figure: str, ours: str, baseline: str) -> list[float]:
+        """ours / baseline, paired round by round (both measured back to back)."""
+        a, b = self.rates[(figure, ours)], self.rates[(figure, baseline)]
+        return [a[r] / b[r] for r in sorted(a) if r in b and b[r] > 0]
+
+    def cpu_ms_per_task(self, figure: str, system: str) -> dict[str, float]:
+        """Median CPU milliseconds per task, by component."""
+        per: dict[str, list[float]] = defaultdict(list)
+        for run in self.runs:
+            if (run.figure, run.system) == (figure, system):
+                for component, seconds in run.cpu_s.items():
+                    per[component].append(seconds / run.tasks * 1000)
+        return {c: median(v) for c, v in per.items()}
+
+
+RELEVANT = {
+    "bare pool": ("bare", "client"),
+    "ours": ("coordinator", "worker", "rabbitmq", "client"),
+    "broker alone": ("rabbitmq", "client"),
+}
+
+
+def _components(system: str) -> tuple[str, ...]:
+    return RELEVANT.get(system, ("celery", "rabbitmq", "client"))
+
+
+def rate_row(res: Results, figure: str, label: str, ours: str, baseline: str,
+             target: float | None, unit: str = "tasks/s") -> Row:  # fmt: skip
+    ratios = res.ratios(figure, ours, baseline)
+    mine, theirs = res.values(figure, ours), res.values(figure, baseline)
+    r = median(ratios)
+    return Row(
+        label,
+        f"{median(mine):.1f} {unit}",
+        f"{median(theirs):.1f} {unit} ({baseline})",
+        f"{r:.3f}",
+        f"≥ {target:g}" if target is not None else "peer",
+        (r >= target) if target is not None else None,
+        f"ratio {spread(ratios, '{:.3f}')}; ours {spread(mine, '{:.1f}')}",
+    )
+
+
+def cpu_row(res: Results, figure: str, label: str, target: float | None) -> Row:
+    """Efficiency from CPU time: the bare pool's CPU per task over ours (all our processes and
+    the broker). Independent of what else the shared machine runs."""
+    bare = res.cpu_ms_per_task(figure, "bare pool")
+    ours = res.cpu_ms_per_task(figure, "ours")
+    bare_ms = sum(bare.get(c, 0) for c in ("bare",))
+    ours_ms = sum(ours.get(c, 0) for c in ("coordinator", "worker", "rabbitmq"))
+    r = bare_ms / ours_ms if ours_ms else float("nan")
+    return Row(label, f"{ours_ms:.2f} ms CPU/task", f"{bare_ms:.2f} ms CPU/task (bare pool)",
+               f"{r:.3f}", f"≥ {target:g}" if target else "–",
+               (r >= target) if target else None, "medians of the rounds")  # fmt: skip
+
+
+def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
+           history: str, mode: str, seconds: float) -> str:  # fmt: skip
+    res = Results(runs)
+    rows: list[Row] = [
+        rate_row(res, "images", "(a) 1080p → grayscale PNG, ours vs bare pool", "ours",
+                 "bare pool", 0.98),
+        cpu_row(res, "images", "(a) same, CPU cost (bare CPU ÷ ours + broker CPU)", None),
+        rate_row(res, "images", "(a/g) ours vs Celery's natural task (default PNG save)",
+                 "ours", "celery natural", 1.5),
+        rate_row(res, "images", "(g) Celery, image bytes in the message, vs bare pool",
+                 "celery bytes", "bare pool", None),
+        rate_row(res, "images", "(g) Celery, file paths, vs bare pool", "celery path",
+                 "bare pool", None),
+        rate_row(res, "thumbs", "(b) 2 000 thumbnails, ours vs bare pool", "ours",
+                 "bare pool", 0.90),
+        cpu_row(res, "thumbs", "(b) same, CPU cost (bare CPU ÷ ours + broker CPU)", None),
+        rate_row(res, "thumbs", "(g) thumbnails, Celery bytes vs bare pool", "celery bytes",
+                 "bare pool", None),
+        rate_row(res, "thumbs", "(g) thumbnails, Celery paths vs bare pool", "celery path",
+                 "bare pool", None),
+        rate_row(res, "thumbs", "(b/g) thumbnails, ours vs Celery paths", "ours",
+                 "celery path", None),
+    ]  # fmt: skip
+    noop = res.values("noops", "ours")
+    rows.append(Row(
+        "(c) no-op tasks end to end, results recorded", f"{median(noop):.0f} tasks/s",
+        "1 500 tasks/s", f"{median(noop) / 1500:.3f}", "≥ 1 500/s",
+        median(noop) >= 1500, f"ours {spread(noop, '{:.0f}')}",
+    ))  # fmt: skip
+    rows.append(rate_row(res, "noops", "(c/g) no-ops, ours vs Celery", "ours", "celery", None))
+    rows.append(rate_row(res, "noops", "(c) no-ops, ours vs the broker alone (aio-pika, no "
+                         "work, no results)", "ours", "broker alone", None))  # fmt: skip
+    cpu_noop = sum(res.cpu_ms_per_task("noops", "ours").get(c, 0)
+                   for c in ("coordinator", "worker", "rabbitmq"))  # fmt: skip
+    if cpu_noop:
+        capacity = 2000 / cpu_noop
+        rows.append(Row("(c) no-ops, capacity of 2 idle cores from CPU cost",
+                        f"{capacity:.0f} tasks/s", f"{cpu_noop:.3f} ms CPU/task", "–",
+                        "≥ 1 500/s", capacity >= 1500, "2 000 ms ÷ CPU ms per task"))  # fmt: skip
+    lat = facts.get("latency_s", {})
+    for name, values in lat.items():
+        ms = [v * 1000 for v in values]
+        is_ours = name.startswith("ours")
+        rows.append(Row(
+            f"(d) latency, {name}, idle cluster",
+            f"p50 {percentile(ms, 50):.1f} / p95 {percentile(ms, 95):.1f} / "
+            f"p99 {percentile(ms, 99):.1f} ms", "–", "–",
+            "p50 < 20 ms" if is_ours else "peer",
+            (percentile(ms, 50) < 20) if is_ours else None, f"n={len(ms)}",
+        ))  # fmt: skip
+    mem = facts.get("memory", [])
+    if len(mem) >= 2:
+        low, high = mem[0], mem[-1]
+        for part in ("coordinator_mb", "worker_mb"):
+            growth = high[part] / low[part]
+            rows.append(Row(
+                f"(e) peak RSS, {part.split('_')[0]}{' (+ pool processes)' if 'worker' in part else ''}",
+                f"{high[part]:.0f} MB with {high['depth']} queued",
+                f"{low[part]:.0f} MB with {low['depth']} queued", f"{growth:.3f}",
+                "bounded (≤ 1.2× for 10× depth)", growth <= 1.2,
+                f"queue depth seen: {low['queued']} / {high['queued']}",
+            ))  # fmt: skip
+    sizes = facts.get("message_body", {})
+    bb = facts.get("broker_bytes", {})
+    if sizes:
+        rows.append(Row("(f) task message body (image / sleep task)",
+                        f"{sizes['image']} / {sizes['sleep']} B", "–", "–", "< 1 KB",
+                        max(sizes.values()) < KB, "JSON TaskMessage"))  # fmt: skip
+    if "ours" in bb:
+        theirs = bb.get("celery", {}).get("per_task")
+        rows.append(Row(
+            "(f) bytes through the broker per no-op task (all directions)",
+            f"{bb['ours']['per_task']:.0f} B",
+            f"{theirs:.0f} B (Celery, rpc results)" if theirs else "–",
+            f"{bb['ours']['per_task'] / theirs:.3f}" if theirs else "–", "< 1 KB",
+            bb["ours"]["per_task"] < KB, f"{bb['ours']['tasks']} tasks, rabbitmqctl octets",
+        ))  # fmt: skip
+
+    out = ["# Benchmarks: throughput at the physical limit (issue #5)", ""]
+    out.append(f"Written by `benchmarks/run.py{' --quick' if mode == 'quick' else ''}` in "
+               f"{seconds / 60:.1f} min. Every figure was measured in this run, the systems "
+               "interleaved round by round (the order rotates each round); ratios are paired "
+               "within a round, then the median is reported with the min–max over rounds.")
+    out += ["", "## Machine", ""]
+    out += [f"- {k}: {v}" for k, v in machine.items()]
+    out += ["", "## Summary", "",
+            "| figure | ours | baseline | ratio | target | pass | spread |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        mark = "–" if row.passed is None else ("✅ pass" if row.passed else "❌ miss")
+        out.append(f"| {row.figure} | {row.ours} | {row.baseline} | {row.ratio} | "
+                   f"{row.target} | {mark} | {row.spread} |")  # fmt: skip
+    pixels = facts.get("pixels", {})
+    if pixels:
+        out += ["", "Identical pixels to the bare pool's output, checked in this run: " + "; ".join(
+            f"{fig}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items())
+            for fig, same in pixels.items()) + "."]  # fmt: skip
+    out += ["", "## Throughput by system (tasks/s, median and min–max over rounds)", "",
+            "| figure | system | median | spread |", "|---|---|---|---|"]  # fmt: skip
+    for (figure, system), by_round in sorted(res.rates.items()):
+        values = list(by_round.values())
+        out.append(f"| {figure} | {system} | {median(values):.1f} | {spread(values, '{:.1f}')} |")
+    out += ["", "## Where the CPU goes (ms of CPU per task, medians over rounds)", "",
+            "CPU time is read from /proc for every process involved, so it does not depend on "
+            "what else the shared machine runs. `rabbitmq` is the whole broker (other users' "
+            "queues included), `client` is this benchmark process.", "",
+            "| figure | system | components |", "|---|---|---|"]  # fmt: skip
+    for (figure, system) in sorted(res.rates):
+        cpu = res.cpu_ms_per_task(figure, system)
+        parts = ", ".join(f"{c} {cpu[c]:.2f}" for c in _components(system) if c in cpu)
+        if system not in RELEVANT:
+            parts = parts.replace("celery", "celery worker")
+        out.append(f"| {figure} | {system} | {parts} |")
+    if mem:
+        out += ["", "## Memory with a deep queue (e)", "",
+                "A fresh coordinator queues the tasks (sleep 0) with no worker, then a worker "
+                "joins and drains them; RSS is sampled every 50 ms (worker = its process and "
+                "its pool processes, summed).", "",
+                "| queued | depth seen | coordinator peak | worker peak | drain rate |",
+                "|---|---|---|---|---|"]  # fmt: skip
+        for m in mem:
+            out.append(f"| {m['depth']} | {m['queued']} | {m['coordinator_mb']:.0f} MB | "
+                       f"{m['worker_mb']:.0f} MB | {m['drain_rate']:.0f} tasks/s |")
+    if bb:
+        out += ["", "## Broker traffic (f)", "",
+                "Bytes in and out of RabbitMQ on the connections of each system during one "
+                "no-op run (rabbitmqctl `recv_oct` + `send_oct`): publish, delivery, ack, "
+                "confirms, and for Celery the results, which travel through the broker.", "",
+                "| system | tasks | bytes | per task |", "|---|---|---|---|"]  # fmt: skip
+        for system, b in bb.items():
+            out.append(f"| {system} | {b['tasks']} | {b['bytes']} | {b['per_task']:.0f} B |")
+    if history.strip():
+        out += ["", history.strip()]
+    return "\n".join(out) + "\n"
+
+
+def write(path: Path, text: str, log: Callable[[str], None]) -> None:
+    path.write_text(text)
+    log(f"wrote {path}")

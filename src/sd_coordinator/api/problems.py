@@ -1,0 +1,75 @@
+"""Every error answer is `{"detail": "<one human sentence>"}` with a fitting 4xx/5xx status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sd_coordinator.errors import ServiceError
+
+# FastAPI's text when a body fails to parse for a reason other than bad JSON syntax.
+_FASTAPI_UNPARSABLE = "There was an error parsing the body"
+
+
+def _where(error: dict[str, Any]) -> str:
+    return ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
+
+
+def _problem(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "malformed")
+        position = error.get("loc", ("body", "?"))[-1]
+        return f"request body is not valid JSON: {reason} (at character {position})"
+    where = _where(error)
+    message = str(error.get("msg"))
+    if "Expected UploadFile" in message:
+        return f"{where.split('.')[0]}: must be a file part (multipart with a filename)"
+    if tuple(error.get("loc", ())) == ("body",):
+        if kind == "missing":
+            return "request body is missing: send a JSON object"
+        if kind in ("model_attributes_type", "dict_type"):
+            return "request body must be a JSON object, sent as Content-Type: application/json"
+        return f"request body: {message}"
+    return f"{where}: {message}" if where else message
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """One line naming each invalid field and why."""
+    return "; ".join(_problem(e) for e in exc.errors()) or "invalid request"
+
+
+def _unparsable_body(cause: BaseException | None) -> str:
+    if isinstance(cause, RecursionError):
+        return "request body is nested too deeply to parse"
+    if isinstance(cause, UnicodeDecodeError):
+        return "request body is not valid UTF-8 JSON"
+    return "request body could not be parsed; send JSON with Content-Type: application/json"
+
+
+def install(app: FastAPI) -> None:
+    """Map service errors, validation errors and HTTP errors to `{"detail": str}` answers."""
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        detail = exc.detail
+        if exc.status_code == 400 and detail == _FASTAPI_UNPARSABLE:
+            detail = _unparsable_body(exc.__cause__)
+        elif exc.status_code == 404 and detail == "Not Found":
+            detail = f"not found: {request.url.path}"
+        return JSONResponse({"detail": str(detail)}, status_code=exc.status_code,
+                            headers=exc.headers)  # fmt: skip

@@ -1,0 +1,198 @@
+"""Fault tolerance end to end (DESIGN §5): real processes killed, restarted and signalled while
+they work, on the real broker. Outcomes are checked by counts, states, pixels and /workers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from PIL import Image, ImageFilter, ImageOps
+
+from support.broker import queue_counts
+from support.cluster import Cluster
+from support.images import decode, same_pixels, sample_image
+
+pytestmark = pytest.mark.e2e
+
+BIG = (1280, 960)
+SLOW_OPS = "blur:4"
+REPORT_INTERVAL_S = 1.0
+TESTS_DIR = Path(__file__).resolve().parents[1]
+
+
+def blurred(data: bytes, radius: float = 4) -> Image.Image:
+    """`blur:radius` done by hand with Pillow."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    return image.filter(ImageFilter.GaussianBlur(radius))
+
+
+def wait_done_at_least(cluster: Cluster, job_id: str, done: int, timeout_s: float = 60
+                       ) -> dict[str, Any]:  # fmt: skip
+    """Wait until `done` tasks of the job are done (and the job is not finished yet)."""
+    job: dict[str, Any] = {}
+
+    def reached() -> bool:
+        nonlocal job
+        job = cluster.job(job_id)
+        return int(job["done"]) >= done
+
+    cluster.wait_until(reached, timeout_s, f"{done} tasks of job {job_id} done")
+    assert job["state"] == "running", f"the job finished before the fault: {job['state']}"
+    return job
+
+
+def assert_completed_once(cluster: Cluster, job: dict[str, Any], data: bytes) -> None:
+    """Every task done exactly once: one result file each, nothing more, pixels right."""
+    total = job["total"]
+    assert (job["state"], job["done"], job["failed"]) == ("done", total, 0), job
+    assert all(t["state"] == "done" and t["error"] is None for t in job["tasks"])
+    results = [t["result"] for t in job["tasks"]]
+    assert results == [f"{t['task_id']}.png" for t in job["tasks"]]
+    stored = sorted(p.name for p in cluster.results_dir.iterdir() if not p.name.startswith("."))
+    assert stored == sorted(results), "the results folder holds exactly one file per task"
+    expected = blurred(data)
+    with cluster.client() as client:
+        for name in results[:: max(1, total // 6)]:
+            response = client.get(f"/result/{name}")
+            assert response.status_code == 200
+            assert same_pixels(decode(response.content), expected)
+
+
+def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    cluster.start_worker("beta")
+    data = sample_image(*BIG, seed=11)
+    sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=60)
+    wait_done_at_least(cluster, sent["job_id"], 6)
+    cluster.wait_until(lambda: cluster.worker("beta").get("status") == "busy", 30,
+                       "beta to be busy")  # fmt: skip
+
+    # kill -9 of the worker process alone, as the OOM killer would: its pool must not outlive it.
+    worker = psutil.Process(cluster.procs["beta"].pid)
+    pool = worker.children(recursive=True)
+    assert pool, "beta has no pool processes yet"
+    worker.kill()
+    cluster.procs["beta"].wait(timeout=10)
+    killed_at = time.monotonic()
+    # What beta had started but not stored: it can never finish these itself now.
+    orphaned = {
+        t["task_id"]
+        for t in cluster.job(sent["job_id"])["tasks"]
+        if t["state"] == "running" and t["worker"] == "beta"
+    }
+
+    cluster.wait_until(lambda: cluster.worker("beta").get("alive") is False, 10,
+                       "beta to show alive: false")  # fmt: skip
+    seen_dead_after_s = time.monotonic() - killed_at
+    beta = cluster.worker("beta")
+    assert beta["status"] == "offline" and beta["task_id"] is None
+    assert seen_dead_after_s < 3 * REPORT_INTERVAL_S + 3
+    assert cluster.worker("alfa")["alive"] is True
+    _, alive = psutil.wait_procs(pool, timeout=15)
+    assert not alive, f"beta's pool outlived it: {alive}"
+
+    job = cluster.wait_job(sent["job_id"], timeout_s=90)
+    assert_completed_once(cluster, job, data)
+    assert orphaned, "beta held no started task when killed; the test proved nothing"
+    by_task = {t["task_id"]: t for t in job["tasks"]}
+    assert {by_task[t]["worker"] for t in orphaned} == {"alfa"}
+
+    snapshot = cluster.snapshot()
+    assert snapshot["totals"] == {"total": 60, "done": 60, "failed": 0, "pending": 0}
+    # Duplicates (a result beta stored but never acked) must not count as throughput.
+    assert snapshot["tps"] * 5.0 <= 60 + 1e-6
+    assert asyncio.run(queue_counts(cluster.queue)) == (0, 0)
+
+
+DRAIN_TIMEOUT_S = 60
+
+
+def test_sigtermed_worker_finishes_its_tasks_acks_them_and_exits_0(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    data = sample_image(640, 480, seed=12)
+    sent = cluster.upload([("media.jpg", data)], ops=SLOW_OPS, copies=150)
+    before = wait_done_at_least(cluster, sent["job_id"], 4)
+
+    asked_at = time.monotonic()
+    # To the process group, as Ctrl-C in a terminal or systemd's stop would.
+    code = cluster.send_signal("alfa", signal.SIGTERM, timeout_s=DRAIN_TIMEOUT_S + 10)
+    assert code == 0, cluster.log_tail()
+    assert time.monotonic() - asked_at < DRAIN_TIMEOUT_S
+    assert "draining" in cluster.logs["alfa"].read_text()
+
+    after = cluster.job(sent["job_id"])
+    assert after["failed"] == 0
+    assert after["done"] > before["done"], "it finished the tasks it held"
+    mine = [t for t in after["tasks"] if t["worker"] == "alfa"]
+    assert mine and all(t["state"] == "done" and t["attempts"] == 0 for t in mine), [
+        (t["task_id"], t["state"], t["attempts"], t["error"]) for t in mine if t["state"] != "done"
+    ]
+    # Every finished task was acked and every other one is back in the queue: nothing lost,
+    # nothing left to run twice.
+    ready, dead = asyncio.run(queue_counts(cluster.queue))
+    assert (ready, dead) == (after["total"] - after["done"], 0)
+
+    cluster.start_worker("beta")
+    job = cluster.wait_job(sent["job_id"], timeout_s=90)
+    assert_completed_once(cluster, job, data)
+
+
+def test_poison_task_fails_at_the_delivery_limit_and_the_queue_keeps_flowing(
+    cluster: Cluster,
+) -> None:
+    delivery_limit = 2
+    cluster.env.update(
+        TASK_MODULES="support.poison_tasks",
+        PYTHONPATH=os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p),
+        DELIVERY_LIMIT=str(delivery_limit),
+    )
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+
+    sent = cluster.submit_task("crash", {})
+    job = cluster.wait_job(sent["job_id"], timeout_s=60)
+
+    assert (job["state"], job["done"], job["failed"]) == ("failed", 0, 1), job
+    task = job["tasks"][0]
+    assert task["state"] == "failed"
+    assert "delivery limit" in task["error"], task
+    assert "pool process died" in task["error"], task
+    assert task["attempts"] >= delivery_limit, task
+    # The coordinator consumed the dead letter: nothing waits in either queue.
+    cluster.wait_until(lambda: asyncio.run(queue_counts(cluster.queue, delivery_limit)) == (0, 0), 10,
+                       "both queues to be empty")  # fmt: skip
+    assert f"task {task['task_id']} failed" in cluster.logs["coordinator"].read_text()
+
+    assert cluster.running("alfa")
+    data = sample_image(seed=13)
+    after = cluster.upload([("normal.jpg", data)], ops="blur:4", copies=8)
+    assert_completed_once(cluster, cluster.wait_job(after["job_id"], timeout_s=60), data)
+    assert cluster.worker("alfa")["alive"] is True
+
+
+def test_poison_task_running_beside_normal_tasks_fails_alone(cluster: Cluster) -> None:
+    delivery_limit = 2
+    cluster.env.update(
+        TASK_MODULES="support.poison_tasks",
+        PYTHONPATH=os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p),
+        DELIVERY_LIMIT=str(delivery_limit),
+    )
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    data = sample_image(*BIG, seed=14)
+    poison = cluster.submit_task("crash", {})
+    normal = cluster.upload([("normal.jpg", data)], ops=SLOW_OPS, copies=20)
+    poison_job = cluster.wait_job(poison["job_id"], timeout_s=60)
+    assert poison_job["state"] == "failed"
+    job = cluster.wait_job(normal["job_id"], timeout_s=60)
+    assert_completed_once(cluster, job, data)

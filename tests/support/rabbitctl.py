@@ -1,0 +1,47 @@
+"""Stopping and starting the machine's RabbitMQ application for fault tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+HOST, PORT = "127.0.0.1", 5672
+START_TIMEOUT_S = 120
+
+
+def port_open(host: str = HOST, port: int = PORT) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _rabbitmqctl(*args: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=timeout_s)
+
+
+def start_app() -> None:
+    """`rabbitmqctl start_app`, then wait until the node is booted and port 5672 accepts."""
+    _rabbitmqctl("start_app")
+    _rabbitmqctl("await_startup")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not port_open():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"RabbitMQ did not accept connections on {HOST}:{PORT} again")
+        time.sleep(0.2)
+
+
+@contextmanager
+def rabbitmq_stopped() -> Iterator[None]:
+    """Stop the RabbitMQ application (the Erlang node stays up) and start it again on exit,
+    whatever happens inside: other tests on this machine share the broker."""
+    try:
+        _rabbitmqctl("stop_app")
+        yield
+    finally:
+        start_app()
