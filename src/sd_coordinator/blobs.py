@@ -7,13 +7,14 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 RESULT_NAME = re.compile(r"^[0-9a-f]{32}\.png$")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes | memoryview) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -73,6 +74,15 @@ class Blobs:
 
     async def put_result(self, task_id: str, data: bytes) -> str:
         """Store a task's result atomically and return its file name."""
-        name = self.result_name(task_id)
-        await asyncio.to_thread(_write_atomic, self.results_dir / name, data)
-        return name
+        return (await self.put_results([(task_id, data)]))[0]
+
+    async def put_results(self, results: Sequence[tuple[str, bytes | memoryview]]) -> list[str]:
+        """Store several results atomically (one thread hop for the batch); their file names."""
+        names = [self.result_name(task_id) for task_id, _ in results]
+
+        def put() -> None:
+            for name, (_, data) in zip(names, results, strict=True):
+                _write_atomic(self.results_dir / name, data)
+
+        await asyncio.to_thread(put)
+        return names

@@ -367,6 +367,40 @@ class Store:
 
         return await self._call(read)
 
+    async def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each known task among `task_ids` (one read for a batch of results)."""
+
+        def read() -> dict[str, str]:
+            states: dict[str, str] = {}
+            for start in range(0, len(task_ids), 500):
+                chunk = task_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for task_id, state in self.db.execute(
+                    f"SELECT task_id, state FROM tasks WHERE task_id IN ({marks})", chunk
+                ):
+                    states[task_id] = state
+            return states
+
+        return await self._call(read)
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many tasks are queued, running, done and failed (cheap: job counters and the
+        index of unfinished tasks, never a scan of finished ones)."""
+
+        def read() -> dict[str, int]:
+            done, failed = self.db.execute(
+                "SELECT COALESCE(SUM(done), 0), COALESCE(SUM(failed), 0) FROM jobs"
+            ).fetchone()
+            counts = {"queued": 0, "running": 0, "done": done, "failed": failed}
+            for state, count in self.db.execute(
+                "SELECT state, COUNT(*) FROM tasks WHERE state IN ('queued', 'running')"
+                " GROUP BY state"
+            ):
+                counts[state] = count
+            return counts
+
+        return await self._call(read)
+
     async def list_jobs(self, limit: int = 100) -> list[dict[str, Any]]:
         """Job summaries, newest first."""
 

@@ -89,9 +89,9 @@ class Executor:
         self._context = context
         self._pool = self._new_pool()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _new_pool(self, workers: int | None = None) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            self.workers,
+            workers or self.workers,
             mp_context=self._context,
             initializer=prepare_pool_process,
             initargs=(os.getpid(),),
@@ -118,8 +118,7 @@ class Executor:
 
     async def _run_alone(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._alone:
-            pool = ProcessPoolExecutor(1, mp_context=self._context,
-                                       initializer=prepare_pool_process, initargs=(os.getpid(),))  # fmt: skip
+            pool = self._new_pool(1)
             try:
                 return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
             except BrokenProcessPool as exc:

@@ -77,3 +77,18 @@ def test_embedded_mode_runs_a_job_without_rabbitmq(embedded_cluster: Cluster) ->
     assert job["state"] == "done"
     result = embedded_cluster.client().get(f"/result/{job['tasks'][0]['result']}")
     assert same_pixels(decode(result.content), pillow_reference(data))
+
+
+def test_job_zip_holds_every_result(embedded_cluster: Cluster) -> None:
+    import zipfile
+
+    embedded_cluster.start_coordinator()
+    sent = embedded_cluster.upload([("a.jpg", sample_image(seed=5))], ops="flip", copies=3)
+    job = embedded_cluster.wait_job(sent["job_id"])
+    with embedded_cluster.client() as client:
+        response = client.get(f"/jobs/{job['job_id']}/zip")
+        assert response.status_code == 200
+        archive = zipfile.ZipFile(io.BytesIO(response.content))
+        assert archive.namelist() == ["0001_a.png", "0002_a.png", "0003_a.png"]
+        first = client.get(f"/result/{job['tasks'][0]['result']}").content
+        assert archive.read("0001_a.png") == first

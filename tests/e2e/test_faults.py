@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 from PIL import Image, ImageFilter, ImageOps
@@ -19,6 +18,7 @@ from PIL import Image, ImageFilter, ImageOps
 from support.broker import queue_counts
 from support.cluster import Cluster
 from support.images import decode, same_pixels, sample_image
+from support.rabbitctl import rabbitmq_stopped
 
 pytestmark = pytest.mark.e2e
 
@@ -169,8 +169,10 @@ def test_poison_task_fails_at_the_delivery_limit_and_the_queue_keeps_flowing(
     assert "pool process died" in task["error"], task
     assert task["attempts"] >= delivery_limit, task
     # The coordinator consumed the dead letter: nothing waits in either queue.
-    cluster.wait_until(lambda: asyncio.run(queue_counts(cluster.queue, delivery_limit)) == (0, 0), 10,
-                       "both queues to be empty")  # fmt: skip
+    cluster.wait_until(
+        lambda: asyncio.run(queue_counts(cluster.queue, delivery_limit)) == (0, 0), 10,
+        "both queues to be empty",
+    )  # fmt: skip
     assert f"task {task['task_id']} failed" in cluster.logs["coordinator"].read_text()
 
     assert cluster.running("alfa")
@@ -196,3 +198,98 @@ def test_poison_task_running_beside_normal_tasks_fails_alone(cluster: Cluster) -
     assert poison_job["state"] == "failed"
     job = cluster.wait_job(normal["job_id"], timeout_s=60)
     assert_completed_once(cluster, job, data)
+
+
+def test_rabbitmq_restart_mid_job_loses_nothing_and_new_uploads_work(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    cluster.start_worker("beta")
+    data = sample_image(*BIG, seed=15)
+    sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=60)
+    wait_done_at_least(cluster, sent["job_id"], 6)
+
+    with rabbitmq_stopped():
+        asked_at = time.monotonic()
+        with cluster.client(timeout_s=60) as client:
+            refused = client.post("/upload", files=[("file", ("otra.jpg", data))],
+                                  data={"ops": "grayscale", "copies": "3"})  # fmt: skip
+        assert refused.status_code == 503, refused.text
+        assert "RabbitMQ" in refused.json()["detail"]
+        assert time.monotonic() - asked_at < 30
+        # The rest of the API keeps answering while the broker is away.
+        assert cluster.job(sent["job_id"])["total"] == 60
+        assert cluster.running("alfa") and cluster.running("beta")
+
+    job = cluster.wait_job(sent["job_id"], timeout_s=120)
+    assert_completed_once(cluster, job, data)
+    assert cluster.running("alfa") and cluster.running("beta")
+
+    after = cluster.upload([("despues.jpg", data)], ops=SLOW_OPS, copies=6)
+    assert cluster.wait_job(after["job_id"], timeout_s=60)["done"] == 6
+    with cluster.client() as client:
+        jobs = client.get("/jobs").json()
+    assert sorted(j["job_id"] for j in jobs) == sorted([sent["job_id"], after["job_id"]]), (
+        "the upload refused during the outage left no job behind"
+    )
+
+
+def test_coordinator_killed_mid_job_restarts_with_its_data_and_workers_return(
+    cluster: Cluster,
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    cluster.start_worker("beta")
+    data = sample_image(*BIG, seed=16)
+    sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=60)
+    before = wait_done_at_least(cluster, sent["job_id"], 6)
+    with cluster.client() as client:
+        fetched = {
+            t["result"]: client.get(f"/result/{t['result']}").content
+            for t in before["tasks"]
+            if t["state"] == "done"
+        }
+
+    cluster.kill("coordinator")
+    # The workers go on computing and hold their results, retrying, until it is back.
+    for name in ("alfa", "beta"):
+        cluster.wait_until(lambda n=name: "unreachable" in cluster.logs[n].read_text(), 30,
+                           f"{name} to notice the coordinator is gone")  # fmt: skip
+    cluster.start_coordinator()
+
+    with cluster.client() as client:
+        for name, content in fetched.items():
+            again = client.get(f"/result/{name}")
+            assert again.status_code == 200 and again.content == content
+    # They register again by themselves (their next report is answered 404).
+    cluster.wait_until(
+        lambda: all(cluster.worker(n).get("alive") for n in ("alfa", "beta")), 15,
+        "both workers to register again",
+    )  # fmt: skip
+    job = cluster.wait_job(sent["job_id"], timeout_s=120)
+    assert_completed_once(cluster, job, data)
+    assert cluster.snapshot()["totals"]["done"] == 60
+
+
+def test_embedded_coordinator_killed_mid_job_requeues_unfinished_tasks(
+    embedded_cluster: Cluster,
+) -> None:
+    cluster = embedded_cluster
+    cluster.start_coordinator()
+    sent = cluster.submit_task("sleep", {"seconds": 1}, copies=16)
+    before = wait_done_at_least(cluster, sent["job_id"], 4)
+    done_before = {t["task_id"]: t for t in before["tasks"] if t["state"] == "done"}
+
+    cluster.kill("coordinator")
+    cluster.start_coordinator()
+
+    job = cluster.wait_job(sent["job_id"], timeout_s=60)
+    assert (job["state"], job["done"], job["failed"]) == ("done", 16, 0), job
+    assert all(t["output"] == {"slept": 1.0} for t in job["tasks"])
+    by_task = {t["task_id"]: t for t in job["tasks"]}
+    assert all(by_task[i] == t for i, t in done_before.items()), "finished tasks ran again"
+    requeued = [
+        int(line.split("re-enqueued ")[1].split()[0])
+        for line in cluster.logs["coordinator"].read_text().splitlines()
+        if "re-enqueued " in line
+    ]
+    assert len(requeued) == 1 and 1 <= requeued[0] <= 16 - len(done_before), requeued

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 
 
-
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
@@ -182,7 +181,7 @@ class Cluster:
             response.raise_for_status()
             for line in response.iter_lines():
                 if line.startswith("data: "):
-                    return dict(json.loads(line[len("data: "):]))
+                    return dict(json.loads(line[len("data: ") :]))
         raise AssertionError("/events closed before sending a snapshot")
 
     @property

@@ -27,7 +27,12 @@ export function App() {
       {connection === 'disconnected' && <DisconnectedBanner />}
       <main className={`layout${connection === 'disconnected' ? ' is-stale' : ''}`}>
         <ClusterStrip snapshot={snapshot} tpsHistory={history.tps} />
-        <NodeGrid workers={Object.values(snapshot?.workers ?? {})} history={history} now={now} />
+        <NodeGrid
+          workers={Object.values(snapshot?.workers ?? {})}
+          history={history}
+          now={now}
+          connecting={snapshot === null}
+        />
         <div className="work">
           <UploadForm onUploaded={selectJob} />
           <JobList jobs={jobs} now={now} selectedId={selectedJob} onSelect={selectJob} />

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from sd_coordinator.api.deps import ServicesDep, UserRoute
 from sd_coordinator.errors import NotFound
@@ -46,3 +53,45 @@ async def original(sha256: str, services: ServicesDep) -> FileResponse:
     with path.open("rb") as f:
         head = f.read(16)
     return FileResponse(path, media_type=sniff_image_type(head))
+
+
+def _zip_name(index: int, task: dict[str, Any]) -> str:
+    stem = Path(task.get("filename") or "result").stem or "result"
+    return f"{index:04d}_{stem}.png"
+
+
+def _build_zip(files: list[tuple[Path, str]]) -> tempfile.SpooledTemporaryFile[bytes]:
+    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
+    # PNG is already compressed: store, don't deflate again.
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path, name in files:
+            archive.write(path, name)
+    spool.seek(0)
+    return spool
+
+
+def _chunks(spool: tempfile.SpooledTemporaryFile[bytes]) -> Iterator[bytes]:
+    with spool:
+        while chunk := spool.read(1024 * 1024):
+            yield chunk
+
+
+@router.get("/jobs/{job_id}/zip", response_class=StreamingResponse)
+async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
+    """Every stored result of a job in one zip file."""
+    job = await services.store.get_job(job_id)
+    if job is None:
+        raise NotFound(f"unknown job {job_id}")
+    files = []
+    for index, task in enumerate(job["tasks"], start=1):
+        path = services.blobs.result_path(task["result"]) if task["result"] else None
+        if path is not None:
+            files.append((path, _zip_name(index, task)))
+    if not files:
+        raise NotFound(f"job {job_id} has no results yet")
+    spool = await asyncio.to_thread(_build_zip, files)
+    return StreamingResponse(
+        _chunks(spool),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="job-{job_id[:8]}.zip"'},
+    )

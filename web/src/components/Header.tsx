@@ -24,7 +24,7 @@ export function Header({ connection }: { connection: Connection }) {
       <div className="header-tools">
         <span className={`conn conn-${connection}`} data-testid="connection" role="status">
           <span className="conn-dot" aria-hidden="true" />
-          {t(LABEL[connection])}
+          <span className="conn-label">{t(LABEL[connection])}</span>
         </span>
         <LangSwitch />
       </div>

@@ -7,7 +7,15 @@ import { NodeCard } from './NodeCard'
  * so cards do not jump around as nodes turn busy and free). */
 const isOffline = (w: Worker): boolean => !w.alive || w.status === 'offline'
 
-export function NodeGrid({ workers, history, now }: { workers: Worker[]; history: History; now: number }) {
+interface NodeGridProps {
+  workers: Worker[]
+  history: History
+  now: number
+  /** No snapshot yet: say so instead of "no workers". */
+  connecting?: boolean
+}
+
+export function NodeGrid({ workers, history, now, connecting = false }: NodeGridProps) {
   const { t } = useI18n()
   const sorted = [...workers].sort(
     (a, b) =>
@@ -20,8 +28,14 @@ export function NodeGrid({ workers, history, now }: { workers: Worker[]; history
       <h2 id="nodes-title" className="section-title">
         {t('nodes')} <span className="count">{workers.length}</span>
       </h2>
-      {sorted.length === 0 ? (
-        <p className="empty card">{t('noNodes')}</p>
+      {connecting ? (
+        <p className="empty card">
+          <span className="spinner" aria-hidden="true" /> {t('connecting')}
+        </p>
+      ) : sorted.length === 0 ? (
+        <p className="empty card">
+          {t('noNodes')} <code className="nowrap">sd-worker --async</code>
+        </p>
       ) : (
         <div className="node-grid">
           {sorted.map((worker) => (
