@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,6 +64,10 @@ class Working(BaseModel):
     session: str | None = Field(None, max_length=64)
     status: Literal["free", "busy", "paused", "draining"]
     task_id: str | None = Field(None, max_length=64)
+    started: list[Annotated[str, Field(pattern=ID)]] = Field(
+        default_factory=list, max_length=1000,
+        description="tasks started since the previous update (marked running together)",
+    )  # fmt: skip
 
 
 class TaskOutcome(BaseModel):

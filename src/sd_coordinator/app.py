@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from sd_common.settings import Settings, get_settings
-from sd_coordinator.api import events, internal, jobs, problems, results, workers
+from sd_coordinator.api import events, internal, jobs, metrics, problems, results, workers
 from sd_coordinator.lifespan import build_services, lifespan
 from sd_coordinator.limits import BodyLimit
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
 
-    for module in (jobs, workers, results, events, internal):
+    for module in (jobs, workers, results, events, internal, metrics):
         app.include_router(module.router)
 
     if settings.cors_origins:
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limits={
             "/upload": settings.max_upload_bytes,
             "/result-image": RESULT_BODY_LIMIT,
+            "/result-images": RESULT_BODY_LIMIT,
         },
         default=JSON_BODY_LIMIT,
     )

@@ -2,64 +2,132 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 
 from sd_common.messages import IngestAnswer, TaskOutcome
 from sd_coordinator.blobs import Blobs
-from sd_coordinator.errors import Invalid, NotFound
+from sd_coordinator.errors import Invalid, NotFound, ServiceError
+from sd_coordinator.metrics import Metrics
 from sd_coordinator.rates import RateWindow
-from sd_coordinator.store import Finish, Ingest, Store
+from sd_coordinator.store import FINISHED, Finish, Ingest, Store
 
 log = logging.getLogger("sd.coordinator.ingest")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+@dataclass(frozen=True)
+class ImageResult:
+    """One result image as a worker sent it."""
+
+    task_id: str
+    worker: str
+    png: bytes | memoryview
+    duration_s: float = 0
+
+
 class Ingestor:
     """Stores each task's outcome exactly once (idempotent by task_id) and counts throughput."""
 
-    def __init__(self, store: Store, blobs: Blobs, rates: RateWindow) -> None:
+    def __init__(
+        self, store: Store, blobs: Blobs, rates: RateWindow, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.rates = rates
+        self.metrics = metrics or Metrics()
 
-    def _answer(self, task_id: str, result: Ingest) -> IngestAnswer:
+    def _answer(
+        self, task_id: str, result: Ingest, *, failed: bool = False, duration_s: float = 0
+    ) -> IngestAnswer:
         if result is Ingest.UNKNOWN:
             raise NotFound(f"unknown task {task_id}")
         if result is Ingest.STORED:
             self.rates.record()
+            self.metrics.finished(failed=failed, duration_s=duration_s)
         return IngestAnswer(task_id=task_id, stored=True, duplicate=result is Ingest.DUPLICATE)
 
-    async def image_result(self, task_id: str, worker: str, png: bytes) -> IngestAnswer:
+    async def image_result(
+        self, task_id: str, worker: str, png: bytes, duration_s: float = 0
+    ) -> IngestAnswer:
         """Store a result image, then mark its task done."""
-        if not png.startswith(PNG_SIGNATURE):
-            raise Invalid("a result image must be a PNG")
-        state = await self.store.task_state(task_id)
-        if state is None:
-            raise NotFound(f"unknown task {task_id}")
-        if state in ("done", "failed"):
-            return IngestAnswer(task_id=task_id, stored=True, duplicate=True)
-        # The file lands before the row that names it, so a crash in between leaves no dangling
-        # reference; a redelivered task rewrites the same name atomically.
-        filename = await self.blobs.put_result(task_id, png)
-        result = await self.store.finish(Finish(task_id, worker, failed=False, result=filename))
-        return self._answer(task_id, result)
+        (answer,) = await self.image_results([ImageResult(task_id, worker, png, duration_s)])
+        if isinstance(answer, ServiceError):
+            raise answer
+        return answer
+
+    async def image_results(self, results: list[ImageResult]) -> list[IngestAnswer | ServiceError]:
+        """Store a batch of result images: one state read, one thread hop for the files, one
+        transaction for the rows. One answer (or error) per result, in order."""
+        states = await self.store.task_states([r.task_id for r in results])
+        answers: list[IngestAnswer | ServiceError | None] = [None] * len(results)
+        fresh: dict[str, int] = {}
+        for i, r in enumerate(results):
+            state = states.get(r.task_id)
+            if bytes(r.png[: len(PNG_SIGNATURE)]) != PNG_SIGNATURE:
+                answers[i] = Invalid("a result image must be a PNG")
+            elif state is None:
+                answers[i] = NotFound(f"unknown task {r.task_id}")
+            elif state in FINISHED or r.task_id in fresh:
+                answers[i] = IngestAnswer(task_id=r.task_id, stored=True, duplicate=True)
+            else:
+                fresh[r.task_id] = i
+        if fresh:
+            # The files land before the rows that name them, so a crash in between leaves no
+            # dangling reference; a redelivered task rewrites the same name atomically.
+            names = await self.blobs.put_results(
+                [(task_id, results[i].png) for task_id, i in fresh.items()]
+            )
+            stored = await asyncio.gather(*(
+                self.store.finish(Finish(task_id, results[i].worker, failed=False, result=name))
+                for (task_id, i), name in zip(fresh.items(), names, strict=True)
+            ))  # fmt: skip
+            for (task_id, i), result in zip(fresh.items(), stored, strict=True):
+                try:
+                    answers[i] = self._answer(task_id, result, duration_s=results[i].duration_s)
+                except ServiceError as exc:
+                    answers[i] = exc
+        assert all(a is not None for a in answers)
+        return answers  # type: ignore[return-value]
 
     async def outcome(self, outcome: TaskOutcome) -> IngestAnswer:
         """Store a custom task's output, a failure, or note a transient failed attempt."""
+        (answer,) = await self.outcomes([outcome])
+        if isinstance(answer, ServiceError):
+            raise answer
+        return answer
+
+    async def outcomes(self, outcomes: list[TaskOutcome]) -> list[IngestAnswer | ServiceError]:
+        """Store a batch of JSON outcomes in one transaction; one answer (or error) each."""
+        results = await asyncio.gather(*(self._store_outcome(o) for o in outcomes))
+        answers: list[IngestAnswer | ServiceError] = []
+        for outcome, result in zip(outcomes, results, strict=True):
+            if result is None:
+                answers.append(IngestAnswer(task_id=outcome.task_id, stored=True))
+                continue
+            try:
+                answers.append(self._answer(outcome.task_id, result,
+                                            failed=outcome.error is not None,
+                                            duration_s=outcome.duration_s))  # fmt: skip
+            except ServiceError as exc:
+                answers.append(exc)
+        return answers
+
+    async def _store_outcome(self, outcome: TaskOutcome) -> Ingest | None:
         if outcome.retry:
             await self.store.note_attempt(outcome.task_id, outcome.worker, outcome.error or "")
-            return IngestAnswer(task_id=outcome.task_id, stored=True)
-        failed = outcome.error is not None
-        result = await self.store.finish(
-            Finish(outcome.task_id, outcome.worker, failed, output=outcome.output,
-                   error=outcome.error)
+            return None
+        return await self.store.finish(
+            Finish(outcome.task_id, outcome.worker, outcome.error is not None,
+                   output=outcome.output, error=outcome.error)
         )  # fmt: skip
-        return self._answer(outcome.task_id, result)
 
     async def dead_letter(self, task_id: str, reason: str) -> None:
         """The broker gave up on a task: it ends failed, keeping the last attempt's error."""
         result = await self.store.finish(Finish(task_id, None, failed=True, error=reason))
         if result is Ingest.STORED:
             self.rates.record()
+            self.metrics.finished(failed=True, duration_s=None)
             log.warning("task %s failed: %s", task_id, reason)

@@ -18,6 +18,7 @@ from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import AmqpBroker, Broker, EmbeddedBroker
 from sd_coordinator.ingest import Ingestor
 from sd_coordinator.local_worker import LocalLink, LocalWorker
+from sd_coordinator.metrics import Metrics
 from sd_coordinator.rates import RateWindow
 from sd_coordinator.registry import Registry
 from sd_coordinator.store import Store
@@ -42,6 +43,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     stopping: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def build_services(settings: Settings) -> Services:
@@ -50,7 +52,8 @@ def build_services(settings: Settings) -> Services:
     blobs = Blobs(settings.data_dir)
     rates = RateWindow(window_s=5.0)
     registry = Registry(settings.report_interval_s)
-    ingestor = Ingestor(store, blobs, rates)
+    metrics = Metrics()
+    ingestor = Ingestor(store, blobs, rates, metrics)
     broker: Broker
     local_worker = None
     if settings.embedded:
@@ -59,9 +62,10 @@ def build_services(settings: Settings) -> Services:
         broker = embedded
     else:
         broker = AmqpBroker(settings, ingestor.dead_letter)
-    submitter = Submitter(settings, store, blobs, broker)
+    submitter = Submitter(settings, store, blobs, broker, metrics)
     return Services(
-        settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker
+        settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
+        metrics=metrics,
     )
 
 

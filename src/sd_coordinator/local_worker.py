@@ -38,9 +38,11 @@ class LocalLink:
             raise CoordinatorRejected(404, f"unknown input {sha256}")
         return data
 
-    async def post_image(self, task_id: str, worker: str, png: bytes) -> IngestAnswer:
+    async def post_image(
+        self, task_id: str, worker: str, png: bytes, duration_s: float = 0
+    ) -> IngestAnswer:
         try:
-            return await self.ingestor.image_result(task_id, worker, png)
+            return await self.ingestor.image_result(task_id, worker, png, duration_s)
         except ServiceError as exc:
             raise CoordinatorRejected(exc.status_code, exc.detail) from exc
 
@@ -128,8 +130,9 @@ class LocalWorker:
             Working(name=self.name, session=self.session,
                     status="busy" if task_id else "free", task_id=task_id)
         )  # fmt: skip
-        if task_id:
-            mark = asyncio.ensure_future(self.store.mark_running(task_id, self.name))
+        started = self.processor.started
+        while started:
+            mark = asyncio.ensure_future(self.store.mark_running(started.popleft(), self.name))
             self._marks.add(mark)
             mark.add_done_callback(self._marks.discard)
 

@@ -19,6 +19,7 @@ from sd_common.tasks import IMAGE_TASK, get_task_type
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import Broker
 from sd_coordinator.errors import Invalid, ServiceError, Unavailable
+from sd_coordinator.metrics import Metrics
 from sd_coordinator.store import NewTask, Store
 
 log = logging.getLogger("sd.coordinator.submit")
@@ -42,11 +43,19 @@ def _new_id() -> str:
 class Submitter:
     """Validates input, stores it once, records the job, publishes one message per task."""
 
-    def __init__(self, settings: Settings, store: Store, blobs: Blobs, broker: Broker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        blobs: Blobs,
+        broker: Broker,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.blobs = blobs
         self.broker = broker
+        self.metrics = metrics or Metrics()
 
     async def submit_images(self, uploads: list[Upload], ops: str, copies: int) -> dict[str, Any]:
         """Check every file and the pipeline, then enqueue `copies` tasks per file."""
@@ -131,6 +140,7 @@ class Submitter:
                 "queued, try again"
             ) from exc
         await self.store.mark_published(t.task_id for t in tasks)
+        self.metrics.submitted(len(tasks))
         return {"status": "sent", "job_id": job_id, "tasks": len(tasks)}
 
     async def republish_unfinished(self, *, unpublished_only: bool) -> int:

@@ -41,15 +41,18 @@ async def serve(settings: Settings) -> None:
     worker = AsyncWorker(settings)
     loop = asyncio.get_running_loop()
     signals = 0
+    stopping: set[asyncio.Task[None]] = set()
 
     def on_signal() -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
             log.info("stopping: finishing tasks in flight (signal again to stop at once)")
-            asyncio.ensure_future(worker.drain())
+            task = asyncio.create_task(worker.drain(), name="sd-worker-drain")
         else:
-            asyncio.ensure_future(worker.stop())
+            task = asyncio.create_task(worker.stop(), name="sd-worker-stop")
+        stopping.add(task)
+        task.add_done_callback(stopping.discard)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)

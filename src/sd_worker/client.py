@@ -5,18 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
 import orjson
 
+from sd_common import result_frames
 from sd_common.messages import IngestAnswer, OutcomeBatch, TaskOutcome, WorkerHello, Working
+from sd_common.result_frames import ResultHeader
 from sd_common.settings import Settings
 
 log = logging.getLogger("sd.worker.client")
 
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 OUTCOME_BATCH_MAX = 200
+IMAGE_BATCH_MAX = 64
+IMAGE_BATCH_BYTES = 32 * 1024 * 1024
+
+PendingImage = tuple[ResultHeader, bytes, "asyncio.Future[IngestAnswer]"]
 
 
 class CoordinatorRejected(Exception):
@@ -38,6 +45,10 @@ class CoordinatorClient:
         self._outbox: list[tuple[TaskOutcome, asyncio.Future[IngestAnswer]]] = []
         self._outbox_ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._images: list[PendingImage] = []
+        self._images_ready = asyncio.Event()
+        self._image_sender: asyncio.Task[None] | None = None
+        self._frames_supported = True
         self._unreachable = False
 
     async def start(self) -> None:
@@ -52,13 +63,15 @@ class CoordinatorClient:
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
         )
         self._sender = asyncio.create_task(self._send_outcomes(), name="sd-outcome-batcher")
+        self._image_sender = asyncio.create_task(self._send_images(), name="sd-image-batcher")
 
     async def stop(self) -> None:
         """Close the session."""
-        if self._sender is not None:
-            self._sender.cancel()
-            await asyncio.gather(self._sender, return_exceptions=True)
-            self._sender = None
+        senders = [t for t in (self._sender, self._image_sender) if t is not None]
+        for sender in senders:
+            sender.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        self._sender = self._image_sender = None
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -129,13 +142,69 @@ class CoordinatorClient:
         data: bytes = await self.call("GET", f"/blobs/{sha256}")
         return data
 
-    async def post_image(self, task_id: str, worker: str, png: bytes) -> IngestAnswer:
-        """POST /result-image with the PNG as the raw body."""
-        answer = await self.call(
-            "POST", "/result-image", params={"task_id": task_id, "worker": worker}, data=png,
-            headers={"Content-Type": "image/png"},
-        )  # fmt: skip
-        return IngestAnswer.model_validate(answer)
+    async def post_image(
+        self, task_id: str, worker: str, png: bytes, duration_s: float = 0
+    ) -> IngestAnswer:
+        """Queue a result image; the batcher sends it with the others ready at the same time
+        in one POST /result-images (raw bytes, one request for many results)."""
+        header = ResultHeader(task_id=task_id, worker=worker, size=len(png),
+                              duration_s=min(max(duration_s, 0), 86_400))  # fmt: skip
+        future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
+        self._images.append((header, png, future))
+        self._images_ready.set()
+        return await future
+
+    def _take_images(self) -> list[PendingImage]:
+        size = 0
+        count = 0
+        for _, png, _ in self._images[:IMAGE_BATCH_MAX]:
+            if count and size + len(png) > IMAGE_BATCH_BYTES:
+                break
+            size += len(png)
+            count += 1
+        batch = self._images[:count]
+        del self._images[:count]
+        if not self._images:
+            self._images_ready.clear()
+        return batch
+
+    async def _send_images(self) -> None:
+        while True:
+            await self._images_ready.wait()
+            batch = self._take_images()
+            try:
+                answers = await self._post_images(batch)
+            except Exception as exc:  # CoordinatorRejected, or a bug: never strand the waiters
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            _settle(((f, a) for (_, _, f), a in zip(batch, answers, strict=True)))
+
+    async def _post_images(self, batch: list[PendingImage]) -> list[dict[str, Any]]:
+        if self._frames_supported:
+            body = result_frames.encode([(header, png) for header, png, _ in batch])
+            try:
+                answer = await self.call("POST", "/result-images", data=body,
+                                         headers={"Content-Type": result_frames.MEDIA_TYPE})
+                return list(answer["answers"])  # fmt: skip
+            except CoordinatorRejected as exc:
+                if exc.status not in (404, 405):
+                    raise
+                log.info("the coordinator has no POST /result-images (an older version): "
+                         "sending results one request each")  # fmt: skip
+                self._frames_supported = False
+        answers: list[dict[str, Any]] = []
+        for header, png, _ in batch:
+            params = {"task_id": header.task_id, "worker": header.worker,
+                      "duration_s": str(header.duration_s)}  # fmt: skip
+            try:
+                answers.append(await self.call("POST", "/result-image", params=params, data=png,
+                                               headers={"Content-Type": "image/png"}))
+            except CoordinatorRejected as exc:
+                answers.append({"task_id": header.task_id, "error": exc.detail,
+                                "status": exc.status})  # fmt: skip
+        return answers
 
     async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer:
         """Queue a JSON outcome; the batcher sends it with others in one POST /results."""
@@ -159,13 +228,7 @@ class CoordinatorClient:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), answer in zip(batch, answers["answers"], strict=True):
-                if future.done():
-                    continue
-                if answer.get("error"):
-                    future.set_exception(CoordinatorRejected(answer["status"], answer["error"]))
-                else:
-                    future.set_result(IngestAnswer.model_validate(answer))
+            _settle(((f, a) for (_, f), a in zip(batch, answers["answers"], strict=True)))
 
     async def queue_size(self) -> int:
         """GET /queue_size."""
@@ -176,3 +239,14 @@ class CoordinatorClient:
         """How many workers GET /workers shows alive."""
         answer = await self.call("GET", "/workers", retry=False)
         return sum(1 for w in answer.values() if w.get("alive"))
+
+
+def _settle(pairs: Iterable[tuple[asyncio.Future[IngestAnswer], dict[str, Any]]]) -> None:
+    """Resolve each waiter with its answer from a batch: stored, or refused with a status."""
+    for future, answer in pairs:
+        if future.done():
+            continue
+        if answer.get("error"):
+            future.set_exception(CoordinatorRejected(answer["status"], answer["error"]))
+        else:
+            future.set_result(IngestAnswer.model_validate(answer))

@@ -115,3 +115,16 @@ def process_image(
     with open_checked(data, max_pixels) as decoded:
         img = normalize(decoded)
     return encode_png(apply_pipeline(img, steps), png_compress_level)
+
+
+def process_image_file(
+    path: str,
+    ops: str,
+    png_compress_level: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> bytes:
+    """`process_image` on the bytes of the file at `path` (a verified input in the worker's
+    cache), so the pool process reads the input itself instead of receiving it pickled."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return process_image(data, ops, png_compress_level, max_pixels)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,16 +22,20 @@ from sd_common.tasks import IMAGE_TASK, get_task_type
 from sd_worker.cache import InputCache, InputMismatch
 from sd_worker.client import CoordinatorRejected
 from sd_worker.executor import Executor, PoolCrashed
-from sd_worker.ops import process_image
+from sd_worker.ops import process_image_file
 
 log = logging.getLogger("sd.worker.processing")
+
+STARTED_MAX = 1000
 
 
 class Link(Protocol):
     """How a worker reaches the coordinator's storage."""
 
     async def fetch_input(self, sha256: str) -> bytes: ...
-    async def post_image(self, task_id: str, worker: str, png: bytes) -> IngestAnswer: ...
+    async def post_image(
+        self, task_id: str, worker: str, png: bytes, duration_s: float = 0
+    ) -> IngestAnswer: ...
     async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer: ...
 
 
@@ -61,6 +66,8 @@ class TaskProcessor:
         self.executor = executor
         self.on_change = on_change
         self.current: dict[str, float] = {}
+        # Started since the worker last told the coordinator (it marks them running together).
+        self.started: deque[str] = deque(maxlen=STARTED_MAX)
         self.processed = 0
         self.failed = 0
 
@@ -72,11 +79,12 @@ class TaskProcessor:
     async def handle(self, message: TaskMessage) -> None:
         """Run the task and store its outcome; RetryLater if it must go back to the queue."""
         self.current[message.task_id] = time.monotonic()
+        self.started.append(message.task_id)
         self.on_change()
         started = time.perf_counter()
         try:
             try:
-                await self._run(message)
+                await self._run(message, started)
                 self.processed += 1
             except TaskFailed as exc:
                 self.failed += 1
@@ -102,30 +110,39 @@ class TaskProcessor:
             )
         )  # fmt: skip
 
-    async def _run(self, message: TaskMessage) -> None:
+    async def _run(self, message: TaskMessage, started: float) -> None:
         if message.type == IMAGE_TASK:
             png = await self._run_image(message)
-            await self.link.post_image(message.task_id, self.name, png)
+            duration_s = time.perf_counter() - started
+            await self.link.post_image(message.task_id, self.name, png, duration_s)
             return
         output = await self._run_custom(message)
         await self.link.post_outcome(
-            TaskOutcome(task_id=message.task_id, worker=self.name, output=output)
-        )
+            TaskOutcome(task_id=message.task_id, worker=self.name, output=output,
+                        duration_s=time.perf_counter() - started)
+        )  # fmt: skip
 
     async def _run_image(self, message: TaskMessage) -> bytes:
         if message.input is None:
             raise TaskFailed("image task without input")
+        sha256 = message.input.sha256
         try:
-            data = await self.cache.get(message.input.sha256, self.link.fetch_input)
+            path = await self.cache.path(sha256, self.link.fetch_input)
         except InputMismatch as exc:
             raise RetryLater(str(exc)) from exc
         except CoordinatorRejected as exc:
             raise TaskFailed(f"input unavailable: {exc.detail}") from exc
         s = self.settings
         try:
+            # The pool process reads the cached file itself: the input is never pickled
+            # through the pool's pipe.
             return await self.executor.run(
-                process_image, data, message.ops, s.png_compress_level, s.max_image_pixels
-            )
+                process_image_file, str(path), message.ops, s.png_compress_level,
+                s.max_image_pixels,
+            )  # fmt: skip
+        except FileNotFoundError as exc:  # the cache folder was cleaned under us
+            self.cache.forget(sha256)
+            raise RetryLater(f"cached input {sha256[:12]}… vanished") from exc
         except (ImageRejected, PipelineError) as exc:
             raise TaskFailed(str(exc)) from exc
 

@@ -203,7 +203,7 @@ class AsyncWorker:
                 self.prefetch = prefetch
             while len(self.consumers) < consumers:
                 channel = await self.connection.channel()
-                consumer = Consumer(channel, self)  # type: ignore[arg-type]
+                consumer = Consumer(channel, self)
                 self.consumers.append(consumer)
                 if not self.paused:
                     await consumer.start(prefetch)
@@ -304,7 +304,7 @@ class AsyncWorker:
             try:
                 await self.client.working(
                     Working(name=self.name, session=self.session, status=state[0],
-                            task_id=state[1])  # type: ignore[arg-type]
+                            task_id=state[1])
                 )  # fmt: skip
                 sent = state
             except Exception as exc:

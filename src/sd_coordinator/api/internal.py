@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from functools import lru_cache
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
+from sd_common import result_frames
 from sd_common.messages import (
     ID,
     NAME,
@@ -22,6 +24,7 @@ from sd_common.messages import (
 )
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
+from sd_coordinator.ingest import ImageResult
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
 
@@ -65,8 +68,11 @@ async def report(hello: WorkerHello, request: Request, services: ServicesDep) ->
 async def working(update: Working, services: ServicesDep) -> dict[str, str]:
     """The worker's current task changed."""
     services.registry.working(update)
+    started = dict.fromkeys(update.started)
     if update.task_id and len(update.task_id) == 32:
-        await services.store.mark_running(update.task_id, update.name)
+        started[update.task_id] = None
+    # One transaction for the lot: the store batches writes issued together.
+    await asyncio.gather(*(services.store.mark_running(t, update.name) for t in started))
     return {"status": "ok"}
 
 
@@ -85,8 +91,10 @@ async def result_image(
     services: ServicesDep,
     task_id: Annotated[str | None, Query(pattern=ID)] = None,
     worker: Annotated[str | None, Query(pattern=NAME)] = None,
+    duration_s: Annotated[float, Query(ge=0, le=86_400)] = 0,
 ) -> IngestAnswer:
-    """A task's result as the raw PNG body (`?task_id=&worker=`), or a JSON failure report."""
+    """A task's result as the raw PNG body (`?task_id=&worker=&duration_s=`), or a JSON
+    failure report."""
     body = await request.body()
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
@@ -96,17 +104,38 @@ async def result_image(
         return await services.ingestor.outcome(outcome)
     if task_id is None or worker is None:
         raise Invalid("a result image needs the query parameters task_id and worker")
-    return await services.ingestor.image_result(task_id, worker, body)
+    return await services.ingestor.image_result(task_id, worker, body, duration_s)
+
+
+@router.post(
+    "/result-images",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        result_frames.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+)  # fmt: skip
+async def result_images(
+    request: Request, services: ServicesDep
+) -> dict[str, list[dict[str, Any]]]:
+    """Several result images in one raw body (see sd_common.result_frames); one answer each."""
+    try:
+        frames = result_frames.decode(await request.body())
+    except result_frames.FrameError as exc:
+        raise Invalid(f"bad result frames: {exc}") from exc
+    answers = await services.ingestor.image_results(
+        [ImageResult(h.task_id, h.worker, png, h.duration_s) for h, png in frames]
+    )
+    return {"answers": [_answer_json(h.task_id, a) for (h, _), a in zip(frames, answers,
+                                                                         strict=True)]}
 
 
 @router.post("/results")
 async def results(batch: OutcomeBatch, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     """Several JSON outcomes at once (custom task outputs, failures); one answer each."""
-    answers: list[dict[str, Any]] = []
-    for outcome in batch.outcomes:
-        try:
-            answers.append((await services.ingestor.outcome(outcome)).model_dump())
-        except ServiceError as exc:
-            answers.append({"task_id": outcome.task_id, "error": exc.detail,
-                            "status": exc.status_code})  # fmt: skip
-    return {"answers": answers}
+    answers = await services.ingestor.outcomes(batch.outcomes)
+    return {"answers": [_answer_json(o.task_id, a) for o, a in zip(batch.outcomes, answers,
+                                                                     strict=True)]}
+
+
+def _answer_json(task_id: str, answer: IngestAnswer | ServiceError) -> dict[str, Any]:
+    if isinstance(answer, ServiceError):
+        return {"task_id": task_id, "error": answer.detail, "status": answer.status_code}
+    return answer.model_dump()
