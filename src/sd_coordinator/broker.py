@@ -25,12 +25,15 @@ from aio_pika.abc import (
 from sd_common import topology
 from sd_common.messages import TaskMessage
 from sd_common.settings import Settings
+from sd_coordinator.errors import Unavailable
 
 log = logging.getLogger("sd.coordinator.broker")
 
 DeadLetterHandler = Callable[[str, str], Awaitable[None]]
 PUBLISH_WINDOW = 1000
+PUBLISH_TIMEOUT_S = 10.0
 PENDING_CACHE_S = 0.5
+QUEUE_PROBE_TIMEOUT_S = 2.0
 
 
 class Broker(Protocol):
@@ -92,39 +95,51 @@ class AmqpBroker:
         return self._channel
 
     async def publish(self, messages: Sequence[TaskMessage]) -> None:
-        """Publish persistent messages; return once the broker confirmed every one."""
+        """Publish persistent messages; return once the broker confirmed every one. TimeoutError
+        if confirms stop coming: while the robust connection waits for a broker that is away
+        (restarting, or behind a silent network), an upload must fail fast, not hang."""
         exchange = self._ready_channel().default_exchange
         name = self.settings.queue_name
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        aio_pika.Message(
-                            _body(m),
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            message_id=m.task_id,
-                            content_type="application/json",
-                            type=m.type,
-                        ),
-                        routing_key=name,
-                        mandatory=True,
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await asyncio.gather(
+                    *(
+                        exchange.publish(
+                            aio_pika.Message(
+                                _body(m),
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                message_id=m.task_id,
+                                content_type="application/json",
+                                type=m.type,
+                            ),
+                            routing_key=name,
+                            mandatory=True,
+                        )
+                        for m in window
                     )
-                    for m in window
                 )
-            )
 
     async def pending(self) -> int:
-        """Ready messages in the work queue (cached for half a second)."""
+        """Ready messages in the work queue (cached for half a second); Unavailable while the
+        broker is away, rather than waiting for the reconnection."""
         now = time.monotonic()
         if now - self._pending_at > PENDING_CACHE_S:
             # A passive declare answers message_count 0 here (aio-pika 10 / RabbitMQ 3.10);
             # re-declaring with the same arguments is idempotent and counts right.
             s = self.settings
-            queue = await self._ready_channel().declare_queue(  # type: ignore[call-arg]
-                s.queue_name, durable=True, robust=False,
-                arguments=topology.work_queue_arguments(s.queue_name, s.delivery_limit),
-            )  # fmt: skip
+            channel = self._ready_channel()
+            try:
+                async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
+                    queue = await channel.declare_queue(  # type: ignore[call-arg]
+                        s.queue_name, durable=True, robust=False,
+                        arguments=topology.work_queue_arguments(s.queue_name, s.delivery_limit),
+                    )  # fmt: skip
+            except Exception as exc:  # closed channel, lost connection, no answer: all "away"
+                raise Unavailable(
+                    f"RabbitMQ at {topology.broker_display(s)} is unreachable; the queue size "
+                    "is unknown until it is back"
+                ) from exc
             result = queue.declaration_result
             self._pending = int(result.message_count or 0)
             self._pending_at = now

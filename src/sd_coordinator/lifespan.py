@@ -66,7 +66,7 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
         metrics=metrics,
-    )
+    )  # fmt: skip
 
 
 async def start_services(services: Services) -> None:

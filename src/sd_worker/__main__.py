@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 from sd_common.cli import fail, load_settings, setup_logging
 from sd_common.settings import Settings
@@ -62,6 +64,18 @@ async def serve(settings: Settings) -> None:
         await worker.stop()
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the worker on uvloop when it is installed (it comes with uvicorn[standard]), as the
+    coordinator does: each delivery, HTTP post and pool result costs less CPU on it."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the sd-worker console script."""
     args = parse_args(argv)
@@ -78,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     load_task_modules(settings.task_modules)
     try:
         asyncio.run(check_broker(settings))
-        asyncio.run(serve(settings))
+        run_loop(serve(settings))
     except KeyboardInterrupt:
         pass
     except BrokerUnavailable as exc:

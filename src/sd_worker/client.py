@@ -185,8 +185,12 @@ class CoordinatorClient:
         if self._frames_supported:
             body = result_frames.encode([(header, png) for header, png, _ in batch])
             try:
-                answer = await self.call("POST", "/result-images", data=body,
-                                         headers={"Content-Type": result_frames.MEDIA_TYPE})
+                answer = await self.call(
+                    "POST",
+                    "/result-images",
+                    data=body,
+                    headers={"Content-Type": result_frames.MEDIA_TYPE},
+                )
                 return list(answer["answers"])  # fmt: skip
             except CoordinatorRejected as exc:
                 if exc.status not in (404, 405):
@@ -199,8 +203,15 @@ class CoordinatorClient:
             params = {"task_id": header.task_id, "worker": header.worker,
                       "duration_s": str(header.duration_s)}  # fmt: skip
             try:
-                answers.append(await self.call("POST", "/result-image", params=params, data=png,
-                                               headers={"Content-Type": "image/png"}))
+                answers.append(
+                    await self.call(
+                        "POST",
+                        "/result-image",
+                        params=params,
+                        data=png,
+                        headers={"Content-Type": "image/png"},
+                    )
+                )
             except CoordinatorRejected as exc:
                 answers.append({"task_id": header.task_id, "error": exc.detail,
                                 "status": exc.status})  # fmt: skip

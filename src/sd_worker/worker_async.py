@@ -20,13 +20,15 @@ from sd_common.settings import Settings
 from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient, CoordinatorRejected
 from sd_worker.executor import Executor
-from sd_worker.params import get_optimal_params
+from sd_worker.params import MAX_PREFETCH, get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
 from sd_worker.resources import ResourceSampler, ip_towards
 
 log = logging.getLogger("sd.worker")
 
 DRAIN_TIMEOUT_S = 60.0
+WORKING_INTERVAL_S = 0.25
+TUNE_MIN_GAP_S = 0.5
 
 
 class Consumer:
@@ -82,6 +84,7 @@ class AsyncWorker:
         # Tuning, CPU pauses and draining each start and stop consumers: one at a time.
         self._reconfiguring = asyncio.Lock()
         self._changed = asyncio.Event()
+        self._saturated = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -156,6 +159,10 @@ class AsyncWorker:
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
+        if self.prefetch < MAX_PREFETCH and len(self.inflight) >= self.prefetch * len(
+            self.consumers
+        ):
+            self._saturated.set()
         try:
             await self._handle(message)
         finally:
@@ -293,29 +300,40 @@ class AsyncWorker:
         self._changed.set()
 
     async def _working_loop(self) -> None:
-        """Send /working when the current task changes, coalescing bursts into one request."""
+        """Send /working when the current task changes: at most every WORKING_INTERVAL_S, with
+        every task started since the last one, so a burst of tasks costs one request."""
         sent: tuple[str, str | None] | None = None
         while True:
             await self._changed.wait()
             self._changed.clear()
             state = (self._status(), self.processor.current_task)
-            if state == sent:
+            started = list(self.processor.started)
+            if state == sent and not started:
                 continue
+            self.processor.started.clear()
             try:
                 await self.client.working(
                     Working(name=self.name, session=self.session, status=state[0],
-                            task_id=state[1])
+                            task_id=state[1], started=started)
                 )  # fmt: skip
                 sent = state
-            except Exception as exc:
+            except Exception as exc:  # best effort: the final outcome is what counts
                 log.debug("/working failed: %s", exc)
                 await asyncio.sleep(self.settings.report_interval_s)
+                continue
+            await asyncio.sleep(WORKING_INTERVAL_S)
 
     async def _tune_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.tune_interval_s)
+            try:  # every TUNE_INTERVAL_S, or sooner when every prefetch slot is taken
+                await asyncio.wait_for(self._saturated.wait(), self.settings.tune_interval_s)
+            except TimeoutError:
+                pass
+            self._saturated.clear()
             try:
-                pending = await self.client.queue_size()
+                # Work this worker holds counts as pending too: a queue kept empty by a fast
+                # consumer must not shrink its prefetch back to idle.
+                pending = await self.client.queue_size() + len(self.inflight)
                 live = await self.client.live_workers()
             except Exception as exc:
                 log.debug("could not read the cluster state to tune: %s", exc)
@@ -325,3 +343,4 @@ class AsyncWorker:
                 log.info("tuning: pending=%d live_workers=%d -> consumers=%d prefetch=%d",
                          pending, live, consumers, prefetch)  # fmt: skip
                 await self._apply(consumers, prefetch)
+            await asyncio.sleep(TUNE_MIN_GAP_S)

@@ -216,8 +216,14 @@ def test_rabbitmq_restart_mid_job_loses_nothing_and_new_uploads_work(cluster: Cl
         assert refused.status_code == 503, refused.text
         assert "RabbitMQ" in refused.json()["detail"]
         assert time.monotonic() - asked_at < 30
-        # The rest of the API keeps answering while the broker is away.
+        # The rest of the API keeps answering while the broker is away, and says it is away.
         assert cluster.job(sent["job_id"])["total"] == 60
+        asked_at = time.monotonic()
+        with cluster.client(timeout_s=30) as client:
+            queue_size = client.get("/queue_size")
+        assert queue_size.status_code == 503 and "RabbitMQ" in queue_size.json()["detail"]
+        assert cluster.snapshot()["queue_size"] == -1
+        assert time.monotonic() - asked_at < 10
         assert cluster.running("alfa") and cluster.running("beta")
 
     job = cluster.wait_job(sent["job_id"], timeout_s=120)
@@ -253,7 +259,7 @@ def test_coordinator_killed_mid_job_restarts_with_its_data_and_workers_return(
     # The workers go on computing and hold their results, retrying, until it is back.
     for name in ("alfa", "beta"):
         cluster.wait_until(lambda n=name: "unreachable" in cluster.logs[n].read_text(), 30,
-                           f"{name} to notice the coordinator is gone")  # fmt: skip
+                           f"{name} to hold its results and retry")  # fmt: skip
     cluster.start_coordinator()
 
     with cluster.client() as client:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 
+from sd_common import result_frames
 from sd_coordinator.app import create_app
 from support.api import make_settings
 
@@ -28,6 +29,8 @@ atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 # Embedded, with a cluster token that every request sends, so worker endpoints are reached too.
 APP = create_app(make_settings(DATA_DIR, cluster_token=TOKEN, max_upload_mb=1))
 
+# POST /result-images takes raw frames (sd_common.result_frames): fuzz it with raw bytes.
+schemathesis.serializer.alias(result_frames.MEDIA_TYPE, "application/octet-stream")
 schema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP
 schema.config.generation.update(max_examples=EXAMPLES_PER_OPERATION, deterministic=False)

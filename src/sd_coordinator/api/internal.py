@@ -112,9 +112,7 @@ async def result_image(
     openapi_extra={"requestBody": {"required": True, "content": {
         result_frames.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
 )  # fmt: skip
-async def result_images(
-    request: Request, services: ServicesDep
-) -> dict[str, list[dict[str, Any]]]:
+async def result_images(request: Request, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     """Several result images in one raw body (see sd_common.result_frames); one answer each."""
     try:
         frames = result_frames.decode(await request.body())
@@ -123,16 +121,20 @@ async def result_images(
     answers = await services.ingestor.image_results(
         [ImageResult(h.task_id, h.worker, png, h.duration_s) for h, png in frames]
     )
-    return {"answers": [_answer_json(h.task_id, a) for (h, _), a in zip(frames, answers,
-                                                                         strict=True)]}
+    return {
+        "answers": [_answer_json(h.task_id, a) for (h, _), a in zip(frames, answers, strict=True)]
+    }
 
 
 @router.post("/results")
 async def results(batch: OutcomeBatch, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     """Several JSON outcomes at once (custom task outputs, failures); one answer each."""
     answers = await services.ingestor.outcomes(batch.outcomes)
-    return {"answers": [_answer_json(o.task_id, a) for o, a in zip(batch.outcomes, answers,
-                                                                     strict=True)]}
+    return {
+        "answers": [
+            _answer_json(o.task_id, a) for o, a in zip(batch.outcomes, answers, strict=True)
+        ]
+    }
 
 
 def _answer_json(task_id: str, answer: IngestAnswer | ServiceError) -> dict[str, Any]:
