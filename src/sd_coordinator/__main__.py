@@ -51,8 +51,9 @@ def check_startup(settings: Settings) -> None:
             probe.bind((settings.bind_host, settings.coordinator_port))
         except OSError as exc:
             fail(
-                f"cannot listen on {settings.bind_host}:{settings.coordinator_port} ({exc.strerror}); "
-                "is another sd-coordinator running? Choose another port with --port."
+                f"cannot listen on {settings.bind_host}:{settings.coordinator_port} "
+                f"({exc.strerror}); is another sd-coordinator running? Choose another port "
+                "with --port."
             )
 
 

@@ -251,7 +251,8 @@ class Store:
 
         def op(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO jobs (job_id, kind, name, ops, total, created_at) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO jobs (job_id, kind, name, ops, total, created_at)"
+                " VALUES (?,?,?,?,?,?)",
                 (job_id, kind, name, ops, len(tasks), now),
             )
             db.executemany(
@@ -294,7 +295,8 @@ class Store:
 
         def op(db: sqlite3.Connection) -> None:
             cur = db.execute(
-                "UPDATE tasks SET state = 'running', worker = ? WHERE task_id = ? AND state = 'queued'",
+                "UPDATE tasks SET state = 'running', worker = ?"
+                " WHERE task_id = ? AND state = 'queued'",
                 (worker, task_id),
             )
             if cur.rowcount:
@@ -437,11 +439,19 @@ class Store:
                 " FROM jobs"
             ).fetchone()
             total, done, failed = row
+            counts = {"queued": 0, "running": 0}
+            counts.update(
+                self.db.execute(
+                    "SELECT state, COUNT(*) FROM tasks WHERE state IN ('queued', 'running')"
+                    " GROUP BY state"
+                ).fetchall()
+            )
             return {
                 "total": total,
                 "done": done,
                 "failed": failed,
                 "pending": total - done - failed,
+                **counts,
             }
 
         return await self._call(read)

@@ -224,7 +224,7 @@ class AsyncWorker:
 
     async def _close_when_idle(self, consumer: Consumer) -> None:
         while self.inflight:
-            await asyncio.sleep(1)
+            await asyncio.wait(set(self.inflight))
         await consumer.channel.close()
 
     async def _set_paused(self, paused: bool) -> None:

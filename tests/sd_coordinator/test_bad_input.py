@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import select
 import socket
+import struct
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 from PIL import Image
 
+from sd_common import result_frames
 from support.api import (
     asgi_client,
     detail_of,
@@ -251,7 +254,9 @@ async def test_an_upload_just_over_max_upload_mb_gets_413_and_one_under_it_does_
 
     await assert_refused(api, lambda: send(over), 413, "0.5 MB")
     # Under the limit the size passes and the content is judged instead.
-    await assert_refused(api, lambda: send(one(b"x" * (UPLOAD_LIMIT - 1024))), 415, "not a supported")
+    await assert_refused(
+        api, lambda: send(one(b"x" * (UPLOAD_LIMIT - 1024))), 415, "not a supported"
+    )
 
 
 @pytest.mark.parametrize("path", ["/register", "/report", "/working", "/results", "/jobs"])
@@ -403,6 +408,16 @@ async def test_bad_job_list_parameters_get_422(api: Api, query: str, phrase: str
 
 # -- worker reports -----------------------------------------------------------------------------
 
+
+def framed(header: bytes) -> bytes:
+    """One frame of a POST /result-images body: length, JSON header (the image follows)."""
+    return struct.pack(">I", len(header)) + header
+
+
+def frames_body(body: bytes) -> dict[str, Any]:
+    return {"content": body, "headers": {"content-type": result_frames.MEDIA_TYPE}}
+
+
 BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
     "register malformed json": ("/register", as_json(b'{"name": "w1"'), 422, ("not valid JSON",)),
     "register not an object": ("/register", {"json": ["w1"]}, 422, ("JSON object",)),
@@ -457,6 +472,16 @@ BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
                                                   "content": GOOD_PNG}, 422, ("worker",)),
     "result-image malformed json outcome": ("/result-image", as_json(b'{"task_id":'), 422,
                                             ("bad outcome",)),
+    "result-images random bytes": ("/result-images", frames_body(b"\x00\x01garbage"), 422,
+                                   ("bad result frames",)),
+    "result-images empty body": ("/result-images", frames_body(b""), 422, ("no results",)),
+    "result-images header not json": ("/result-images", frames_body(framed(b"hello")), 422,
+                                      ("bad frame header", "JSON")),
+    "result-images bad task id": ("/result-images", frames_body(framed(
+        b'{"task_id": "../x", "worker": "w1", "size": 0}')), 422, ("task_id", "pattern")),
+    "result-images truncated result": ("/result-images", frames_body(framed(
+        f'{{"task_id": "{HEX32}", "worker": "w1", "size": 999}}'.encode()) + GOOD_PNG), 422,
+                                       ("truncated result",)),
     "result-image json outcome unknown task": ("/result-image", {"json": {
         "task_id": HEX32, "worker": "w1", "error": "boom"}}, 404, ("unknown task",)),
 }  # fmt: skip
@@ -485,6 +510,23 @@ async def test_results_batch_answers_404_for_each_unknown_task_and_stores_nothin
     answers = response.json()["answers"]
     assert [(a["task_id"], a["status"]) for a in answers] == [(HEX32, 404), (other, 404)]
     assert all(a["error"] == f"unknown task {a['task_id']}" for a in answers)
+    assert await stored(api.client, api.data_dir) == before
+
+
+async def test_result_frames_answer_per_result_for_unknown_tasks_and_non_pngs(api: Api) -> None:
+    before = await stored(api.client, api.data_dir)
+    other = uuid.uuid4().hex
+
+    def frame(task_id: str, image: bytes) -> bytes:
+        header = {"task_id": task_id, "worker": "w1", "size": len(image)}
+        return framed(json.dumps(header).encode()) + image
+
+    body = frame(HEX32, GOOD_PNG) + frame(other, b"GIF89a")
+    response = await api.client.post("/result-images", **frames_body(body))
+    assert response.status_code == 200
+    answers = [(a["task_id"], a["status"], a["error"]) for a in response.json()["answers"]]
+    assert answers == [(HEX32, 404, f"unknown task {HEX32}"),
+                       (other, 422, "a result image must be a PNG")]  # fmt: skip
     assert await stored(api.client, api.data_dir) == before
 
 
@@ -573,8 +615,8 @@ async def test_a_non_png_result_for_a_queued_task_stores_nothing(queued: Api) ->
     task_id = (await queued.client.get(f"/jobs/{job_id}")).json()["tasks"][0]["task_id"]
 
     for body in (b"", b"GIF89a", b"\x89PNX\r\n\x1a\n", b"<html>"):
-        response = await queued.client.post("/result-image", content=body,
-                                             params={"task_id": task_id, "worker": "w1"})  # fmt: skip
+        params = {"task_id": task_id, "worker": "w1"}
+        response = await queued.client.post("/result-image", content=body, params=params)
         assert response.status_code == 422
         assert detail_of(response) == "a result image must be a PNG"
     assert list((queued.data_dir / "results").iterdir()) == []
