@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -158,6 +159,18 @@ def broker_octets() -> dict[int, tuple[int, int]]:
     return octets
 
 
+def wait_for_broker(timeout_s: float = 120) -> None:
+    """Wait until RabbitMQ accepts connections again, then a little longer for it to settle."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", AMQP_PORT), timeout=1):
+                break
+        except OSError:
+            time.sleep(1)
+    time.sleep(5)
+
+
 def rabbitmq_version() -> str:
     """The broker's version, as rabbitmqctl reports it."""
     try:
@@ -300,7 +313,7 @@ class CeleryPeer:
         return tree(self.proc.pid) if self.proc else []
 
     def run(self, task: Any, args_list: list[tuple[Any, ...]], *, pickle: bool = False,
-            timeout_s: float = 600) -> list[Any]:  # fmt: skip
+            timeout_s: float = 180) -> list[Any]:  # fmt: skip
         """Send every task, then wait for all results (rpc:// backend)."""
         from celery.result import ResultSet
 

@@ -75,7 +75,7 @@ class Results:
 
 RELEVANT = {
     "bare pool": ("bare", "client"),
-    "ours": ("coordinator", "worker", "rabbitmq", "client"),
+    "ours": ("coordinator", "worker", "worker main", "rabbitmq", "client"),
     "broker alone": ("rabbitmq", "client"),
 }
 

@@ -62,7 +62,9 @@ def decode(body: bytes) -> list[tuple[ResultHeader, memoryview]]:
         try:
             header = ResultHeader.model_validate_json(bytes(view[offset : offset + length]))
         except ValidationError as exc:
-            raise FrameError(f"bad frame header: {exc.errors()[0]['msg']}") from None
+            error = exc.errors()[0]
+            where = f"{error['loc'][0]}: " if error["loc"] else ""
+            raise FrameError(f"bad frame header: {where}{error['msg']}") from None
         offset += length
         if offset + header.size > len(view):
             raise FrameError(f"truncated result of task {header.task_id}")

@@ -7,10 +7,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+AMQPS_PORT = 5671
 
 
 class Settings(BaseSettings):
@@ -37,9 +38,9 @@ class Settings(BaseSettings):
     rabbit_pass: str = "guest"
     rabbit_vhost: str = "/"
     rabbit_tls: bool = Field(False, description="connect with amqps (TLS)")
-    rabbit_ca_file: Path | None = Field(None, description="CA bundle to verify the broker")
-    rabbit_cert_file: Path | None = Field(None, description="client certificate (PEM)")
-    rabbit_key_file: Path | None = Field(None, description="client private key (PEM)")
+    rabbit_ca_file: FilePath | None = Field(None, description="CA bundle to verify the broker")
+    rabbit_cert_file: FilePath | None = Field(None, description="client certificate (PEM)")
+    rabbit_key_file: FilePath | None = Field(None, description="client private key (PEM)")
     queue_name: str = Field("tareas", min_length=1, max_length=200, pattern=r"^[\w.\-:]+$")
     node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
     cluster_token: str | None = Field(None, description="shared secret for worker endpoints")
@@ -64,10 +65,20 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("rabbit_host", "cluster_token", "api_token", "coordinator_bind", mode="before")
+    @field_validator(
+        "rabbit_host", "cluster_token", "api_token", "coordinator_bind",
+        "rabbit_ca_file", "rabbit_cert_file", "rabbit_key_file", mode="before",
+    )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _amqps_port(self) -> Settings:
+        # amqps listens on 5671, not 5672: RABBIT_TLS=true alone should just work.
+        if self.rabbit_tls and "rabbit_port" not in self.model_fields_set:
+            self.rabbit_port = AMQPS_PORT
+        return self
 
     @property
     def embedded(self) -> bool:

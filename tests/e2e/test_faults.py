@@ -15,6 +15,7 @@ import psutil
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
+from sd_worker.worker_async import DRAIN_TIMEOUT_S
 from support.broker import queue_counts
 from support.cluster import Cluster
 from support.images import decode, same_pixels, sample_image
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 BIG = (1280, 960)
 SLOW_OPS = "blur:4"
-REPORT_INTERVAL_S = 1.0
+REPORT_INTERVAL_S = 1.0  # the default; a worker silent for 3 of them shows alive: false
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -47,6 +48,15 @@ def wait_done_at_least(cluster: Cluster, job_id: str, done: int, timeout_s: floa
     cluster.wait_until(reached, timeout_s, f"{done} tasks of job {job_id} done")
     assert job["state"] == "running", f"the job finished before the fault: {job['state']}"
     return job
+
+
+def use_poison_tasks(cluster: Cluster, delivery_limit: int) -> None:
+    """Coordinator and workers (pool processes too) load the `crash` task type."""
+    cluster.env.update(
+        TASK_MODULES="support.poison_tasks",
+        PYTHONPATH=os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p),
+        DELIVERY_LIMIT=str(delivery_limit),
+    )
 
 
 def assert_completed_once(cluster: Cluster, job: dict[str, Any], data: bytes) -> None:
@@ -83,16 +93,17 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
     worker.kill()
     cluster.procs["beta"].wait(timeout=10)
     killed_at = time.monotonic()
-    # What beta had started but not stored: it can never finish these itself now.
+
+    cluster.wait_until(lambda: cluster.worker("beta").get("alive") is False, 10,
+                       "beta to show alive: false")  # fmt: skip
+    seen_dead_after_s = time.monotonic() - killed_at
+    # What beta had started but not stored (read once its last requests are surely handled):
+    # it can never finish these itself now.
     orphaned = {
         t["task_id"]
         for t in cluster.job(sent["job_id"])["tasks"]
         if t["state"] == "running" and t["worker"] == "beta"
     }
-
-    cluster.wait_until(lambda: cluster.worker("beta").get("alive") is False, 10,
-                       "beta to show alive: false")  # fmt: skip
-    seen_dead_after_s = time.monotonic() - killed_at
     beta = cluster.worker("beta")
     assert beta["status"] == "offline" and beta["task_id"] is None
     assert seen_dead_after_s < 3 * REPORT_INTERVAL_S + 3
@@ -111,9 +122,6 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
     # Duplicates (a result beta stored but never acked) must not count as throughput.
     assert snapshot["tps"] * 5.0 <= 60 + 1e-6
     assert asyncio.run(queue_counts(cluster.queue)) == (0, 0)
-
-
-DRAIN_TIMEOUT_S = 60
 
 
 def test_sigtermed_worker_finishes_its_tasks_acks_them_and_exits_0(cluster: Cluster) -> None:
@@ -151,11 +159,7 @@ def test_poison_task_fails_at_the_delivery_limit_and_the_queue_keeps_flowing(
     cluster: Cluster,
 ) -> None:
     delivery_limit = 2
-    cluster.env.update(
-        TASK_MODULES="support.poison_tasks",
-        PYTHONPATH=os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p),
-        DELIVERY_LIMIT=str(delivery_limit),
-    )
+    use_poison_tasks(cluster, delivery_limit)
     cluster.start_coordinator()
     cluster.start_worker("alfa")
 
@@ -183,21 +187,22 @@ def test_poison_task_fails_at_the_delivery_limit_and_the_queue_keeps_flowing(
 
 
 def test_poison_task_running_beside_normal_tasks_fails_alone(cluster: Cluster) -> None:
-    delivery_limit = 2
-    cluster.env.update(
-        TASK_MODULES="support.poison_tasks",
-        PYTHONPATH=os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p),
-        DELIVERY_LIMIT=str(delivery_limit),
-    )
+    use_poison_tasks(cluster, delivery_limit=2)
     cluster.start_coordinator()
     cluster.start_worker("alfa")
     data = sample_image(*BIG, seed=14)
+    # First in the queue: it is delivered, and crashes the pool, together with normal tasks.
     poison = cluster.submit_task("crash", {})
     normal = cluster.upload([("normal.jpg", data)], ops=SLOW_OPS, copies=20)
+
     poison_job = cluster.wait_job(poison["job_id"], timeout_s=60)
     assert poison_job["state"] == "failed"
+    assert "delivery limit" in poison_job["tasks"][0]["error"]
     job = cluster.wait_job(normal["job_id"], timeout_s=60)
     assert_completed_once(cluster, job, data)
+    # The tasks that shared the pool with it were never sent back to the queue for its crash.
+    assert all(t["attempts"] == 0 for t in job["tasks"]), job["tasks"]
+    assert cluster.logs["alfa"].read_text().count("a pool process died;") >= 2
 
 
 def test_rabbitmq_restart_mid_job_loses_nothing_and_new_uploads_work(cluster: Cluster) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import aio_pika
 
@@ -30,8 +31,10 @@ async def delete_queues(queue_name: str) -> None:
 
 
 def delete_queues_sync(queue_name: str) -> None:
-    """`delete_queues` for synchronous fixtures."""
-    asyncio.run(delete_queues(queue_name))
+    """`delete_queues` for synchronous fixtures. Runs in a thread of its own: this thread may
+    already have a running event loop (Playwright's sync API keeps one while the browser is up)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, delete_queues(queue_name)).result()
 
 
 async def queue_counts(queue_name: str, delivery_limit: int = 5) -> tuple[int, int]:

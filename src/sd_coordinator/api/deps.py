@@ -12,10 +12,16 @@ from sd_coordinator.lifespan import Services
 from sd_coordinator.security import check_cluster, check_user, listens_beyond_loopback
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     """The app's services."""
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """The app's services, as a dependency. A coroutine on purpose: FastAPI runs a plain `def`
+    dependency in its thread pool, a thread hop on every request."""
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -23,13 +29,13 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 def require_user(request: Request) -> None:
     """Gate for the user API and the dashboard's data."""
-    s = get_services(request).settings
+    s = services_of(request).settings
     check_user(request, s.api_token, s.cluster_token)
 
 
 def require_worker(request: Request) -> None:
     """Gate for worker endpoints."""
-    s = get_services(request).settings
+    s = services_of(request).settings
     check_cluster(request, s.cluster_token, exposed=listens_beyond_loopback(s.bind_host))
 
 

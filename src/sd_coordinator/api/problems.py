@@ -22,9 +22,10 @@ def _where(error: dict[str, Any]) -> str:
 def _problem(error: dict[str, Any]) -> str:
     kind = error.get("type", "")
     if kind == "json_invalid":
-        reason = (error.get("ctx") or {}).get("error", "malformed")
+        # json's messages name the position last ("Unterminated string starting at").
+        reason = str((error.get("ctx") or {}).get("error", "malformed")).removesuffix(" at")
         position = error.get("loc", ("body", "?"))[-1]
-        return f"request body is not valid JSON: {reason} (at character {position})"
+        return f"request body is not valid JSON: {reason} at character {position}"
     where = _where(error)
     message = str(error.get("msg"))
     if "Expected UploadFile" in message:

@@ -74,7 +74,7 @@ export function JobView({ jobId, summary, now, onClose }: JobViewProps) {
         <div className="job-view-actions">
           {isImage && head && head.done > 0 && (
             <a className="btn btn-secondary" href={zipUrl(jobId)} download data-testid="zip-link">
-              ↓ {t('downloadZip')}
+              <span aria-hidden="true">↓</span> {t('downloadZip')}
             </a>
           )}
           <button type="button" className="icon-btn" aria-label={t('closeJob')} onClick={onClose}>

@@ -58,7 +58,7 @@ export function PipelineBuilder({ specs, specsFailed = false, steps, opsText, on
             onClick={() => selected && setSteps([...steps, newStep(selected)])}
             data-testid="add-step"
           >
-            + {t('addStep')}
+            <span aria-hidden="true">+</span> {t('addStep')}
           </button>
         </div>
       )}

@@ -58,7 +58,7 @@ export function TaskCard({ task, onCompare }: TaskCardProps) {
           download={task.result}
           data-testid={`result-link-${task.task_id}`}
         >
-          ↓ {t('download')}
+          <span aria-hidden="true">↓</span> {t('download')}
         </a>
       )}
       {task.error && (
