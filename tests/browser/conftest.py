@@ -11,7 +11,7 @@ pytest-asyncio test of the other suites (collected after tests/browser) would fa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,9 @@ class BrowserSession:
 
 @pytest.fixture(scope="module")
 def browser_session() -> Iterator[BrowserSession]:
-    """Start Playwright and Chromium once for the module (see above). A missing or broken Chromium is not a skip: every
-    browser test then fails with the reason (CI installs Debian's `chromium`)."""
+    """Start Playwright and Chromium once for the module (see above). A missing or broken
+    Chromium is not a skip: every browser test then fails with the reason (CI installs Debian's
+    `chromium`)."""
     session = BrowserSession()
     if not CHROMIUM.exists():
         session.problem = (
@@ -102,7 +103,9 @@ class Dashboard:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     """Keep each phase's report on the item, so fixtures can tell that the test failed."""
     outcome = yield
     report = outcome.get_result()

@@ -8,14 +8,13 @@ from __future__ import annotations
 import io
 import re
 import signal
-import time
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image, ImageFilter, ImageOps
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import FilePayload, Locator, Page, expect
 
 from support.cluster import Cluster
 from support.images import decode, same_pixels, sample_image
@@ -42,7 +41,7 @@ def pillow_reference(data: bytes) -> Image.Image:
     return ImageOps.grayscale(image).filter(ImageFilter.GaussianBlur(2))
 
 
-def file_payload(name: str, data: bytes) -> dict[str, Any]:
+def file_payload(name: str, data: bytes) -> FilePayload:
     """A file for `set_input_files`, with the type a browser derives from the extension."""
     mime = "image/png" if name.endswith(".png") else "image/jpeg"
     return {"name": name, "mimeType": mime, "buffer": data}
@@ -78,7 +77,8 @@ def scroll_width(page: Page) -> int:
 
 
 def unnamed_controls(page: Page) -> list[str]:
-    """Controls in Chromium's accessibility tree whose computed accessible name is empty."""
+    """Controls in Chromium's accessibility tree without a real accessible name: empty, or only
+    a glyph such as ✕ or ↑ (a screen reader says "multiplication x")."""
     cdp = page.context.new_cdp_session(page)
     try:
         cdp.send("Accessibility.enable")
@@ -86,13 +86,13 @@ def unnamed_controls(page: Page) -> list[str]:
         missing = []
         for node in nodes:
             role = node.get("role", {}).get("value")
-            name = str(node.get("name", {}).get("value", "")).strip()
-            if node.get("ignored") or role not in INTERACTIVE_ROLES or name:
+            name = str(node.get("name", {}).get("value", ""))
+            if node.get("ignored") or role not in INTERACTIVE_ROLES or re.search(r"\w", name):
                 continue
             described = cdp.send("DOM.describeNode", {"backendNodeId": node["backendDOMNodeId"]})
             element = described["node"]
             attributes = element.get("attributes", [])
-            missing.append(f"{role}: <{element['localName']} {' '.join(attributes)}>")
+            missing.append(f"{role} {name!r}: <{element['localName']} {' '.join(attributes)}>")
         return missing
     finally:
         cdp.detach()
@@ -111,8 +111,7 @@ def test_upload_through_the_page_gives_pillows_pixels_and_a_zip(
     upload_through_page(page, images, PIPELINE, copies=3)
 
     job_id = uploaded_job_id(page)
-    expect(page.get_by_test_id("upload-success")).to_contain_text(job_id[:8])
-    expect(page.get_by_test_id("upload-success")).to_contain_text("6")
+    expect(page.get_by_test_id("upload-success")).to_have_text(f"Job {job_id[:8]} sent: 6 tasks.")
     with cluster.client() as client:
         newest = client.get("/jobs").json()[0]
     assert (newest["job_id"], newest["ops"], newest["total"]) == (job_id, PIPELINE, 6)
@@ -181,10 +180,8 @@ def test_node_card_shows_live_metrics_and_turns_offline_when_the_worker_is_kille
     expect(card.get_by_test_id("current-task")).to_have_text(task_id[:8])
 
     cluster.kill("nodo-a")  # SIGKILL, mid-task
-    killed_at = time.monotonic()
     # Silent for 3 report intervals (1 s each) means offline; the page hears it within a second.
     expect(card).to_have_attribute("data-status", "offline", timeout=12_000)
-    assert time.monotonic() - killed_at < 12
     expect(card.get_by_test_id("last-seen")).to_have_text(re.compile(r"^last seen \d+ s ago$"))
     expect(card.get_by_test_id("current-task")).to_have_count(0)
     look = card.evaluate("el => ({filter: getComputedStyle(el).filter,"
@@ -307,7 +304,7 @@ def test_phone_width_fits_and_every_control_has_an_accessible_name(
         ("link", "Download all (zip)"), ("link", "Download"), ("button", "Add"),
         ("group", "Language"), ("button", "Remove step 1 (grayscale)"),
     ]:  # fmt: skip
-        expect(page.get_by_role(role, name=name, exact=True)).to_have_count(1)  # type: ignore[arg-type]
+        expect(page.get_by_role(role, name=name, exact=True)).to_have_count(1)
 
 
 def test_embedded_coordinator_shows_its_own_node_and_finishes_an_upload(

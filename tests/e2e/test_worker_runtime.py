@@ -29,7 +29,8 @@ def test_worker_raises_prefetch_live_when_the_queue_grows(cluster: Cluster) -> N
     )  # fmt: skip
     # Still the same process and registration: tuned live, not restarted.
     assert cluster.procs["tuner"].poll() is None
-    assert cluster.worker("tuner")["processed"] > 0
+    cluster.wait_until(lambda: cluster.worker("tuner").get("processed", 0) > 0, 20,
+                       "the tuned worker to report processed tasks")  # fmt: skip
 
 
 def test_cpu_limit_pauses_consuming_instead_of_taking_tasks(cluster: Cluster) -> None:

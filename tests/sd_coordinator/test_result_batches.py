@@ -1,0 +1,100 @@
+"""Batched worker reports: many result images in one POST /result-images, tasks started since the
+last POST /working marked running together, JSON outcomes stored in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest_asyncio
+
+from sd_common import result_frames
+from sd_common.result_frames import ResultHeader
+from support.api import asgi_client, make_settings, png_bytes, running_app
+
+TOKEN = "batch-token"
+BLOCKERS = 64  # long sleeps that keep every consumer of the local worker busy
+
+
+@pytest_asyncio.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An embedded coordinator whose local worker is kept busy, so tasks queued afterwards
+    wait for a (pretend) remote worker to report them."""
+    settings = make_settings(tmp_path, cluster_token=TOKEN)
+    async with running_app(settings) as app:
+        async with asgi_client(app, Authorization=f"Bearer {TOKEN}") as c:
+            sent = await c.post("/task", json={"type": "sleep", "payload": {"seconds": 60},
+                                               "copies": BLOCKERS})  # fmt: skip
+            assert sent.status_code == 202
+            await asyncio.sleep(0.2)
+            hello = {"name": "remote", "session": "s" * 32}
+            assert (await c.post("/register", json=hello)).status_code == 200
+            yield c
+
+
+async def queued_image_tasks(client: httpx.AsyncClient, copies: int) -> tuple[str, list[str]]:
+    sent = await client.post("/upload", files={"file": ("a.png", png_bytes())},
+                             data={"ops": "grayscale", "copies": str(copies)})  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    job = (await client.get(f"/jobs/{sent.json()['job_id']}")).json()
+    assert {t["state"] for t in job["tasks"]} == {"queued"}
+    return job["job_id"], [t["task_id"] for t in job["tasks"]]
+
+
+def frames(*results: tuple[str, bytes]) -> dict[str, Any]:
+    body = result_frames.encode([
+        (ResultHeader(task_id=task_id, worker="remote", size=len(png), duration_s=0.5), png)
+        for task_id, png in results
+    ])  # fmt: skip
+    return {"content": body, "headers": {"content-type": result_frames.MEDIA_TYPE}}
+
+
+async def test_one_request_stores_many_results_and_answers_each(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 3)
+    images = [png_bytes(colour=c) for c in ("red", "green", "blue")]
+
+    response = await client.post("/result-images", **frames(*zip(tasks, images, strict=True)))
+
+    assert response.status_code == 200, response.text
+    answers = response.json()["answers"]
+    assert [(a["task_id"], a["stored"], a["duplicate"]) for a in answers] == [
+        (t, True, False) for t in tasks
+    ]
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["state"], job["done"]) == ("done", 3)
+    for task, image in zip(job["tasks"], images, strict=True):
+        assert task["worker"] == "remote"
+        assert (tmp_path / "results" / task["result"]).read_bytes() == image
+
+
+async def test_a_repeated_result_is_a_duplicate_and_keeps_the_first_file(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    _, (task,) = await queued_image_tasks(client, 1)
+    first, second = png_bytes(colour="red"), png_bytes(colour="blue")
+
+    response = await client.post("/result-images", **frames((task, first), (task, second)))
+    again = await client.post("/result-images", **frames((task, second)))
+
+    assert [a["duplicate"] for a in response.json()["answers"]] == [False, True]
+    assert again.json()["answers"][0]["duplicate"] is True
+    assert (tmp_path / "results" / f"{task}.png").read_bytes() == first
+
+
+async def test_tasks_started_since_the_last_update_are_marked_running_together(
+    client: httpx.AsyncClient,
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 4)
+    update = {"name": "remote", "session": "s" * 32, "status": "busy", "task_id": tasks[3],
+              "started": tasks[:3]}  # fmt: skip
+
+    assert (await client.post("/working", json=update)).status_code == 200
+
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert [(t["state"], t["worker"]) for t in job["tasks"]] == [("running", "remote")] * 4
+    assert job["state"] == "running"

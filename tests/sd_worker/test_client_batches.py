@@ -1,0 +1,100 @@
+"""The worker's result batching against a stand-in coordinator (aiohttp.web on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from aiohttp import web
+
+from sd_common import result_frames
+from sd_worker.client import CoordinatorClient
+from support.api import make_settings, png_bytes
+from support.cluster import free_port
+
+
+class FakeCoordinator:
+    """Answers result posts like the coordinator and remembers what it got."""
+
+    def __init__(self, *, frames: bool) -> None:
+        self.requests: list[str] = []
+        self.stored: dict[str, bytes] = {}
+        self.app = web.Application()
+        if frames:
+            self.app.router.add_post("/result-images", self.result_images)
+        self.app.router.add_post("/result-image", self.result_image)
+
+    def _store(self, task_id: str, png: bytes) -> dict[str, object]:
+        duplicate = task_id in self.stored
+        self.stored.setdefault(task_id, png)
+        return {"task_id": task_id, "stored": True, "duplicate": duplicate}
+
+    async def result_images(self, request: web.Request) -> web.Response:
+        self.requests.append("/result-images")
+        decoded = result_frames.decode(await request.read())
+        return web.json_response({"answers": [self._store(h.task_id, bytes(png))
+                                              for h, png in decoded]})  # fmt: skip
+
+    async def result_image(self, request: web.Request) -> web.Response:
+        self.requests.append("/result-image")
+        return web.json_response(self._store(request.query["task_id"], await request.read()))
+
+
+async def serve(fake: FakeCoordinator, tmp_path: Path) -> AsyncIterator[CoordinatorClient]:
+    runner = web.AppRunner(fake.app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = CoordinatorClient(make_settings(tmp_path, coordinator_port=port))
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def batching(tmp_path: Path) -> AsyncIterator[tuple[FakeCoordinator, CoordinatorClient]]:
+    fake = FakeCoordinator(frames=True)
+    async for client in serve(fake, tmp_path):
+        yield fake, client
+
+
+@pytest_asyncio.fixture
+async def older(tmp_path: Path) -> AsyncIterator[tuple[FakeCoordinator, CoordinatorClient]]:
+    fake = FakeCoordinator(frames=False)
+    async for client in serve(fake, tmp_path):
+        yield fake, client
+
+
+async def post_many(client: CoordinatorClient, count: int) -> dict[str, bytes]:
+    images = {uuid.uuid4().hex: png_bytes(colour=(i, 0, 0)) for i in range(count)}
+    answers = await asyncio.gather(*(client.post_image(t, "w1", png, duration_s=0.1)
+                                     for t, png in images.items()))  # fmt: skip
+    assert [a.task_id for a in answers] == list(images)
+    assert all(a.stored and not a.duplicate for a in answers)
+    return images
+
+
+async def test_results_ready_together_travel_in_few_requests(
+    batching: tuple[FakeCoordinator, CoordinatorClient],
+) -> None:
+    fake, client = batching
+    images = await post_many(client, 20)
+    assert fake.stored == images
+    assert set(fake.requests) == {"/result-images"}
+    assert len(fake.requests) < 20
+
+
+async def test_an_older_coordinator_gets_one_request_per_result(
+    older: tuple[FakeCoordinator, CoordinatorClient],
+) -> None:
+    fake, client = older
+    images = await post_many(client, 5)
+    assert fake.stored == images
+    assert fake.requests.count("/result-image") == 5
+    assert fake.requests.count("/result-images") <= 1
