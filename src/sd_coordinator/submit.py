@@ -85,7 +85,7 @@ class Submitter:
                     TaskMessage(task_id=task_id, job_id="0" * 32, type=IMAGE_TASK,
                                 ops=canonical_ops, input=ref)
                 )  # fmt: skip
-        name = uploads[0].filename if len(uploads) == 1 else f"{len(uploads)} files"
+        name = uploads[0].filename + (f" +{len(uploads) - 1}" if len(uploads) > 1 else "")
         return await self._enqueue("image", name, canonical_ops, tasks, messages)
 
     async def _check_image(self, upload: Upload) -> None:

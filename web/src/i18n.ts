@@ -127,7 +127,7 @@ const es: Record<MessageKey, string> = {
   net: 'Red',
   metricHistory: '{metric} en los últimos {min} minutos',
   currentTask: 'Tarea',
-  idle: 'inactivo',
+  idle: 'ninguna',
   lastSeen: 'visto hace {n} s',
   consumers: 'consumidores',
   prefetch: 'prefetch',
