@@ -16,6 +16,7 @@ import aio_pika
 
 from benchmarks import workload
 from benchmarks.harness import (
+    BROKER,
     BarePool,
     CeleryPeer,
     CpuMeter,
@@ -23,8 +24,6 @@ from benchmarks.harness import (
     RssSampler,
     amqp_ports,
     broker_octets,
-    broker_process,
-    delete_queues_sync,
     unique_queue,
     wait_for_broker,
 )
@@ -86,7 +85,7 @@ class Bench:
         self.ours = Ours(work / "ours")
         self.celery = CeleryPeer(work)
         self.bare: BarePool | None = None
-        beam = broker_process()
+        beam = BROKER.process()
         self.components: dict[str, Callable[[], list[Any]]] = {
             "coordinator": self.ours.coordinator,
             "worker": self.ours.worker,
@@ -389,7 +388,7 @@ async def _broker_round_trip(n: int) -> float:
     """The broker alone: n persistent messages published with confirms into a quorum queue
     while one consumer acks them (prefetch 256); aio-pika on both ends, no work."""
     queue_name = unique_queue("brokerbench")
-    url = "amqp://guest:guest@127.0.0.1:5672/"
+    url = BROKER.url
     pub = await aio_pika.connect(url)
     sub = await aio_pika.connect(url)
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,23 +18,97 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.broker import delete_queues_sync  # noqa: E402
-from support.cluster import Cluster  # noqa: E402
+from sd_common.topology import failed_queue_name  # noqa: E402
+from support.cluster import Cluster, free_port  # noqa: E402
 
 from benchmarks import workload  # noqa: E402
 
-AMQP_PORT = 5672
+RABBITMQ_HOME = "/var/lib/rabbitmq"
+
+
+@dataclass
+class BrokerTarget:
+    """The RabbitMQ every system of the run uses: the machine's node (rabbit@localhost on
+    5672), or a private node of the same installation started for the run (`--private-broker`)
+    so that other users of the shared node cannot restart it under the measurements."""
+
+    port: int = 5672
+    node: str = "rabbit@localhost"
+    private_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def ctl(self, *args: str, timeout_s: float = 60) -> str:
+        """Output of `rabbitmqctl -n NODE ARGS`."""
+        return subprocess.run(["rabbitmqctl", "-n", self.node, *args], capture_output=True,
+                              text=True, timeout=timeout_s, check=True).stdout  # fmt: skip
+
+    def process(self) -> psutil.Process | None:
+        """The node's Erlang VM."""
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            if proc.info["name"] == "beam.smp" and any(
+                arg.startswith(self.node) for arg in proc.info["cmdline"] or ()
+            ):
+                return proc
+        return None
+
+    def start_private(self, work: Path, port: int) -> None:
+        """Start a node of the installed RabbitMQ on `port`, its data under `work`, and use it."""
+        folder = work / "rabbitmq"
+        folder.mkdir(parents=True, exist_ok=True)
+        work.chmod(0o755)  # the node runs as the rabbitmq user
+        shutil.chown(folder, "rabbitmq", "rabbitmq")
+        node = f"sdbench{port}@localhost"
+        env = (f"RABBITMQ_NODENAME={node} RABBITMQ_NODE_PORT={port} "
+               f"RABBITMQ_DIST_PORT={free_port()} RABBITMQ_MNESIA_BASE={folder}/mnesia "
+               f"RABBITMQ_LOG_BASE={folder}/log RABBITMQ_ENABLED_PLUGINS_FILE={folder}/plugins "
+               f"RABBITMQ_CONFIG_FILE={folder}/rabbitmq")  # fmt: skip
+        subprocess.run(["su", "rabbitmq", "-s", "/bin/sh", "-c",
+                        f"cd {RABBITMQ_HOME} && {env} /usr/lib/rabbitmq/bin/rabbitmq-server "
+                        "-detached"], check=True, timeout=60)  # fmt: skip
+        self.port, self.node, self.private_dir = port, node, folder
+        wait_for_broker(port, settle_s=0)
+        self.ctl("await_startup", timeout_s=120)
+
+    def stop_private(self) -> None:
+        if self.private_dir is not None:
+            try:
+                self.ctl("stop")
+            except (subprocess.SubprocessError, OSError):
+                pass
+
+
+BROKER = BrokerTarget()
 
 
 def unique_queue(prefix: str) -> str:
     """A queue name no other run uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def delete_queues(*names: str) -> None:
+    """Delete queues of this run (those that exist)."""
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(BROKER.url)
+        async with connection:
+            for name in names:
+                channel = await connection.channel()
+                try:
+                    await channel.queue_delete(name)
+                except aio_pika.exceptions.AMQPError:
+                    pass
+
+    asyncio.run(delete())
 
 
 # -- process trees ------------------------------------------------------------------------
@@ -68,14 +144,6 @@ def rss_bytes(procs: Iterable[psutil.Process]) -> int:
         except psutil.NoSuchProcess:
             pass
     return total
-
-
-def broker_process() -> psutil.Process | None:
-    """RabbitMQ's Erlang VM on this machine."""
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] == "beam.smp":
-            return proc
-    return None
 
 
 class CpuMeter:
@@ -137,7 +205,7 @@ def amqp_ports(procs: Iterable[psutil.Process]) -> set[int]:
     for proc in procs:
         try:
             for conn in proc.net_connections(kind="tcp"):
-                if conn.raddr and conn.raddr.port == AMQP_PORT:
+                if conn.raddr and conn.raddr.port == BROKER.port:
                     ports.add(conn.laddr.port)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
@@ -146,11 +214,8 @@ def amqp_ports(procs: Iterable[psutil.Process]) -> set[int]:
 
 def broker_octets() -> dict[int, tuple[int, int]]:
     """(received, sent) bytes of every RabbitMQ connection, by the client's port."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "--no-table-headers",
-         "peer_port", "recv_oct", "send_oct"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+    out = BROKER.ctl("-q", "list_connections", "--no-table-headers", "peer_port", "recv_oct",
+                     "send_oct")  # fmt: skip
     octets: dict[int, tuple[int, int]] = {}
     for line in out.splitlines():
         parts = line.split()
@@ -159,23 +224,22 @@ def broker_octets() -> dict[int, tuple[int, int]]:
     return octets
 
 
-def wait_for_broker(timeout_s: float = 120) -> None:
-    """Wait until RabbitMQ accepts connections again, then a little longer for it to settle."""
+def wait_for_broker(port: int | None = None, timeout_s: float = 120, settle_s: float = 5) -> None:
+    """Wait until RabbitMQ accepts connections (again), then a little longer for it to settle."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", AMQP_PORT), timeout=1):
+            with socket.create_connection(("127.0.0.1", port or BROKER.port), timeout=1):
                 break
         except OSError:
             time.sleep(1)
-    time.sleep(5)
+    time.sleep(settle_s)
 
 
 def rabbitmq_version() -> str:
     """The broker's version, as rabbitmqctl reports it."""
     try:
-        return subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True,
-                              timeout=60).stdout.strip() or "?"  # fmt: skip
+        return BROKER.ctl("version").strip() or "?"
     except (OSError, subprocess.SubprocessError):
         return "?"
 
@@ -194,7 +258,7 @@ class Ours:
 
     def __post_init__(self) -> None:
         self.queue = unique_queue("sdbench")
-        self.cluster = Cluster(self.root, queue=self.queue)
+        self.cluster = Cluster(self.root, queue=self.queue, RABBIT_PORT=str(BROKER.port))
         self.http = httpx.Client(base_url=self.cluster.url, timeout=120,
                                  headers={"Authorization": f"Bearer {self.cluster.token}"})
 
@@ -209,7 +273,7 @@ class Ours:
     def stop(self) -> None:
         self.http.close()
         self.cluster.stop()
-        delete_queues_sync(self.queue)
+        delete_queues(self.queue, failed_queue_name(self.queue))
 
     def coordinator(self) -> list[psutil.Process]:
         proc = self.cluster.procs.get("coordinator")
@@ -270,7 +334,9 @@ class CeleryPeer:
         self.queue = unique_queue("celerybench")
         self.concurrency = concurrency
         self.proc: subprocess.Popen[bytes] | None = None
-        os.environ["BENCH_CELERY_QUEUE"] = self.queue  # read by celery_peer at import
+        # Read by celery_peer when it is first imported.
+        os.environ["BENCH_CELERY_QUEUE"] = self.queue
+        os.environ["BENCH_CELERY_BROKER"] = BROKER.url
         from benchmarks import celery_peer
 
         self.peer = celery_peer
@@ -283,6 +349,7 @@ class CeleryPeer:
              "-n", f"{self.queue}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
             cwd=ROOT, env={**os.environ, "BENCH_CELERY_QUEUE": self.queue,
+                           "BENCH_CELERY_BROKER": BROKER.url,
                            "PYTHONPATH": str(ROOT),
                            "C_FORCE_ROOT": "1"},  # pickle as root: this machine runs as root
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

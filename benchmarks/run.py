@@ -22,7 +22,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "src")]
 
 from benchmarks import report  # noqa: E402
 from benchmarks.figures import FULL, QUICK, Bench  # noqa: E402
-from benchmarks.harness import rabbitmq_version  # noqa: E402
+from benchmarks.harness import BROKER, free_port, rabbitmq_version  # noqa: E402
 
 FIGURES = ("images", "thumbs", "noops", "latency", "memory")
 
@@ -58,12 +58,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and tasks (~3 min)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(FIGURES)}")
     parser.add_argument("--out", type=Path, default=HERE / "REPORT.md", help="report path")
+    parser.add_argument(
+        "--private-broker", action="store_true",
+        help="start a private node of the installed RabbitMQ on a free port for this run "
+        "(default: the machine's node on 127.0.0.1:5672)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     figures = args.only.split(",") if args.only else list(FIGURES)
     sizes = QUICK if args.quick else FULL
-    info = machine()
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="sd-bench-"))
+    if args.private_broker:
+        BROKER.start_private(work, free_port())
+        log(f"private RabbitMQ node {BROKER.node} on port {BROKER.port}")
+    info = machine()
+    info["broker"] = f"{BROKER.node} on 127.0.0.1:{BROKER.port}" + (
+        " (private node for this run)" if args.private_broker else " (the machine's node)")
     log(f"working in {work}; {sizes}")
     bench = Bench(work, sizes, log)
     try:
@@ -74,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             getattr(bench, figure)()
     finally:
         bench.stop()
+        BROKER.stop_private()
     info["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     results = HERE / "results"
     results.mkdir(exist_ok=True)
