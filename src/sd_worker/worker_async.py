@@ -38,6 +38,7 @@ class Consumer:
         self.channel = channel
         self.worker = worker
         self.tag: str | None = None
+        self.inflight: set[asyncio.Task[None]] = set()
 
     async def start(self, prefetch: int) -> None:
         await self.channel.set_qos(prefetch_count=prefetch)
@@ -45,17 +46,31 @@ class Consumer:
             self.channel, self.worker.settings.queue_name, self.worker.settings.delivery_limit
         )
         self.queue = queue
-        self.tag = await queue.consume(self.worker.on_message)
+        self.tag = await queue.consume(self.on_message)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        """Track this channel's deliveries, so it closes only once they are settled."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            await self.worker.on_message(message)
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+
+    async def close_when_idle(self) -> None:
+        """Stop deliveries, let the unacked ones finish (they ack on this channel), close."""
+        await self.pause()
+        while self.inflight:
+            await asyncio.wait(set(self.inflight))
+        await self.channel.close()
 
     async def pause(self) -> None:
         """Stop new deliveries; unacked messages stay on the channel and can still be acked."""
         if self.tag is not None:
             tag, self.tag = self.tag, None
             await self.queue.cancel(tag)
-
-    async def close(self) -> None:
-        await self.pause()
-        await self.channel.close()
 
 
 class AsyncWorker:
@@ -65,7 +80,7 @@ class AsyncWorker:
         self.settings = settings
         self.name = settings.node_name
         self.session = uuid.uuid4().hex
-        self.client = CoordinatorClient(settings)
+        self.client = CoordinatorClient(settings, tasks_in_flight=lambda: len(self.inflight))
         self.executor = Executor(preload=settings.task_modules)
         self.cache = InputCache(settings.data_dir / "worker-cache" / self.name)
         self.processor = TaskProcessor(
@@ -220,12 +235,7 @@ class AsyncWorker:
                 consumer = self.consumers.pop()
                 # Its unacked messages must still be acked on this channel: close it when idle.
                 await consumer.pause()
-                self._background.append(asyncio.create_task(self._close_when_idle(consumer)))
-
-    async def _close_when_idle(self, consumer: Consumer) -> None:
-        while self.inflight:
-            await asyncio.wait(set(self.inflight))
-        await consumer.channel.close()
+                self._background.append(asyncio.create_task(consumer.close_when_idle()))
 
     async def _set_paused(self, paused: bool) -> None:
         async with self._reconfiguring:

@@ -24,7 +24,7 @@ def test_worker_raises_prefetch_live_when_the_queue_grows(cluster: Cluster) -> N
                                           "copies": 1000})  # fmt: skip
         assert sent.status_code == 202
     cluster.wait_until(
-        lambda: cluster.worker("tuner").get("prefetch", 0) > idle["prefetch"], 20,
+        lambda: cluster.worker("tuner").get("prefetch", 0) > idle["prefetch"], 45,
         "the worker to raise its prefetch from the queue depth",
     )  # fmt: skip
     # Still the same process and registration: tuned live, not restarted.
