@@ -57,12 +57,24 @@ class Sizes:
     noops: int
     latency: int
     memory_depths: tuple[int, ...]
+    ablation_rounds: int = 2
 
+
+ABLATION_FIGURES = {
+    "per-task result posts": "thumbs",
+    "batches sent without lingering": "noops",
+    "input bytes pickled to the pool": "images",
+    "asyncio event loop in the worker": "noops",
+    "/working on every task change": "thumbs",
+    "prefetch tuned on a timer only": "noops",
+    "outcomes stored one by one": "noops",
+    "services dependency in the thread pool": "thumbs",
+}
 
 FULL = Sizes(rounds=5, images=96, images_natural=32, thumbs=2000, noops=10_000, latency=200,
              memory_depths=(1_000, 10_000))  # fmt: skip
 QUICK = Sizes(rounds=2, images=40, images_natural=12, thumbs=1000, noops=4_000, latency=60,
-              memory_depths=(1_000, 10_000))  # fmt: skip
+              memory_depths=(1_000, 10_000), ablation_rounds=0)  # fmt: skip
 
 
 class Bench:
@@ -85,14 +97,13 @@ class Bench:
         self.ours = Ours(work / "ours")
         self.celery = CeleryPeer(work)
         self.bare: BarePool | None = None
-        beam = BROKER.process()
         self.components: dict[str, Callable[[], list[Any]]] = {
             "coordinator": self.ours.coordinator,
             "worker": self.ours.worker,
             "worker main": lambda: self.ours.worker()[:1],
             "celery": self.celery.worker,
             "bare": lambda: self.bare.children() if self.bare else [],
-            "rabbitmq": lambda: [beam] if beam else [],
+            "rabbitmq": lambda: [p] if (p := BROKER.process()) else [],
             "client": lambda: [_self_process()],
         }
 
@@ -114,10 +125,10 @@ class Bench:
                 except Exception as exc:
                     self.log(f"stopping: {exc}")
 
-    def timed(self, figure: str, system: str, rnd: int, body: Callable[[], tuple[int, float]]
-              ) -> Run:  # fmt: skip
+    def timed(self, figure: str, system: str, rnd: int, body: Callable[[], tuple[int, float]],
+              components: dict[str, Callable[[], list[Any]]] | None = None) -> Run:  # fmt: skip
         """Run `body` (returns tasks, seconds) with per-component CPU accounting."""
-        meter = CpuMeter(self.components)
+        meter = CpuMeter(components or self.components)
         for attempt in range(3):
             meter.start()
             try:
@@ -152,10 +163,7 @@ class Bench:
         peer = self.celery.peer
 
         def ours() -> tuple[int, float]:
-            t0 = time.time()
-            job = self.ours.upload([("photo.jpg", self.photo)], workload.GRAY_OPS, n)
-            self._last_job = job
-            return n, self.ours.wait_jobs([job]) - t0
+            return self.ours_images(self.ours, n)
 
         def bare_pool() -> tuple[int, float]:
             t0 = time.perf_counter()
@@ -203,11 +211,7 @@ class Bench:
         peer = self.celery.peer
 
         def ours() -> tuple[int, float]:
-            t0 = time.time()
-            files = [(f"small{i}.jpg", d) for i, d in enumerate(self.smalls)]
-            job = self.ours.upload(files, workload.THUMB_OPS, n // 2)
-            self._last_job = job
-            return n, self.ours.wait_jobs([job]) - t0
+            return self.ours_thumbs(self.ours, n)
 
         def bare_pool() -> tuple[int, float]:
             t0 = time.perf_counter()
@@ -242,15 +246,9 @@ class Bench:
     def noops(self) -> None:
         n = self.sizes.noops
         peer = self.celery.peer
-        chunk = 1000
 
         def ours() -> tuple[int, float]:
-            t0 = time.time()
-            with ThreadPoolExecutor(2) as submitters:
-                jobs = list(submitters.map(
-                    lambda _: self.ours.submit("sleep", {"seconds": 0}, chunk), range(n // chunk)
-                ))  # fmt: skip
-            return n, self.ours.wait_jobs(jobs) - t0
+            return self.ours_noops(self.ours, n)
 
         def celery() -> tuple[int, float]:
             t0 = time.perf_counter()
@@ -268,6 +266,69 @@ class Bench:
                         "noops", name, rnd, body))  # fmt: skip
                 else:
                     self.timed("noops", name, rnd, body)
+
+    # -- our system's side of (a), (b), (c), for any running instance -------------------------
+
+    def ours_images(self, ours: Ours, n: int) -> tuple[int, float]:
+        t0 = time.time()
+        job = ours.upload([("photo.jpg", self.photo)], workload.GRAY_OPS, n)
+        self._last_job = job
+        return n, ours.wait_jobs([job]) - t0
+
+    def ours_thumbs(self, ours: Ours, n: int) -> tuple[int, float]:
+        t0 = time.time()
+        files = [(f"small{i}.jpg", d) for i, d in enumerate(self.smalls)]
+        job = ours.upload(files, workload.THUMB_OPS, n // 2)
+        self._last_job = job
+        return n, ours.wait_jobs([job]) - t0
+
+    def ours_noops(self, ours: Ours, n: int, chunk: int = 1000) -> tuple[int, float]:
+        t0 = time.time()
+        with ThreadPoolExecutor(2) as submitters:  # publishing while the worker consumes
+            jobs = list(submitters.map(
+                lambda _: ours.submit("sleep", {"seconds": 0}, chunk), range(n // chunk)
+            ))  # fmt: skip
+        return n, ours.wait_jobs(jobs) - t0
+
+    # -- what each optimisation bought: each one undone, side by side ------------------------
+
+    def ablations(self) -> None:
+        """Every variant of benchmarks/ablate.py and an intact instance, each a fresh
+        coordinator + worker on its own queue, measured on the figure the change is for."""
+        from benchmarks.ablate import SLUGS, VARIANTS
+
+        if not self.sizes.ablation_rounds:
+            return
+        sizes = {"images": 32, "thumbs": 1000, "noops": 4000}
+        bodies = {"images": self.ours_images, "thumbs": self.ours_thumbs,
+                  "noops": self.ours_noops}  # fmt: skip
+        instances: dict[str, Ours] = {}
+        try:
+            for label in ["all optimisations", *VARIANTS]:
+                slug = next((k for k, v in SLUGS.items() if v == label), None)
+                ours = Ours(self.work / f"ablation-{len(instances)}", variant=slug,
+                            variant_role=VARIANTS[label][0] if slug else None)  # fmt: skip
+                instances[label] = ours
+                ours.start()
+            self.log(f"  started {len(instances)} instances for the ablations")
+            for rnd in range(self.sizes.ablation_rounds):
+                for label in self.rotated(list(VARIANTS), rnd):
+                    figure = ABLATION_FIGURES[label]
+                    for name in self.rotated([label, "all optimisations"], rnd):
+                        ours = instances[name]
+                        components = {"coordinator": ours.coordinator, "worker": ours.worker,
+                                      "worker main": lambda o=ours: o.worker()[:1],
+                                      "rabbitmq": self.components["rabbitmq"]}  # fmt: skip
+                        self.timed(f"ablation {figure}", name if name != label else
+                                   f"without: {label}", rnd,
+                                   lambda o=ours, f=figure: bodies[f](o, sizes[f]),
+                                   components)  # fmt: skip
+        finally:
+            for ours in instances.values():
+                try:
+                    ours.stop()
+                except Exception as exc:
+                    self.log(f"stopping an ablation instance: {exc}")
 
     # -- (d): latency of one small task on an idle cluster -----------------------------------
 

@@ -53,12 +53,10 @@ class BrokerTarget:
                               text=True, timeout=timeout_s, check=True).stdout  # fmt: skip
 
     def process(self) -> psutil.Process | None:
-        """The node's Erlang VM."""
-        for proc in psutil.process_iter(["name", "cmdline"]):
-            if proc.info["name"] == "beam.smp" and any(
-                arg.startswith(self.node) for arg in proc.info["cmdline"] or ()
-            ):
-                return proc
+        """The node's Erlang VM: the process listening on its AMQP port."""
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.port and conn.pid:
+                return psutil.Process(conn.pid)
         return None
 
     def start_private(self, work: Path, port: int) -> None:
@@ -254,6 +252,8 @@ class Ours:
 
     root: Path
     worker_name: str = "bench"
+    variant: str | None = None  # an optimisation undone (benchmarks/ablate.py)
+    variant_role: str | None = None
     cluster: Cluster = field(init=False)
 
     def __post_init__(self) -> None:
@@ -262,13 +262,31 @@ class Ours:
         self.http = httpx.Client(base_url=self.cluster.url, timeout=120,
                                  headers={"Authorization": f"Bearer {self.cluster.token}"})
 
+    def _ablated(self, role: str) -> list[str] | None:
+        if self.variant is None or self.variant_role != role:
+            return None
+        return [sys.executable, "-m", "benchmarks.ablate", self.variant, role]
+
     def start(self, *, worker: bool = True) -> None:
-        self.cluster.start_coordinator()
+        command = self._ablated("coordinator")
+        if command is None:
+            self.cluster.start_coordinator()
+        else:
+            c = self.cluster
+            c._spawn("coordinator", command, self.root / "coordinator", PYTHONPATH=str(ROOT))
+            c.wait_until(c._healthy, 30, "coordinator to answer /health")
         if worker:
             self.start_worker()
 
     def start_worker(self) -> None:
-        self.cluster.start_worker(self.worker_name)
+        command = self._ablated("worker")
+        if command is None:
+            self.cluster.start_worker(self.worker_name)
+            return
+        c, name = self.cluster, self.worker_name
+        c._spawn(name, [*command, "--async", "--name", name], self.root / name,
+                 PYTHONPATH=str(ROOT))  # fmt: skip
+        c.wait_until(lambda: c.worker(name).get("alive") is True, 30, f"worker {name}")
 
     def stop(self) -> None:
         self.http.close()

@@ -24,7 +24,7 @@ from benchmarks import report  # noqa: E402
 from benchmarks.figures import FULL, QUICK, Bench  # noqa: E402
 from benchmarks.harness import BROKER, free_port, rabbitmq_version  # noqa: E402
 
-FIGURES = ("images", "thumbs", "noops", "latency", "memory")
+FIGURES = ("images", "thumbs", "noops", "latency", "memory", "ablations")
 
 
 def log(message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -22,6 +22,10 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 OUTCOME_BATCH_MAX = 200
 IMAGE_BATCH_MAX = 64
 IMAGE_BATCH_BYTES = 32 * 1024 * 1024
+# A request costs the coordinator about as much as storing a dozen results, so while more
+# results are on their way a batch waits this long to fill up; a lone task never waits.
+LINGER_S = 0.01
+LINGER_UNTIL = 16
 
 PendingImage = tuple[ResultHeader, bytes, "asyncio.Future[IngestAnswer]"]
 
@@ -38,8 +42,9 @@ class CoordinatorRejected(Exception):
 class CoordinatorClient:
     """aiohttp session to the coordinator; `start()` before use, `stop()` is idempotent."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tasks_in_flight: Callable[[], int] = lambda: 0) -> None:
         self.settings = settings
+        self.tasks_in_flight = tasks_in_flight
         self.base_url = settings.coordinator_url
         self._session: aiohttp.ClientSession | None = None
         self._outbox: list[tuple[TaskOutcome, asyncio.Future[IngestAnswer]]] = []
@@ -49,6 +54,7 @@ class CoordinatorClient:
         self._images_ready = asyncio.Event()
         self._image_sender: asyncio.Task[None] | None = None
         self._frames_supported = True
+        self._sending = 0
         self._unreachable = False
 
     async def start(self) -> None:
@@ -168,10 +174,18 @@ class CoordinatorClient:
             self._images_ready.clear()
         return batch
 
+    async def _linger(self) -> None:
+        """Give a batch a moment to fill while other tasks in flight will add to it."""
+        waiting = len(self._images) + len(self._outbox)
+        if waiting < LINGER_UNTIL and self.tasks_in_flight() > waiting + self._sending:
+            await asyncio.sleep(LINGER_S)
+
     async def _send_images(self) -> None:
         while True:
             await self._images_ready.wait()
+            await self._linger()
             batch = self._take_images()
+            self._sending += len(batch)
             try:
                 answers = await self._post_images(batch)
             except Exception as exc:  # CoordinatorRejected, or a bug: never strand the waiters
@@ -179,6 +193,8 @@ class CoordinatorClient:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                self._sending -= len(batch)
             _settle(((f, a) for (_, _, f), a in zip(batch, answers, strict=True)))
 
     async def _post_images(self, batch: list[PendingImage]) -> list[dict[str, Any]]:
@@ -227,11 +243,13 @@ class CoordinatorClient:
     async def _send_outcomes(self) -> None:
         while True:
             await self._outbox_ready.wait()
+            await self._linger()
             batch = self._outbox[:OUTCOME_BATCH_MAX]
             del self._outbox[:OUTCOME_BATCH_MAX]
             if not self._outbox:
                 self._outbox_ready.clear()
             body = OutcomeBatch(outcomes=[o for o, _ in batch]).model_dump(mode="json")
+            self._sending += len(batch)
             try:
                 answers = await self.call("POST", "/results", json=body)
             except CoordinatorRejected as exc:
@@ -239,6 +257,8 @@ class CoordinatorClient:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                self._sending -= len(batch)
             _settle(((f, a) for (_, f), a in zip(batch, answers["answers"], strict=True)))
 
     async def queue_size(self) -> int:

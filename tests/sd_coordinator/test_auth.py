@@ -108,6 +108,30 @@ async def test_a_bad_body_without_the_token_gets_401_not_a_validation_error(
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize(("path", "token"), [("/upload", API), ("/result-image", CLUSTER)])
+async def test_a_caller_without_the_token_gets_401_before_its_body_is_read(
+    guarded: tuple[FastAPI, httpx.AsyncClient], path: str, token: str
+) -> None:
+    _, client = guarded
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        for _ in range(100):
+            pulled += 1
+            yield b"\x00" * 65536
+        yield b"\r\n--b--\r\n"
+
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    response = await client.post(path, content=body(), headers=headers)
+    assert response.status_code == 401
+    assert pulled == 0
+    # With the token the same body is read (and judged on its content).
+    response = await client.post(path, content=body(), headers=headers | bearer(token))
+    assert response.status_code in (415, 422) and pulled == 100
+
+
 async def test_a_worker_with_the_token_fetches_an_input_by_hash(
     guarded: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:

@@ -41,7 +41,7 @@ schema = schema.exclude(path="/events")  # an endless stream
 def stop_the_app_afterwards() -> Iterator[None]:
     """Stop the app (and its local worker's process pool) when this module is done."""
     yield
-    asgi.shutdown_lifespans()
+    asgi.shutdown_lifespans()  # Schemathesis would otherwise stop it only at interpreter exit
 
 
 @schema.parametrize()

@@ -1,0 +1,164 @@
+"""sd-worker or sd-coordinator with one optimisation undone, for the report's "what each
+optimisation bought" (measured side by side with the real programs in the same run).
+
+    python -m benchmarks.ablate VARIANT worker --async --name NAME
+    python -m benchmarks.ablate VARIANT coordinator
+
+Each variant puts back the code the optimisation replaced, verbatim in spirit and kept here,
+never in src/: the shipped programs always run with every optimisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Request  # module level: FastAPI resolves the annotation from here
+
+
+def per_task_result_posts() -> None:
+    """Before: one POST /result-image per result, sent as soon as it is ready."""
+    from sd_common.messages import IngestAnswer
+    from sd_worker.client import CoordinatorClient
+
+    async def post_image(self: CoordinatorClient, task_id: str, worker: str, png: bytes,
+                         duration_s: float = 0) -> IngestAnswer:  # fmt: skip
+        answer = await self.call(
+            "POST", "/result-image", params={"task_id": task_id, "worker": worker}, data=png,
+            headers={"Content-Type": "image/png"},
+        )  # fmt: skip
+        return IngestAnswer.model_validate(answer)
+
+    CoordinatorClient.post_image = post_image  # type: ignore[method-assign]
+
+
+def no_linger() -> None:
+    """Before: a batch left as soon as the previous request returned, however small."""
+    from sd_worker import client
+
+    client.LINGER_S = 0
+
+
+def input_bytes_to_pool() -> None:
+    """Before: the cached input's bytes were pickled through the pool's pipe with each task."""
+    from sd_common.images import ImageRejected
+    from sd_common.messages import TaskMessage
+    from sd_common.pipeline import PipelineError
+    from sd_worker import processing
+    from sd_worker.cache import InputMismatch
+    from sd_worker.client import CoordinatorRejected
+    from sd_worker.ops import process_image
+
+    async def run_image(self: processing.TaskProcessor, message: TaskMessage) -> bytes:
+        assert message.input is not None
+        try:
+            data = await self.cache.get(message.input.sha256, self.link.fetch_input)
+        except InputMismatch as exc:
+            raise processing.RetryLater(str(exc)) from exc
+        except CoordinatorRejected as exc:
+            raise processing.TaskFailed(f"input unavailable: {exc.detail}") from exc
+        s = self.settings
+        try:
+            return await self.executor.run(
+                process_image, data, message.ops, s.png_compress_level, s.max_image_pixels
+            )
+        except (ImageRejected, PipelineError) as exc:
+            raise processing.TaskFailed(str(exc)) from exc
+
+    processing.TaskProcessor._run_image = run_image  # type: ignore[method-assign]
+
+
+def asyncio_loop() -> None:
+    """Before: the worker ran on asyncio's own event loop."""
+    import sd_worker.__main__ as worker_main
+
+    worker_main.run_loop = asyncio.run  # type: ignore[assignment]
+
+
+def working_every_change() -> None:
+    """Before: POST /working whenever the current task changed (coalesced, never throttled)."""
+    from sd_worker import worker_async
+
+    worker_async.WORKING_INTERVAL_S = 0
+
+
+def tune_on_timer_only() -> None:
+    """Before: prefetch re-evaluated every TUNE_INTERVAL_S only, even with every slot taken,
+    from the queue's ready count alone (a queue a fast worker keeps empty looked idle)."""
+    from sd_worker import worker_async
+    from sd_worker.params import get_optimal_params
+
+    async def tune_loop(self: worker_async.AsyncWorker) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tune_interval_s)
+            try:
+                pending = await self.client.queue_size()
+                live = await self.client.live_workers()
+            except Exception:
+                continue
+            consumers, prefetch = get_optimal_params(pending, live, self.executor.workers)
+            if (consumers, prefetch) != (len(self.consumers), self.prefetch):
+                await self._apply(consumers, prefetch)
+
+    worker_async.AsyncWorker._tune_loop = tune_loop  # type: ignore[method-assign]
+
+
+def outcomes_one_by_one() -> None:
+    """Before: POST /results stored its outcomes one after another, a transaction each."""
+    from sd_coordinator.ingest import Ingestor
+
+    batched = Ingestor.outcomes
+
+    async def outcomes(self: Ingestor, items: list[Any]) -> list[Any]:
+        return [(await batched(self, [item]))[0] for item in items]
+
+    Ingestor.outcomes = outcomes  # type: ignore[method-assign]
+
+
+def services_in_threadpool() -> None:
+    """Before: the `get_services` dependency was a plain function, which FastAPI runs in its
+    thread pool: a thread hop on every request."""
+    from fastapi import Depends
+
+    from sd_coordinator.api import deps
+
+    def get_services(request: Request) -> Any:
+        return request.app.state.services
+
+    deps.ServicesDep = Annotated[deps.Services, Depends(get_services)]  # type: ignore[misc]
+
+
+VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
+    "per-task result posts": ("worker", per_task_result_posts),
+    "batches sent without lingering": ("worker", no_linger),
+    "input bytes pickled to the pool": ("worker", input_bytes_to_pool),
+    "asyncio event loop in the worker": ("worker", asyncio_loop),
+    "/working on every task change": ("worker", working_every_change),
+    "prefetch tuned on a timer only": ("worker", tune_on_timer_only),
+    "outcomes stored one by one": ("coordinator", outcomes_one_by_one),
+    "services dependency in the thread pool": ("coordinator", services_in_threadpool),
+}
+SLUGS = {name.replace(" ", "-").replace("/", ""): name for name in VARIANTS}
+
+
+def main() -> None:
+    slug, role, *rest = sys.argv[1:]
+    variant_role, patch = VARIANTS[SLUGS[slug]]
+    if role != variant_role:
+        raise SystemExit(f"{slug} changes the {variant_role}, not the {role}")
+    patch()
+    sys.argv = [f"sd-{role}", *rest]
+    if role == "worker":
+        from sd_worker.__main__ import main as worker_main
+
+        worker_main()
+    else:
+        from sd_coordinator.__main__ import main as coordinator_main
+
+        coordinator_main()
+
+
+if __name__ == "__main__":
+    main()
