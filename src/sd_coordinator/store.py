@@ -1,23 +1,18 @@
-"""Jobs and tasks in SQLite (DATA_DIR/sd.sqlite3), with writes batched into few transactions.
-
-All database work runs on one dedicated thread, so the event loop never blocks on SQLite and
-statements never race. Writes that a caller must see durable (a stored result before the worker
-acks) are queued and committed together: while one transaction runs, the next batch gathers.
-"""
+"""Jobs and tasks in SQLite (DATA_DIR/sd.sqlite3); writes go through `BatchedSqlite`."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+
+from sd_coordinator.sqlite_batch import BatchedSqlite
 
 T = TypeVar("T")
 
@@ -132,114 +127,26 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._sql = BatchedSqlite(path, SCHEMA, name="sd-store")
 
     async def start(self) -> None:
         """Open the database, create the schema, start the batching writer."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sd-store")
-        self._db = await self._call(self._open)
-        self._writer = asyncio.create_task(self._write_batches(), name="sd-store-writer")
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        # WAL with synchronous=NORMAL survives a killed process; only power loss can drop the tail.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(SCHEMA)
-        return db
+        await self._sql.start()
 
     async def stop(self) -> None:
         """Flush pending writes and close."""
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            self._writer = None
-            if self._pending:
-                await self._flush(self._take_pending())
-        if self._db is not None:
-            db, self._db = self._db, None
-            await self._call(db.close)
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-            self._thread = None
+        await self._sql.stop()
 
     @property
     def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("Store used before start()")
-        return self._db
+        """The connection, for use on the database thread only (inside `_call`/`_write`)."""
+        return self._sql.db
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._thread is None:
-            raise RuntimeError("Store used before start()")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
-    # -- batched writes ---------------------------------------------------------------------
+        return await self._sql.call(fn, *args)
 
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        if self._writer is None:
-            raise RuntimeError("Store used before start()")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, future))
-        self._wakeup.set()
-        return await future
-
-    def _take_pending(
-        self,
-    ) -> list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]:
-        batch, self._pending = self._pending, []
-        self._wakeup.clear()
-        return batch
-
-    async def _write_batches(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            await self._flush(self._take_pending())
-
-    async def _flush(
-        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
-    ) -> None:
-        def run() -> list[tuple[bool, Any]]:
-            results: list[tuple[bool, Any]] = []
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for op, _ in batch:
-                    db.execute("SAVEPOINT op")
-                    try:
-                        results.append((True, op(db)))
-                        db.execute("RELEASE op")
-                    except Exception as exc:  # one bad op must not sink the batch
-                        db.execute("ROLLBACK TO op")
-                        db.execute("RELEASE op")
-                        results.append((False, exc))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return results
-
-        try:
-            results = await self._call(run)
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), (ok, value) in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        return await self._sql.write(op)
 
     # -- writes -----------------------------------------------------------------------------
 
