@@ -1,4 +1,4 @@
-"""Each figure of issue #5, measured side by side: ours, the bare pool and Celery, round by round."""
+"""Each figure of issue #5, measured side by side: ours, the bare pool and Celery, by rounds."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class Sizes:
 
 ABLATION_FIGURES = {
     "per-task result posts": "thumbs",
-    "batches sent without lingering": "noops",
+    "batches sent without lingering": "thumbs",
     "input bytes pickled to the pool": "images",
     "asyncio event loop in the worker": "noops",
     "/working on every task change": "thumbs",
@@ -71,7 +71,7 @@ ABLATION_FIGURES = {
     "services dependency in the thread pool": "thumbs",
 }
 
-FULL = Sizes(rounds=5, images=96, images_natural=32, thumbs=2000, noops=10_000, latency=200,
+FULL = Sizes(rounds=5, images=80, images_natural=24, thumbs=2000, noops=6_000, latency=200,
              memory_depths=(1_000, 10_000))  # fmt: skip
 QUICK = Sizes(rounds=2, images=40, images_natural=12, thumbs=1000, noops=4_000, latency=60,
               memory_depths=(1_000, 10_000), ablation_rounds=0)  # fmt: skip
@@ -226,7 +226,8 @@ class Bench:
 
         def celery_path() -> tuple[int, float]:
             t0 = time.perf_counter()
-            self.celery.run(peer.thumb_path, [(s, d + ".celery.png") for s, d in zip(src, dst)])
+            pairs = zip(src, dst, strict=True)
+            self.celery.run(peer.thumb_path, [(s, d + ".celery.png") for s, d in pairs])
             return n, time.perf_counter() - t0
 
         systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
@@ -262,8 +263,8 @@ class Bench:
         for rnd in range(self.sizes.rounds):
             for name, body in self.rotated(systems, rnd):
                 if rnd == 0 and name in ("ours", "celery"):
-                    self._count_broker_bytes(name, lambda body=body: self.timed(
-                        "noops", name, rnd, body))  # fmt: skip
+                    self._count_broker_bytes(name, lambda body=body, name=name, rnd=rnd: (
+                        self.timed("noops", name, rnd, body)))  # fmt: skip
                 else:
                     self.timed("noops", name, rnd, body)
 
@@ -319,8 +320,8 @@ class Bench:
                         components = {"coordinator": ours.coordinator, "worker": ours.worker,
                                       "worker main": lambda o=ours: o.worker()[:1],
                                       "rabbitmq": self.components["rabbitmq"]}  # fmt: skip
-                        self.timed(f"ablation {figure}", name if name != label else
-                                   f"without: {label}", rnd,
+                        self.timed(f"ablation {figure}",
+                                   f"without: {label}" if name == label else f"with: {label}", rnd,
                                    lambda o=ours, f=figure: bodies[f](o, sizes[f]),
                                    components)  # fmt: skip
         finally:
@@ -400,7 +401,7 @@ class Bench:
         if system == "ours":
             ports = amqp_ports(self.ours.coordinator() + self.ours.worker())
         else:
-            ports = amqp_ports(self.celery.worker() + [_self_process()])
+            ports = amqp_ports([*self.celery.worker(), _self_process()])
         before = broker_octets()
         run = body()
         after = broker_octets()
@@ -468,7 +469,7 @@ async def _broker_round_trip(n: int) -> float:
             if seen >= n:
                 done.set()
 
-        await queue.consume(on_message)
+        tag = await queue.consume(on_message)
         body = b'{"v":1,"task_id":"' + b"a" * 32 + b'","type":"sleep","params":{"seconds":0}}'
         t0 = time.perf_counter()
         for start in range(0, n, 1000):
@@ -480,6 +481,7 @@ async def _broker_round_trip(n: int) -> float:
             ))  # fmt: skip
         await done.wait()
         elapsed = time.perf_counter() - t0
+        await queue.cancel(tag)
         await sub_channel.queue_delete(queue_name)
         return elapsed
     finally:

@@ -25,10 +25,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from benchmarks import workload  # noqa: E402
 from sd_common.topology import failed_queue_name  # noqa: E402
 from support.cluster import Cluster, free_port  # noqa: E402
-
-from benchmarks import workload  # noqa: E402
 
 RABBITMQ_HOME = "/var/lib/rabbitmq"
 
@@ -167,7 +166,9 @@ class CpuMeter:
 class RssSampler:
     """Samples the summed RSS of process trees on a thread; keeps each tree's peak."""
 
-    def __init__(self, trees: dict[str, Callable[[], list[psutil.Process]]], period_s: float = 0.05):
+    def __init__(
+        self, trees: dict[str, Callable[[], list[psutil.Process]]], period_s: float = 0.05
+    ) -> None:
         self.trees = trees
         self.period_s = period_s
         self.peak: dict[str, int] = dict.fromkeys(trees, 0)
@@ -416,11 +417,12 @@ class BarePool:
     def __init__(self, workers: int = 2) -> None:
         import multiprocessing
 
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        context = multiprocessing.get_context("forkserver")
+        self.pool = ProcessPoolExecutor(workers, mp_context=context)
         list(self.pool.map(_warm, range(workers * 4)))
 
     def children(self) -> list[psutil.Process]:
-        return [psutil.Process(p.pid) for p in self.pool._processes.values()]  # noqa: SLF001
+        return [psutil.Process(p.pid) for p in self.pool._processes.values()]
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
         return list(self.pool.map(fn, *iterables))

@@ -114,7 +114,7 @@ def cpu_row(res: Results, figure: str, label: str, target: float | None) -> Row:
 
 
 def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
-           history: str, mode: str, seconds: float) -> str:  # fmt: skip
+           history: str, flags: str, seconds: float) -> str:  # fmt: skip
     res = Results(runs)
     rows: list[Row] = [
         rate_row(res, "images", "(a) 1080p → grayscale PNG, ours vs bare pool", "ours",
@@ -169,7 +169,8 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
         for part in ("coordinator_mb", "worker_mb"):
             growth = high[part] / low[part]
             rows.append(Row(
-                f"(e) peak RSS, {part.split('_')[0]}{' (+ pool processes)' if 'worker' in part else ''}",
+                f"(e) peak RSS, {part.split('_')[0]}"
+                + (" (+ pool processes)" if "worker" in part else ""),
                 f"{high[part]:.0f} MB with {high['depth']} queued",
                 f"{low[part]:.0f} MB with {low['depth']} queued", f"{growth:.3f}",
                 "bounded (≤ 1.2× for 10× depth)", growth <= 1.2,
@@ -192,7 +193,7 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
         ))  # fmt: skip
 
     out = ["# Benchmarks: throughput at the physical limit (issue #5)", ""]
-    out.append(f"Written by `benchmarks/run.py{' --quick' if mode == 'quick' else ''}` in "
+    out.append(f"Written by `benchmarks/run.py{flags}` in "
                f"{seconds / 60:.1f} min. Every figure was measured in this run, the systems "
                "interleaved round by round (the order rotates each round); ratios are paired "
                "within a round, then the median is reported with the min–max over rounds.")
@@ -213,6 +214,8 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
     out += ["", "## Throughput by system (tasks/s, median and min–max over rounds)", "",
             "| figure | system | median | spread |", "|---|---|---|---|"]  # fmt: skip
     for (figure, system), by_round in sorted(res.rates.items()):
+        if figure.startswith("ablation"):
+            continue
         values = list(by_round.values())
         out.append(f"| {figure} | {system} | {median(values):.1f} | {spread(values, '{:.1f}')} |")
     out += ["", "## Where the CPU goes (ms of CPU per task, medians over rounds)", "",
@@ -221,6 +224,8 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
             "queues included), `client` is this benchmark process.", "",
             "| figure | system | components |", "|---|---|---|"]  # fmt: skip
     for (figure, system) in sorted(res.rates):
+        if figure.startswith("ablation"):
+            continue
         cpu = res.cpu_ms_per_task(figure, system)
         parts = ", ".join(f"{c} {cpu[c]:.2f}" for c in _components(system) if c in cpu)
         if system not in RELEVANT:
@@ -244,9 +249,55 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
                 "| system | tasks | bytes | per task |", "|---|---|---|---|"]  # fmt: skip
         for system, b in bb.items():
             out.append(f"| {system} | {b['tasks']} | {b['bytes']} | {b['per_task']:.0f} B |")
+    out += _ablations(res)
     if history.strip():
         out += ["", history.strip()]
     return "\n".join(out) + "\n"
+
+
+def _ablations(res: Results) -> list[str]:
+    """Each optimisation undone (benchmarks/ablate.py) next to an intact instance."""
+    pairs = sorted({(f, s) for f, s in res.rates if f.startswith("ablation ")
+                    and s.startswith("without: ")})  # fmt: skip
+    if not pairs:
+        return []
+    out = ["", "## What each optimisation bought (measured in this run)", "",
+           "Each row runs a fresh coordinator + worker with one optimisation put back to the "
+           "code it replaced (`benchmarks/ablate.py`), alternating round by round with a fresh "
+           "intact instance, on the figure the change is for (images: 32 × 1080p, thumbs: "
+           "1 000 thumbnails, noops: 4 000 no-op tasks). CPU is coordinator + worker (with its "
+           "pool) + broker, per task; the last column splits what undoing the change cost "
+           "(+) or saved (−) by process, which shows where it acts and how noisy the pool's "
+           "share is on a shared machine.", "",
+           "| optimisation | figure | tasks/s with it | without it | speed-up | CPU ms/task with "
+           "it | without it | extra CPU without it: coordinator / worker main / pool / broker |",
+           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    parts = ("coordinator", "worker", "rabbitmq")
+    for figure, system in pairs:
+        label = system.removeprefix("without: ")
+        intact = f"with: {label}"
+        ratios = [1 / r for r in res.ratios(figure, system, intact)]
+        with_it = res.values(figure, intact)
+        without = res.values(figure, system)
+        a, b = res.cpu_ms_per_task(figure, intact), res.cpu_ms_per_task(figure, system)
+        cpu_with = sum(a.get(c, 0) for c in parts)
+        cpu_without = sum(b.get(c, 0) for c in parts)
+
+        def pool(cpu: dict[str, float]) -> float:
+            return cpu.get("worker", 0) - cpu.get("worker main", 0)
+
+        split = " / ".join(f"{d:+.2f}" for d in (
+            b.get("coordinator", 0) - a.get("coordinator", 0),
+            b.get("worker main", 0) - a.get("worker main", 0),
+            pool(b) - pool(a),
+            b.get("rabbitmq", 0) - a.get("rabbitmq", 0),
+        ))  # fmt: skip
+        out.append(
+            f"| {label} | {figure.removeprefix('ablation ')} | {median(with_it):.1f} | "
+            f"{median(without):.1f} | ×{median(ratios):.2f} ({spread(ratios)}) | "
+            f"{cpu_with:.2f} | {cpu_without:.2f} | {split} |"
+        )
+    return out
 
 
 def write(path: Path, text: str, log: Callable[[str], None]) -> None:

@@ -88,11 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     info["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     results = HERE / "results"
     results.mkdir(exist_ok=True)
+    bench.facts["machine"] = info
     bench.save(results / time.strftime("run-%Y%m%d-%H%M%S.json"))
     history = HERE / "OPTIMISATIONS.md"
     text = report.render(bench.runs, bench.facts, info,
                          history.read_text() if history.exists() else "",
-                         "quick" if args.quick else "full", time.monotonic() - started)  # fmt: skip
+                         "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
+                         time.monotonic() - started)  # fmt: skip
     report.write(args.out, text, log)
     return 0
 

@@ -23,9 +23,10 @@ OUTCOME_BATCH_MAX = 200
 IMAGE_BATCH_MAX = 64
 IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # A request costs the coordinator about as much as storing a dozen results, so while more
-# results are on their way a batch waits this long to fill up; a lone task never waits.
-LINGER_S = 0.01
-LINGER_UNTIL = 16
+# results are on their way a batch waits up to LINGER_S to fill up; a lone task never waits.
+LINGER_S = 0.05
+LINGER_STEP_S = 0.005
+LINGER_UNTIL = 32
 
 PendingImage = tuple[ResultHeader, bytes, "asyncio.Future[IngestAnswer]"]
 
@@ -176,9 +177,15 @@ class CoordinatorClient:
 
     async def _linger(self) -> None:
         """Give a batch a moment to fill while other tasks in flight will add to it."""
-        waiting = len(self._images) + len(self._outbox)
-        if waiting < LINGER_UNTIL and self.tasks_in_flight() > waiting + self._sending:
-            await asyncio.sleep(LINGER_S)
+        deadline = asyncio.get_running_loop().time() + LINGER_S
+        while True:
+            waiting = len(self._images) + len(self._outbox)
+            if waiting >= LINGER_UNTIL or self.tasks_in_flight() <= waiting + self._sending:
+                return
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(LINGER_STEP_S, remaining))
 
     async def _send_images(self) -> None:
         while True:
