@@ -67,20 +67,25 @@ def broker_display(settings: Settings) -> str:
     )
 
 
-async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:
-    """Open a robust, named connection to the configured broker."""
+def _connection_options(settings: Settings) -> dict[str, Any]:
     if settings.rabbit_host is None:
         raise RuntimeError("RABBIT_HOST is not set: there is no broker to connect to")
+    return {
+        "host": settings.rabbit_host,
+        "port": settings.rabbit_port,
+        "login": settings.rabbit_user,
+        "password": settings.rabbit_pass,
+        "virtualhost": settings.rabbit_vhost,
+        "ssl": settings.rabbit_tls,
+        "ssl_context": _ssl_context(settings) if settings.rabbit_tls else None,
+        "timeout": 10,
+    }
+
+
+async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:
+    """Open a robust, named connection to the configured broker."""
     return await aio_pika.connect_robust(
-        host=settings.rabbit_host,
-        port=settings.rabbit_port,
-        login=settings.rabbit_user,
-        password=settings.rabbit_pass,
-        virtualhost=settings.rabbit_vhost,
-        ssl=settings.rabbit_tls,
-        ssl_context=_ssl_context(settings) if settings.rabbit_tls else None,
-        client_properties={"connection_name": connection_name},
-        timeout=10,
+        **_connection_options(settings), client_properties={"connection_name": connection_name}
     )
 
 
@@ -96,16 +101,7 @@ async def check_broker(settings: Settings) -> None:
     quiet = logging.getLogger("aiormq.connection")
     level, quiet.level = quiet.level, logging.CRITICAL  # the line below says it better
     try:
-        connection = await aio_pika.connect(
-            host=settings.rabbit_host or "",
-            port=settings.rabbit_port,
-            login=settings.rabbit_user,
-            password=settings.rabbit_pass,
-            virtualhost=settings.rabbit_vhost,
-            ssl=settings.rabbit_tls,
-            ssl_context=_ssl_context(settings) if settings.rabbit_tls else None,
-            timeout=10,
-        )
+        connection = await aio_pika.connect(**_connection_options(settings))
     except aiormq.exceptions.ProbableAuthenticationError as exc:
         raise BrokerUnavailable(
             f"RabbitMQ at {where} refused user {settings.rabbit_user!r}: check RABBIT_USER and "

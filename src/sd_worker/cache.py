@@ -10,7 +10,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024
 MAX_PATHS = 100_000  # verified files remembered; past that the oldest are checked again
 
 
@@ -19,14 +18,11 @@ class InputMismatch(ValueError):
 
 
 class InputCache:
-    """A memory LRU in front of a folder of files named by hash; concurrent misses fetch once."""
+    """A folder of verified files named by hash; concurrent misses fetch once. Pool processes
+    read the files themselves, so input bytes never cross the pool's pipe."""
 
-    def __init__(self, folder: Path, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.memory_bytes = memory_bytes
-        self._memory: OrderedDict[str, bytes] = OrderedDict()
-        self._memory_used = 0
-        self._inflight: dict[str, asyncio.Future[bytes]] = {}
         self._on_disk: OrderedDict[str, Path] = OrderedDict()
         self._path_inflight: dict[str, asyncio.Future[Path]] = {}
         self.hits = 0
@@ -71,56 +67,6 @@ class InputCache:
     def forget(self, sha256: str) -> None:
         """Drop what is known of input `sha256` (its file vanished): the next use fetches it."""
         self._on_disk.pop(sha256, None)
-        data = self._memory.pop(sha256, None)
-        if data is not None:
-            self._memory_used -= len(data)
-
-    async def get(self, sha256: str, fetch: Callable[[str], Awaitable[bytes]]) -> bytes:
-        """The verified bytes of input `sha256`, fetched with `fetch` on a miss."""
-        data = self._memory.get(sha256)
-        if data is not None:
-            self._memory.move_to_end(sha256)
-            self.hits += 1
-            return data
-        inflight = self._inflight.get(sha256)
-        if inflight is not None:
-            self.hits += 1
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._inflight[sha256] = future
-        try:
-            data = await self._load(sha256, fetch)
-            future.set_result(data)
-            return data
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            del self._inflight[sha256]
-
-    async def _load(self, sha256: str, fetch: Callable[[str], Awaitable[bytes]]) -> bytes:
-        path = self.folder / sha256
-        data = await asyncio.to_thread(_read_verified, path, sha256)
-        if data is None:
-            self.misses += 1
-            data = await fetch(sha256)
-            if hashlib.sha256(data).hexdigest() != sha256:
-                raise InputMismatch(f"input {sha256[:12]}… arrived corrupted (hash mismatch)")
-            await asyncio.to_thread(_write_atomic, path, data)
-        else:
-            self.hits += 1
-        self._remember(sha256, data)
-        return data
-
-    def _remember(self, sha256: str, data: bytes) -> None:
-        if len(data) > self.memory_bytes:
-            return
-        self._memory[sha256] = data
-        self._memory_used += len(data)
-        while self._memory_used > self.memory_bytes:
-            _, old = self._memory.popitem(last=False)
-            self._memory_used -= len(old)
 
 
 def _read_verified(path: Path, sha256: str) -> bytes | None:
