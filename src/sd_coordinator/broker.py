@@ -124,6 +124,8 @@ class AmqpBroker:
         """Ready messages in the work queue (cached for half a second); Unavailable while the
         broker is away, rather than waiting for the reconnection."""
         now = time.monotonic()
+        if self._ready_channel().is_closed:  # a cached count must not hide an outage
+            self._pending_at = 0.0
         if now - self._pending_at > PENDING_CACHE_S:
             # A passive declare answers message_count 0 here (aio-pika 10 / RabbitMQ 3.10);
             # re-declaring with the same arguments is idempotent and counts right.
