@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MESSAGE_VERSION = 1
 HEX64 = r"^[0-9a-f]{64}$"
@@ -71,7 +71,8 @@ class Working(BaseModel):
 
 
 class TaskOutcome(BaseModel):
-    """A finished task as reported by a worker, except image bytes (sent raw to /result-image)."""
+    """A finished task as reported by a worker, except image bytes (sent raw to /result-image,
+    or written by the worker into a DATA_DIR it shares with the coordinator: `result`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -83,6 +84,17 @@ class TaskOutcome(BaseModel):
         False, description="the attempt failed transiently; the task stays queued for redelivery"
     )
     duration_s: float = Field(0, ge=0, le=86_400)
+    result: str | None = Field(
+        None, pattern=r"^[0-9a-f]{32}\.png$",
+        description="`<task_id>.png`, which this worker wrote into the coordinator's "
+        "DATA_DIR/results itself (shared storage); the coordinator checks it is there",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _result_is_own(self) -> TaskOutcome:
+        if self.result is not None and (self.result != f"{self.task_id}.png" or self.error):
+            raise ValueError("result must be `<task_id>.png` of a task that did not fail")
+        return self
 
 
 class OutcomeBatch(BaseModel):

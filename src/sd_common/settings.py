@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(50_000_000, gt=0, description="larger images are rejected")
     cpu_limit: float = Field(100, gt=0, le=100)
     png_compress_level: int = Field(1, ge=0, le=9, description="zlib level of result PNGs")
+    shared_storage: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: a worker that sees the coordinator's DATA_DIR (same machine or a "
+        "shared mount) reads inputs and writes results there instead of over HTTP",
+    )
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="extra modules that register custom task types"
     )

@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Coordinator of a distributed image-processing cluster over RabbitMQ.",
         version="0.1.0",
         lifespan=lifespan,
+        # A path is a resource or a 404: `/result/x.png/` must not redirect to a stored file.
+        redirect_slashes=False,
     )
     app.state.services = build_services(settings)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-RESULT_NAME = re.compile(r"^[0-9a-f]{32}\.png$")
+from sd_common import storage
+from sd_common.storage import RESULT_NAME, SHA256
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _write_atomic(path: Path, data: bytes | memoryview) -> None:
@@ -24,13 +25,20 @@ class Blobs:
     """Inputs stored once by sha256, and results stored by task id."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.inputs_dir = data_dir / "blobs"
-        self.results_dir = data_dir / "results"
+        self.data_dir = data_dir
+        self.inputs_dir = storage.inputs_dir(data_dir)
+        self.results_dir = storage.results_dir(data_dir)
+        self.storage_id = uuid.uuid4().hex
 
     async def start(self) -> None:
-        """Create the folders."""
+        """Create the folders and write this run's storage id (see sd_common.storage)."""
         self.inputs_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.data_dir / storage.PROBE_NAME, self.storage_id.encode())
+
+    def storage_offer(self) -> dict[str, str]:
+        """What a registering worker needs to tell whether it sees this DATA_DIR."""
+        return {"data_dir": str(self.data_dir.resolve()), "id": self.storage_id}
 
     async def stop(self) -> None:
         """Nothing to release; here for the lifecycle's symmetry."""
@@ -39,7 +47,7 @@ class Blobs:
         """Path of a stored input, or None if `sha256` is malformed or unknown."""
         if not SHA256.match(sha256):
             return None
-        path = self.inputs_dir / sha256[:2] / sha256
+        path = storage.input_path(self.data_dir, sha256)
         return path if path.is_file() else None
 
     async def put_input(self, data: bytes) -> str:
@@ -47,7 +55,7 @@ class Blobs:
 
         def put() -> str:
             sha256 = hashlib.sha256(data).hexdigest()
-            path = self.inputs_dir / sha256[:2] / sha256
+            path = storage.input_path(self.data_dir, sha256)
             if not path.is_file():
                 path.parent.mkdir(exist_ok=True)
                 _write_atomic(path, data)
@@ -63,7 +71,7 @@ class Blobs:
     @staticmethod
     def result_name(task_id: str) -> str:
         """File name of a task's result."""
-        return f"{task_id}.png"
+        return storage.result_name(task_id)
 
     def result_path(self, filename: str) -> Path | None:
         """Path of a stored result; None for anything that is not one (no traversal)."""
@@ -81,8 +89,23 @@ class Blobs:
         names = [self.result_name(task_id) for task_id, _ in results]
 
         def put() -> None:
+            self.results_dir.mkdir(parents=True, exist_ok=True)  # even if someone cleared it
             for name, (_, data) in zip(names, results, strict=True):
                 _write_atomic(self.results_dir / name, data)
 
         await asyncio.to_thread(put)
         return names
+
+    async def written_results(self, task_ids: Sequence[str]) -> list[str | None]:
+        """For results a worker wrote into results/ itself (shared storage): each one's file
+        name if that file is there and is a PNG, else None (one thread hop for the batch)."""
+
+        def check(task_id: str) -> str | None:
+            name = self.result_name(task_id)
+            try:
+                with open(self.results_dir / name, "rb") as f:
+                    return name if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE else None
+            except OSError:
+                return None
+
+        return await asyncio.to_thread(lambda: [check(t) for t in task_ids])

@@ -7,15 +7,13 @@ import logging
 from dataclasses import dataclass
 
 from sd_common.messages import IngestAnswer, TaskOutcome
-from sd_coordinator.blobs import Blobs
+from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
 from sd_coordinator.metrics import Metrics
 from sd_coordinator.rates import RateWindow
 from sd_coordinator.store import FINISHED, Finish, Ingest, Store
 
 log = logging.getLogger("sd.coordinator.ingest")
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -101,9 +99,21 @@ class Ingestor:
 
     async def outcomes(self, outcomes: list[TaskOutcome]) -> list[IngestAnswer | ServiceError]:
         """Store a batch of JSON outcomes in one transaction; one answer (or error) each."""
-        results = await asyncio.gather(*(self._store_outcome(o) for o in outcomes))
+        written = [o.task_id for o in outcomes if o.result is not None]
+        found = dict(zip(written, await self.blobs.written_results(written), strict=True))
+        results = await asyncio.gather(*(
+            self._store_outcome(o) for o in outcomes if o.result is None or found[o.task_id]
+        ))  # fmt: skip
+        stored = iter(results)
         answers: list[IngestAnswer | ServiceError] = []
-        for outcome, result in zip(outcomes, results, strict=True):
+        for outcome in outcomes:
+            if outcome.result is not None and not found[outcome.task_id]:
+                answers.append(Invalid(
+                    f"result {outcome.result} is not in the coordinator's results folder (or is "
+                    "not a PNG): this worker does not share its DATA_DIR; send the image instead"
+                ))  # fmt: skip
+                continue
+            result = next(stored)
             if result is None:
                 answers.append(IngestAnswer(task_id=outcome.task_id, stored=True))
                 continue
@@ -121,7 +131,7 @@ class Ingestor:
             return None
         return await self.store.finish(
             Finish(outcome.task_id, outcome.worker, outcome.error is not None,
-                   output=outcome.output, error=outcome.error)
+                   output=outcome.output, error=outcome.error, result=outcome.result)
         )  # fmt: skip
 
     async def dead_letter(self, task_id: str, reason: str) -> None:

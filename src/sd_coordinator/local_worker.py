@@ -21,6 +21,7 @@ from sd_worker.executor import Executor
 from sd_worker.params import get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
 from sd_worker.resources import ResourceSampler
+from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.coordinator.local_worker")
 
@@ -68,6 +69,7 @@ class LocalWorker:
         self.broker = broker
         self.registry = registry
         self.store = store
+        self.link = link
         self.name = f"{settings.node_name}-local"
         self.session = uuid.uuid4().hex
         self.executor = Executor(preload=settings.task_modules)
@@ -87,6 +89,9 @@ class LocalWorker:
     async def start(self) -> None:
         """Start the pool, register as the coordinator's own node, start consuming."""
         self.executor.start()
+        if self.settings.shared_storage == "auto":
+            # In process the coordinator's DATA_DIR is ours: results are written in place.
+            self.processor.shared = SharedStorage.probe(self.link.blobs.storage_offer())
         self.registry.register(self._hello(), is_local=True)
         consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
         # In process there is no network to hide, but I/O tasks (sleep) and result storage

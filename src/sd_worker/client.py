@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterable
@@ -24,8 +25,9 @@ IMAGE_BATCH_MAX = 64
 IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # A request costs the coordinator about as much as storing a dozen results, so while more
 # results are on their way a batch waits up to LINGER_S to fill up; a lone task never waits.
-LINGER_S = 0.05
-LINGER_STEP_S = 0.005
+# Long tasks (a 1080p image: ~50 ms a core) need the longer wait to share a request at all.
+LINGER_S = 0.2
+LINGER_STEP_S = 0.02
 LINGER_UNTIL = 32
 
 PendingImage = tuple[ResultHeader, bytes, "asyncio.Future[IngestAnswer]"]
@@ -54,6 +56,7 @@ class CoordinatorClient:
         self._images: list[PendingImage] = []
         self._images_ready = asyncio.Event()
         self._image_sender: asyncio.Task[None] | None = None
+        self._added = asyncio.Event()
         self._frames_supported = True
         self._sending = 0
         self._unreachable = False
@@ -159,6 +162,7 @@ class CoordinatorClient:
         future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
         self._images.append((header, png, future))
         self._images_ready.set()
+        self._added.set()
         return await future
 
     def _take_images(self) -> list[PendingImage]:
@@ -177,15 +181,19 @@ class CoordinatorClient:
 
     async def _linger(self) -> None:
         """Give a batch a moment to fill while other tasks in flight will add to it."""
-        deadline = asyncio.get_running_loop().time() + LINGER_S
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_S
         while True:
             waiting = len(self._images) + len(self._outbox)
             if waiting >= LINGER_UNTIL or self.tasks_in_flight() <= waiting + self._sending:
                 return
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            await asyncio.sleep(min(LINGER_STEP_S, remaining))
+            # Woken by the next result; the step bounds the wait when a task ends without one.
+            self._added.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._added.wait(), min(LINGER_STEP_S, remaining))
 
     async def _send_images(self) -> None:
         while True:
@@ -245,6 +253,7 @@ class CoordinatorClient:
         future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
         self._outbox.append((outcome, future))
         self._outbox_ready.set()
+        self._added.set()
         return await future
 
     async def _send_outcomes(self) -> None:

@@ -10,10 +10,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from sd_common import storage
 from sd_common.images import ImageRejected
 from sd_common.messages import IngestAnswer, TaskMessage, TaskOutcome
 from sd_common.pipeline import PipelineError
@@ -22,7 +24,8 @@ from sd_common.tasks import IMAGE_TASK, get_task_type
 from sd_worker.cache import InputCache, InputMismatch
 from sd_worker.client import CoordinatorRejected
 from sd_worker.executor import Executor, PoolCrashed
-from sd_worker.ops import process_image_file
+from sd_worker.ops import process_image_file, process_image_into
+from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.worker.processing")
 
@@ -70,6 +73,8 @@ class TaskProcessor:
         self.started: deque[str] = deque(maxlen=STARTED_MAX)
         self.processed = 0
         self.failed = 0
+        # The coordinator's DATA_DIR when this worker sees it (SHARED_STORAGE=auto).
+        self.shared: SharedStorage | None = None
 
     @property
     def current_task(self) -> str | None:
@@ -112,9 +117,7 @@ class TaskProcessor:
 
     async def _run(self, message: TaskMessage, started: float) -> None:
         if message.type == IMAGE_TASK:
-            png = await self._run_image(message)
-            duration_s = time.perf_counter() - started
-            await self.link.post_image(message.task_id, self.name, png, duration_s)
+            await self._run_image(message, started)
             return
         output = await self._run_custom(message)
         await self.link.post_outcome(
@@ -122,29 +125,62 @@ class TaskProcessor:
                         duration_s=time.perf_counter() - started)
         )  # fmt: skip
 
-    async def _run_image(self, message: TaskMessage) -> bytes:
+    async def _run_image(self, message: TaskMessage, started: float) -> None:
         if message.input is None:
             raise TaskFailed("image task without input")
         sha256 = message.input.sha256
+        shared = self.shared
+        path = await self._input_path(sha256, shared)
+        s = self.settings
+        args = (message.ops, s.png_compress_level, s.max_image_pixels)
+        name = storage.result_name(message.task_id)
         try:
-            path = await self.cache.path(sha256, self.link.fetch_input)
+            # The pool process reads the input file itself: its bytes never cross the pool's
+            # pipe. With shared storage it also writes the result where the coordinator keeps
+            # it, so the PNG crosses neither the pipe nor HTTP.
+            if shared is None:
+                png = await self.executor.run(process_image_file, str(path), *args)
+            else:
+                await self.executor.run(
+                    process_image_into, str(path), str(shared.results_dir), name, *args
+                )
+        except FileNotFoundError as exc:  # the cached input (or a shared folder) vanished
+            self.cache.forget(sha256)
+            if shared is not None:
+                self._stop_sharing(f"{exc.filename} vanished")
+            raise RetryLater(f"input {sha256[:12]}… or its result folder vanished") from exc
+        except (ImageRejected, PipelineError) as exc:
+            raise TaskFailed(str(exc)) from exc
+        duration_s = time.perf_counter() - started
+        if shared is None:
+            await self.link.post_image(message.task_id, self.name, png, duration_s)
+            return
+        outcome = TaskOutcome(
+            task_id=message.task_id, worker=self.name, result=name, duration_s=duration_s
+        )
+        try:
+            await self.link.post_outcome(outcome)
+        except CoordinatorRejected as exc:
+            if exc.status != 422:
+                raise
+            self._stop_sharing(exc.detail)
+            raise RetryLater("the coordinator did not find the result file") from exc
+
+    async def _input_path(self, sha256: str, shared: SharedStorage | None) -> Path:
+        if shared is not None and (path := await shared.input_path(sha256)) is not None:
+            return path
+        try:
+            return await self.cache.path(sha256, self.link.fetch_input)
         except InputMismatch as exc:
             raise RetryLater(str(exc)) from exc
         except CoordinatorRejected as exc:
             raise TaskFailed(f"input unavailable: {exc.detail}") from exc
-        s = self.settings
-        try:
-            # The pool process reads the cached file itself: the input is never pickled
-            # through the pool's pipe.
-            return await self.executor.run(
-                process_image_file, str(path), message.ops, s.png_compress_level,
-                s.max_image_pixels,
-            )  # fmt: skip
-        except FileNotFoundError as exc:  # the cache folder was cleaned under us
-            self.cache.forget(sha256)
-            raise RetryLater(f"cached input {sha256[:12]}… vanished") from exc
-        except (ImageRejected, PipelineError) as exc:
-            raise TaskFailed(str(exc)) from exc
+
+    def _stop_sharing(self, why: str) -> None:
+        if self.shared is not None:
+            self.shared = None
+            log.warning("stopped writing results into the coordinator's DATA_DIR (%s); "
+                        "sending them over HTTP until the worker registers again", why)  # fmt: skip
 
     async def _run_custom(self, message: TaskMessage) -> Any:
         task_type = get_task_type(message.type)

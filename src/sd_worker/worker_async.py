@@ -23,11 +23,12 @@ from sd_worker.executor import Executor
 from sd_worker.params import MAX_PREFETCH, get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
 from sd_worker.resources import ResourceSampler, ip_towards
+from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.worker")
 
 DRAIN_TIMEOUT_S = 60.0
-WORKING_INTERVAL_S = 0.25
+WORKING_INTERVAL_S = 0.5
 TUNE_MIN_GAP_S = 0.5
 
 
@@ -272,9 +273,10 @@ class AsyncWorker:
     async def _register(self) -> None:
         while True:
             try:
-                await self.client.register(self._hello())
+                answer = await self.client.register(self._hello())
                 log.info("registered with the coordinator at %s as %r",
                          self.client.base_url, self.name)  # fmt: skip
+                self._share_storage(answer.get("storage"))
                 return
             except CoordinatorRejected as exc:
                 if exc.status == 401:
@@ -289,6 +291,16 @@ class AsyncWorker:
                     ) from exc
                 log.warning("%s; retrying in 2 s", exc.detail)
                 await asyncio.sleep(2)
+
+    def _share_storage(self, offer: object) -> None:
+        shared = None
+        if self.settings.shared_storage == "auto":
+            shared = SharedStorage.probe(offer)
+        if shared is not None and self.processor.shared is None:
+            log.info("the coordinator's DATA_DIR %s is visible here: inputs are read and "
+                     "results written there, not over HTTP (SHARED_STORAGE=off to disable)",
+                     shared.data_dir)  # fmt: skip
+        self.processor.shared = shared
 
     async def _report_loop(self) -> None:
         interval = self.settings.report_interval_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 
 import pytest
 from PIL import Image, ImageFilter, ImageOps
@@ -24,8 +25,9 @@ def pillow_reference(data: bytes) -> Image.Image:
 
 def test_two_workers_process_an_upload_pixel_for_pixel(cluster: Cluster) -> None:
     cluster.start_coordinator()
+    # alfa sees the coordinator's DATA_DIR and writes results there; beta sends them over HTTP.
     cluster.start_worker("alfa")
-    cluster.start_worker("beta")
+    cluster.start_worker("beta", SHARED_STORAGE="off")
     images = [("uno.jpg", sample_image(seed=1)), ("dos.png", sample_image(fmt="PNG", seed=2))]
 
     sent = cluster.upload(images, ops="grayscale,blur:1.5,thumbnail:200", copies=20)
@@ -42,6 +44,30 @@ def test_two_workers_process_an_upload_pixel_for_pixel(cluster: Cluster) -> None
             assert response.headers["content-type"] == "image/png"
             assert same_pixels(decode(response.content), expected[task["filename"]])
     assert {t["worker"] for t in job["tasks"]} == {"alfa", "beta"}
+    # Only the worker without shared storage fetched the inputs into a cache of its own.
+    assert not (cluster.root / "alfa" / "worker-cache" / "alfa").exists()
+    assert len(list((cluster.root / "beta" / "worker-cache" / "beta").iterdir())) >= 1
+
+
+def test_a_worker_that_stops_seeing_the_shared_data_dir_falls_back_to_http(
+    cluster: Cluster,
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("epsilon")
+    data = sample_image(seed=6)
+    first = cluster.wait_job(cluster.upload([("a.jpg", data)], ops="invert")["job_id"])
+    assert first["state"] == "done"
+    # Someone clears the coordinator's results folder under the running worker: the pool's
+    # write fails, and the result must still arrive, over HTTP.
+    shutil.rmtree(cluster.results_dir)
+    second = cluster.wait_job(cluster.upload([("b.jpg", data)], ops="flip")["job_id"])
+    assert second["state"] == "done", second
+    log = cluster.logs["epsilon"].read_text()
+    assert "is visible here" in log and "stopped writing results into" in log, log
+    with cluster.client() as client:
+        got = client.get(f"/result/{second['tasks'][0]['result']}")
+    assert got.status_code == 200
+    assert same_pixels(decode(got.content), ImageOps.flip(Image.open(io.BytesIO(data))))
 
 
 def test_custom_tasks_run_and_report_output(cluster: Cluster) -> None:
@@ -57,7 +83,7 @@ def test_custom_tasks_run_and_report_output(cluster: Cluster) -> None:
 
 def test_copies_of_one_image_move_its_bytes_to_a_node_once(cluster: Cluster) -> None:
     cluster.start_coordinator()
-    cluster.start_worker("delta")
+    cluster.start_worker("delta", SHARED_STORAGE="off")  # fetches inputs over HTTP
     sent = cluster.upload([("uno.jpg", sample_image(seed=3))], ops="invert", copies=50)
     assert cluster.wait_job(sent["job_id"])["done"] == 50
     cache = cluster.root / "delta" / "worker-cache" / "delta"

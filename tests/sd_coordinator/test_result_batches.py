@@ -98,3 +98,57 @@ async def test_tasks_started_since_the_last_update_are_marked_running_together(
     job = (await client.get(f"/jobs/{job_id}")).json()
     assert [(t["state"], t["worker"]) for t in job["tasks"]] == [("running", "remote")] * 4
     assert job["state"] == "running"
+
+
+# -- results a worker wrote into a DATA_DIR it shares with the coordinator ------------------
+
+
+async def test_register_offers_the_data_dir_with_this_runs_id(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    answer = (await client.post("/register", json={"name": "other"})).json()
+    offer = answer["storage"]
+    assert (Path(offer["data_dir"]) / "storage-id").read_text() == offer["id"]
+
+
+async def test_a_result_written_in_place_is_stored_by_name_and_served(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, (task,) = await queued_image_tasks(client, 1)
+    image = png_bytes(colour="green")
+    (tmp_path / "results" / f"{task}.png").write_bytes(image)
+
+    outcome = {"task_id": task, "worker": "remote", "result": f"{task}.png", "duration_s": 0.1}
+    response = await client.post("/results", json={"outcomes": [outcome]})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["answers"][0]["stored"] is True
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["state"], job["tasks"][0]["result"]) == ("done", f"{task}.png")
+    assert (await client.get(f"/result/{task}.png")).content == image
+
+
+async def test_a_result_named_but_missing_or_not_a_png_is_refused_and_the_task_stays_queued(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, (missing, not_png) = await queued_image_tasks(client, 2)
+    (tmp_path / "results" / f"{not_png}.png").write_bytes(b"GIF89a not a png")
+    outcomes = [
+        {"task_id": t, "worker": "remote", "result": f"{t}.png"} for t in (missing, not_png)
+    ]
+
+    response = await client.post("/results", json={"outcomes": outcomes})
+
+    answers = response.json()["answers"]
+    assert [(a["status"], "DATA_DIR" in a["error"]) for a in answers] == [(422, True)] * 2
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert {t["state"] for t in job["tasks"]} == {"queued"}
+
+
+async def test_a_result_may_only_name_its_own_task_file(client: httpx.AsyncClient) -> None:
+    _, (task, other) = await queued_image_tasks(client, 2)
+    for bad in ({"result": f"{other}.png"}, {"result": "../x.png"},
+                {"result": f"{task}.png", "error": "failed, yet a result?"}):  # fmt: skip
+        outcome = {"task_id": task, "worker": "remote", **bad}
+        response = await client.post("/results", json={"outcomes": [outcome]})
+        assert response.status_code == 422, bad

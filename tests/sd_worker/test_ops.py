@@ -8,7 +8,7 @@ from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
 
 from sd_common.images import ImageRejected
 from sd_common.pipeline import OPS, PipelineError, Step, parse_pipeline
-from sd_worker.ops import apply_pipeline, apply_step, process_image
+from sd_worker.ops import apply_pipeline, apply_step, process_image, process_image_into
 
 Op = Callable[[Image.Image], Image.Image]
 
@@ -158,6 +158,22 @@ def test_exif_orientation_is_applied_before_the_pipeline():
     result = decode_result(process_image(data, "invert"))
     assert result.size == (48, 64)
     assert_same_pixels(result, expected)
+
+
+def test_a_result_written_in_place_is_the_same_png_and_leaves_no_temporary_file(tmp_path):
+    data = INPUTS["jpeg-rgb"]()
+    source = tmp_path / "input"
+    source.write_bytes(data)
+    results = tmp_path / "results"
+    results.mkdir()
+
+    size = process_image_into(str(source), str(results), "r.png", "grayscale,blur:1")
+
+    written = (results / "r.png").read_bytes()
+    assert written == process_image(data, "grayscale,blur:1") and size == len(written)
+    with pytest.raises(ImageRejected):
+        process_image_into(str(source), str(results), "bad.png", "grayscale", 1, 10)
+    assert sorted(p.name for p in results.iterdir()) == ["r.png"]
 
 
 def test_compress_level_changes_size_not_pixels():

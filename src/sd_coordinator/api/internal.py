@@ -54,7 +54,8 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
     worker = services.registry.register(hello, is_local=is_local(request, hello))
     s = services.settings
     return {"session": worker.session, "queue": s.queue_name,
-            "report_interval_s": s.report_interval_s}  # fmt: skip
+            "report_interval_s": s.report_interval_s,
+            "storage": services.blobs.storage_offer()}  # fmt: skip
 
 
 @router.post("/report")

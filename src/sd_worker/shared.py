@@ -1,0 +1,83 @@
+"""The coordinator's DATA_DIR, when this worker sees it too (SHARED_STORAGE=auto).
+
+Then the pool process reads each input straight from the coordinator's blobs/ and writes its
+result straight into results/; the worker only reports the file's name. No image bytes cross
+the pool's pipe or HTTP, which on one machine is most of what the cluster costs over a bare
+process pool (benchmarks/REPORT.md, figure (a)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from sd_common import storage
+
+log = logging.getLogger("sd.worker.shared")
+
+MAX_VERIFIED = 100_000
+
+
+class SharedStorage:
+    """The coordinator's DATA_DIR seen from here; inputs are hashed once before first use."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.results_dir = storage.results_dir(data_dir)
+        self._verified: OrderedDict[str, Path] = OrderedDict()
+
+    @classmethod
+    def probe(cls, offer: Any) -> SharedStorage | None:
+        """The shared DATA_DIR if the coordinator's offer (`{"data_dir", "id"}` from POST
+        /register) names a folder this process sees, holding that id, with results/ writable."""
+        if not isinstance(offer, dict):
+            return None
+        data_dir, storage_id = offer.get("data_dir"), offer.get("id")
+        if not isinstance(data_dir, str) or not isinstance(storage_id, str) or not storage_id:
+            return None
+        folder = Path(data_dir)
+        try:
+            seen = (folder / storage.PROBE_NAME).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        results = storage.results_dir(folder)
+        if seen != storage_id or not os.access(results, os.W_OK | os.X_OK):
+            return None
+        return cls(folder)
+
+    async def input_path(self, sha256: str) -> Path | None:
+        """The coordinator's file of input `sha256` once it hashed right here, else None (not
+        there, or not what its name says: fetch it over HTTP instead)."""
+        path = self._verified.get(sha256)
+        if path is not None:
+            self._verified.move_to_end(sha256)
+            return path
+        if not storage.SHA256.match(sha256):
+            return None
+        path = storage.input_path(self.data_dir, sha256)
+        if not await asyncio.to_thread(_hashes_to, path, sha256):
+            return None
+        self._verified[sha256] = path
+        while len(self._verified) > MAX_VERIFIED:
+            self._verified.popitem(last=False)
+        return path
+
+    def forget(self, sha256: str) -> None:
+        """The file vanished: check it again before its next use."""
+        self._verified.pop(sha256, None)
+
+
+def _hashes_to(path: Path, sha256: str) -> bool:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
