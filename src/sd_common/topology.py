@@ -67,6 +67,9 @@ def broker_display(settings: Settings) -> str:
     )
 
 
+RECONNECT_INTERVAL_S = 1.0
+
+
 def _connection_options(settings: Settings) -> dict[str, Any]:
     if settings.rabbit_host is None:
         raise RuntimeError("RABBIT_HOST is not set: there is no broker to connect to")
@@ -85,7 +88,10 @@ def _connection_options(settings: Settings) -> dict[str, Any]:
 async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:
     """Open a robust, named connection to the configured broker."""
     return await aio_pika.connect_robust(
-        **_connection_options(settings), client_properties={"connection_name": connection_name}
+        **_connection_options(settings),
+        client_properties={"connection_name": connection_name},
+        # aio-pika retries every 5 s by default; a restarted broker should be used again at once.
+        reconnect_interval=RECONNECT_INTERVAL_S,
     )
 
 

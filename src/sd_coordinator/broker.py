@@ -19,6 +19,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 
@@ -32,6 +33,7 @@ log = logging.getLogger("sd.coordinator.broker")
 DeadLetterHandler = Callable[[str, str], Awaitable[None]]
 PUBLISH_WINDOW = 1000
 PUBLISH_TIMEOUT_S = 10.0
+RECONNECT_WAIT_S = 5.0
 PENDING_CACHE_S = 0.5
 QUEUE_PROBE_TIMEOUT_S = 2.0
 
@@ -98,7 +100,13 @@ class AmqpBroker:
         """Publish persistent messages; return once the broker confirmed every one. TimeoutError
         if confirms stop coming: while the robust connection waits for a broker that is away
         (restarting, or behind a silent network), an upload must fail fast, not hang."""
-        exchange = self._ready_channel().default_exchange
+        channel = self._ready_channel()
+        if channel.is_closed and isinstance(channel, AbstractRobustChannel):
+            # The robust connection is reconnecting (a broker restart): wait a moment for it
+            # rather than refuse an upload the broker will take a second from now.
+            async with asyncio.timeout(RECONNECT_WAIT_S):
+                await channel.ready()
+        exchange = channel.default_exchange
         name = self.settings.queue_name
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]

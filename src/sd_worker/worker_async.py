@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 
-import orjson
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustChannel,
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from sd_common import topology
 from sd_common.messages import TaskMessage, WorkerHello, Working
 from sd_common.settings import Settings
+from sd_worker.acks import AckCoalescer
 from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient, CoordinatorRejected
 from sd_worker.executor import Executor
@@ -95,6 +95,7 @@ class AsyncWorker:
         self.paused = False
         self.draining = False
         self.inflight: set[asyncio.Task[None]] = set()
+        self.acks = AckCoalescer()
         self._stopped = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
         # Tuning, CPU pauses and draining each start and stop consumers: one at a time.
@@ -187,10 +188,10 @@ class AsyncWorker:
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
-            task = TaskMessage.model_validate(orjson.loads(message.body))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
+            task = TaskMessage.model_validate_json(message.body)
+        except ValidationError as exc:
             log.error("rejecting a malformed message %s: %s", message.message_id, exc)
-            await message.reject(requeue=False)  # dead-letters it
+            await self._settle(message, ack=False, requeue=False)  # dead-letters it
             return
         try:
             await self.processor.handle(task)
@@ -199,12 +200,14 @@ class AsyncWorker:
             return
         await self._settle(message, ack=True)
 
-    async def _settle(self, message: AbstractIncomingMessage, *, ack: bool) -> None:
+    async def _settle(
+        self, message: AbstractIncomingMessage, *, ack: bool, requeue: bool = True
+    ) -> None:
         try:
             if ack:
-                await message.ack()
+                await self.acks.ack(message)
             else:
-                await message.nack(requeue=True)
+                await self.acks.settle_alone(message, requeue=requeue, reject=not requeue)
         except Exception as exc:
             # The channel it came on closed (broker restart): RabbitMQ redelivers it, and the
             # coordinator answers the repeat as a duplicate.
@@ -329,7 +332,10 @@ class AsyncWorker:
             await self._changed.wait()
             self._changed.clear()
             state = (self._status(), self.processor.current_task)
-            started = list(self.processor.started)
+            # A task that already finished has its outcome stored, which says more than
+            # "running": only the ones still running are worth a row update.
+            current = self.processor.current
+            started = [t for t in self.processor.started if t in current]
             if state == sent and not started:
                 continue
             self.processor.started.clear()
