@@ -18,10 +18,25 @@ from typing import Annotated, Any
 from fastapi import Request  # module level: FastAPI resolves the annotation from here
 
 
+def _no_shared_storage() -> None:
+    from sd_worker.shared import SharedStorage
+
+    SharedStorage.probe = classmethod(lambda cls, offer: None)  # type: ignore[method-assign, assignment]
+
+
+def results_over_http() -> None:
+    """Before: a worker on the coordinator's machine sent every result over HTTP and fetched
+    inputs into its own cache, as a remote one does (SHARED_STORAGE=off)."""
+    _no_shared_storage()
+
+
 def per_task_result_posts() -> None:
-    """Before: one POST /result-image per result, sent as soon as it is ready."""
+    """Before: one POST /result-image per result, sent as soon as it is ready (results over
+    HTTP, the only path this applies to)."""
     from sd_common.messages import IngestAnswer
     from sd_worker.client import CoordinatorClient
+
+    _no_shared_storage()
 
     async def post_image(self: CoordinatorClient, task_id: str, worker: str, png: bytes,
                          duration_s: float = 0) -> IngestAnswer:  # fmt: skip
@@ -42,32 +57,47 @@ def no_linger() -> None:
 
 
 def input_bytes_to_pool() -> None:
-    """Before: the cached input's bytes were pickled through the pool's pipe with each task."""
+    """Before: the cached input's bytes were pickled through the pool's pipe with each task
+    (results over HTTP, the only path this applies to)."""
+    import time
+
     from sd_common.images import ImageRejected
     from sd_common.messages import TaskMessage
     from sd_common.pipeline import PipelineError
     from sd_worker import processing
-    from sd_worker.cache import InputMismatch
-    from sd_worker.client import CoordinatorRejected
     from sd_worker.ops import process_image
 
-    async def run_image(self: processing.TaskProcessor, message: TaskMessage) -> bytes:
+    _no_shared_storage()
+
+    async def run_image(
+        self: processing.TaskProcessor, message: TaskMessage, started: float
+    ) -> None:
         assert message.input is not None
-        try:
-            data = await self.cache.get(message.input.sha256, self.link.fetch_input)
-        except InputMismatch as exc:
-            raise processing.RetryLater(str(exc)) from exc
-        except CoordinatorRejected as exc:
-            raise processing.TaskFailed(f"input unavailable: {exc.detail}") from exc
+        path = await self._input_path(message.input.sha256, None)
+        data = await asyncio.to_thread(path.read_bytes)
         s = self.settings
         try:
-            return await self.executor.run(
+            png = await self.executor.run(
                 process_image, data, message.ops, s.png_compress_level, s.max_image_pixels
             )
         except (ImageRejected, PipelineError) as exc:
             raise processing.TaskFailed(str(exc)) from exc
+        duration_s = time.perf_counter() - started
+        await self.link.post_image(message.task_id, self.name, png, duration_s)
 
     processing.TaskProcessor._run_image = run_image  # type: ignore[method-assign]
+
+
+def acks_one_by_one() -> None:
+    """Before: each message acked in a frame of its own as soon as its outcome was stored."""
+    from aio_pika.abc import AbstractIncomingMessage
+
+    from sd_worker.acks import AckCoalescer
+
+    async def ack(self: AckCoalescer, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+
+    AckCoalescer.ack = ack  # type: ignore[method-assign]
 
 
 def asyncio_loop() -> None:
@@ -131,16 +161,21 @@ def services_in_threadpool() -> None:
 
 
 VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
-    "per-task result posts": ("worker", per_task_result_posts),
+    "results over HTTP (no shared storage)": ("worker", results_over_http),
+    "per-task result posts (over HTTP)": ("worker", per_task_result_posts),
+    "input bytes pickled to the pool (over HTTP)": ("worker", input_bytes_to_pool),
+    "acks one by one": ("worker", acks_one_by_one),
     "batches sent without lingering": ("worker", no_linger),
-    "input bytes pickled to the pool": ("worker", input_bytes_to_pool),
     "asyncio event loop in the worker": ("worker", asyncio_loop),
     "/working on every task change": ("worker", working_every_change),
     "prefetch tuned on a timer only": ("worker", tune_on_timer_only),
     "outcomes stored one by one": ("coordinator", outcomes_one_by_one),
     "services dependency in the thread pool": ("coordinator", services_in_threadpool),
 }
-SLUGS = {name.replace(" ", "-").replace("/", ""): name for name in VARIANTS}
+SLUGS = {
+    "".join(c for c in name.replace(" ", "-") if c.isalnum() or c == "-"): name
+    for name in VARIANTS
+}
 
 
 def main() -> None:

@@ -61,9 +61,11 @@ class Sizes:
 
 
 ABLATION_FIGURES = {
-    "per-task result posts": "thumbs",
+    "results over HTTP (no shared storage)": "images",
+    "per-task result posts (over HTTP)": "thumbs",
+    "input bytes pickled to the pool (over HTTP)": "images",
+    "acks one by one": "noops",
     "batches sent without lingering": "thumbs",
-    "input bytes pickled to the pool": "images",
     "asyncio event loop in the worker": "noops",
     "/working on every task change": "thumbs",
     "prefetch tuned on a timer only": "noops",
