@@ -352,11 +352,15 @@ class AsyncWorker:
             await asyncio.sleep(WORKING_INTERVAL_S)
 
     async def _tune_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_look = 0.0
         while True:
             try:  # every TUNE_INTERVAL_S, or sooner when every prefetch slot is taken
                 await asyncio.wait_for(self._saturated.wait(), self.settings.tune_interval_s)
             except TimeoutError:
                 pass
+            if (delay := next_look - loop.time()) > 0:
+                await asyncio.sleep(delay)
             self._saturated.clear()
             try:
                 # Work this worker holds counts as pending too: a queue kept empty by a fast
@@ -371,4 +375,8 @@ class AsyncWorker:
                 log.info("tuning: pending=%d live_workers=%d -> consumers=%d prefetch=%d",
                          pending, live, consumers, prefetch)  # fmt: skip
                 await self._apply(consumers, prefetch)
-            await asyncio.sleep(TUNE_MIN_GAP_S)
+                next_look = loop.time() + TUNE_MIN_GAP_S
+            else:
+                # Full slots that a re-tune leaves as they are (the queue is all here already)
+                # say nothing new: the next look waits for the regular interval.
+                next_look = loop.time() + self.settings.tune_interval_s
