@@ -317,7 +317,7 @@ class Ours:
         return str(response.json()["job_id"])
 
     def wait_jobs(self, job_ids: Iterable[str], timeout_s: float = 600,
-                  poll_s: float = 0.25) -> float:  # fmt: skip
+                  poll_s: float = 0.5) -> float:  # fmt: skip
         """Wait until every job finished; return the last one's server-side `finished_at`."""
         waiting = set(job_ids)
         # The jobs list is newest first and these are the newest jobs: asking for just them

@@ -27,7 +27,6 @@ IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # results are on their way a batch waits up to LINGER_S to fill up; a lone task never waits.
 # Long tasks (a 1080p image: ~50 ms a core) need the longer wait to share a request at all.
 LINGER_S = 0.2
-LINGER_STEP_S = 0.02
 LINGER_UNTIL = 32
 
 PendingImage = tuple[ResultHeader, bytes, "asyncio.Future[IngestAnswer]"]
@@ -190,10 +189,10 @@ class CoordinatorClient:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            # Woken by the next result; the step bounds the wait when a task ends without one.
+            # Woken by the next result (a task that ends without one waits out the deadline).
             self._added.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._added.wait(), min(LINGER_STEP_S, remaining))
+                await asyncio.wait_for(self._added.wait(), remaining)
 
     async def _send_images(self) -> None:
         while True:

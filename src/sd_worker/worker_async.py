@@ -28,7 +28,7 @@ from sd_worker.shared import SharedStorage
 log = logging.getLogger("sd.worker")
 
 DRAIN_TIMEOUT_S = 60.0
-WORKING_INTERVAL_S = 0.5
+WORKING_INTERVAL_S = 1.0
 TUNE_MIN_GAP_S = 0.5
 
 
