@@ -303,3 +303,30 @@ def _ablations(res: Results) -> list[str]:
 def write(path: Path, text: str, log: Callable[[str], None]) -> None:
     path.write_text(text)
     log(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render REPORT.md again from a saved run (benchmarks/results/run-*.json), for instance
+    after editing OPTIMISATIONS.md; the figures themselves are never re-measured here."""
+    import argparse
+    import json
+
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    parser.add_argument("run", type=Path, help="a benchmarks/results/run-*.json")
+    parser.add_argument("--out", type=Path, default=here / "REPORT.md")
+    args = parser.parse_args(argv)
+    saved = json.loads(args.run.read_text())
+    facts = saved["facts"]
+    history = here / "OPTIMISATIONS.md"
+    text = render(
+        [Run(**r) for r in saved["runs"]], facts, facts.get("machine", {}),
+        history.read_text() if history.exists() else "", facts.get("flags", ""),
+        float(facts.get("seconds", 0)),
+    )  # fmt: skip
+    write(args.out, text, print)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -89,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     bench.facts["machine"] = info
+    bench.facts["flags"] = "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    bench.facts["seconds"] = time.monotonic() - started
     bench.save(results / time.strftime("run-%Y%m%d-%H%M%S.json"))
     history = HERE / "OPTIMISATIONS.md"
     text = report.render(bench.runs, bench.facts, info,
                          history.read_text() if history.exists() else "",
-                         "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
-                         time.monotonic() - started)  # fmt: skip
+                         bench.facts["flags"], bench.facts["seconds"])  # fmt: skip
     report.write(args.out, text, log)
     return 0
 
