@@ -100,6 +100,26 @@ def acks_one_by_one() -> None:
     AckCoalescer.ack = ack  # type: ignore[method-assign]
 
 
+def thread_driven_pool() -> None:
+    """Before: concurrent.futures.ProcessPoolExecutor (a manager thread and a feeder thread
+    between the event loop and the pool processes)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sd_worker import executor
+
+    class Adapter(ProcessPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            return asyncio.wrap_future(super().submit(fn, *args, **kwargs))
+
+    def new_pool(self: executor.Executor, workers: int | None = None, *,
+                 respawn: bool = True) -> Any:  # fmt: skip
+        return Adapter(workers or self.workers, mp_context=self._context,
+                       initializer=executor.prepare_pool_process, initargs=(os.getpid(),))  # fmt: skip
+
+    executor.Executor._new_pool = new_pool  # type: ignore[method-assign]
+
+
 def asyncio_loop() -> None:
     """Before: the worker ran on asyncio's own event loop."""
     import sd_worker.__main__ as worker_main
@@ -165,6 +185,7 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
     "per-task result posts (over HTTP)": ("worker", per_task_result_posts),
     "input bytes pickled to the pool (over HTTP)": ("worker", input_bytes_to_pool),
     "acks one by one": ("worker", acks_one_by_one),
+    "pool driven by threads (ProcessPoolExecutor)": ("worker", thread_driven_pool),
     "batches sent without lingering": ("worker", no_linger),
     "asyncio event loop in the worker": ("worker", asyncio_loop),
     "/working on every task change": ("worker", working_every_change),

@@ -65,6 +65,7 @@ ABLATION_FIGURES = {
     "per-task result posts (over HTTP)": "thumbs",
     "input bytes pickled to the pool (over HTTP)": "images",
     "acks one by one": "noops",
+    "pool driven by threads (ProcessPoolExecutor)": "thumbs",
     "batches sent without lingering": "thumbs",
     "asyncio event loop in the worker": "noops",
     "/working on every task change": "thumbs",

@@ -10,11 +10,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import psutil
+
+from sd_worker.loop_pool import LoopPool
 
 log = logging.getLogger("sd.worker.executor")
 
@@ -69,13 +70,13 @@ def pool_size() -> int:
 
 
 class Executor:
-    """A ProcessPoolExecutor that replaces itself when a task kills one of its processes."""
+    """A process pool (sd_worker.loop_pool) whose dying process fails only the task it ran,
+    and that task only after it killed a process of its own."""
 
     def __init__(self, workers: int | None = None, preload: list[str] | None = None) -> None:
         self.workers = workers or pool_size()
         self.preload = preload or []
-        self._pool: ProcessPoolExecutor | None = None
-        self._generation = 0
+        self._pool: LoopPool | None = None
         self._alone = asyncio.Semaphore(self.workers)
 
     def start(self) -> None:
@@ -89,12 +90,13 @@ class Executor:
         self._context = context
         self._pool = self._new_pool()
 
-    def _new_pool(self, workers: int | None = None) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+    def _new_pool(self, workers: int | None = None, *, respawn: bool = True) -> LoopPool:
+        return LoopPool(
             workers or self.workers,
-            mp_context=self._context,
+            self._context,
             initializer=prepare_pool_process,
             initargs=(os.getpid(),),
+            respawn=respawn,
         )
 
     def stop(self) -> None:
@@ -107,30 +109,23 @@ class Executor:
         """Run `fn(*args)` in a pool process; PoolCrashed if it kills even a process of its own."""
         if self._pool is None:
             raise RuntimeError("Executor used before start()")
-        generation, pool = self._generation, self._pool
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            result: T = await self._pool.submit(fn, *args)
+            return result
         except BrokenProcessPool:
-            self._replace(generation)
-        # One dead process fails every task of the pool; running each again alone tells the
-        # task that crashed it from its neighbours, which must not pay with a redelivery.
+            pass
+        # The pool replaced the dead process already. It died running this task, which may
+        # have killed it or may have been shot with it (the OOM killer, a stray kill): run it
+        # again alone, so only a task that crashes a process by itself fails.
         return await self._run_alone(fn, *args)
 
     async def _run_alone(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._alone:
-            pool = self._new_pool(1)
+            pool = self._new_pool(1, respawn=False)
             try:
-                return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+                result: T = await pool.submit(fn, *args)
+                return result
             except BrokenProcessPool as exc:
                 raise PoolCrashed("a pool process died while running the task") from exc
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
-
-    def _replace(self, generation: int) -> None:
-        # Every task in flight sees the same broken pool; only the first replaces it.
-        if generation != self._generation or self._pool is None:
-            return
-        self._generation += 1
-        broken, self._pool = self._pool, self._new_pool()
-        broken.shutdown(wait=False, cancel_futures=True)
-        log.warning("a pool process died; started a fresh pool of %d processes", self.workers)

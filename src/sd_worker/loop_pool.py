@@ -1,0 +1,244 @@
+"""A process pool driven by the event loop: one pipe per process, no helper threads.
+
+`concurrent.futures.ProcessPoolExecutor` hands every call through a manager thread and a
+queue-feeder thread, then wakes the event loop from a third: each task costs the worker's main
+process several thread wake-ups, each landing on a core a Pillow process was using. Here the
+loop writes the pickled call straight into the process's pipe and reads the result when the
+pipe is readable, so a task costs one write and one wake-up.
+
+Each process keeps at most `DEPTH` calls: one running and the next waiting in its pipe, so it
+never idles while the loop gets a core back. When a process dies, only the call it was running
+fails (`BrokenProcessPool`); the waiting one goes to the fresh process that replaces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import struct
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
+from typing import Any
+
+log = logging.getLogger("sd.worker.pool")
+
+DEPTH = 2
+STOP_TIMEOUT_S = 30.0
+_HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing
+_LONG = struct.Struct("!Q")
+
+Call = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+def serve(
+    conn: Connection, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+) -> None:
+    """A pool process: run the calls that arrive on `conn` in order, answer each one."""
+    if initializer is not None:
+        initializer(*initargs)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not data:  # the pool stops this process
+            return
+        fn, args = pickle.loads(data)
+        try:
+            answer: tuple[bool, Any] = (True, fn(*args))
+        except BaseException as exc:
+            answer = (False, exc)
+        try:
+            payload = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an exception or result that does not pickle
+            payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        try:
+            conn.send_bytes(payload)
+        except OSError:  # the worker is gone: nobody waits for this answer
+            return
+
+
+class _Worker:
+    """One pool process, its pipe, and the calls it holds (oldest = the running one)."""
+
+    def __init__(self, pool: LoopPool) -> None:
+        self.pool = pool
+        parent, child = pool.context.Pipe(duplex=True)
+        self.conn = parent
+        self.process = pool.context.Process(
+            target=serve, args=(child, pool.initializer, pool.initargs), daemon=True,
+            name="sd-pool",
+        )  # fmt: skip
+        self.process.start()
+        child.close()  # ours closed: the process's death reads as end of file
+        self.calls: deque[Call] = deque()
+        self.buffer = bytearray()
+        self.fd = parent.fileno()
+        os.set_blocking(self.fd, False)
+        pool.loop.add_reader(self.fd, self._readable)
+
+    def send(self, call: Call) -> None:
+        fn, args, _ = call
+        self.calls.append(call)
+        data = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        frame = _HEADER.pack(len(data)) + data
+        view = memoryview(frame)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:  # a tiny frame into a pipe holding at most one other call
+                os.set_blocking(self.fd, True)
+                try:
+                    view = view[os.write(self.fd, view) :]
+                finally:
+                    os.set_blocking(self.fd, False)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self.fd, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.pool._died(self)
+            return
+        self.buffer += chunk
+        while True:
+            answer = self._next_frame()
+            if answer is None:
+                return
+            future = self.calls.popleft()[2]
+            ok, value = pickle.loads(answer)
+            if not future.done():
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+            self.pool._dispatch()
+
+    def _next_frame(self) -> bytes | None:
+        if len(self.buffer) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(self.buffer)
+        start = _HEADER.size
+        if size == -1:
+            if len(self.buffer) < start + _LONG.size:
+                return None
+            (size,) = _LONG.unpack_from(self.buffer, start)
+            start += _LONG.size
+        if len(self.buffer) < start + size:
+            return None
+        frame = bytes(self.buffer[start : start + size])
+        del self.buffer[: start + size]
+        return frame
+
+    def close(self, *, stop: bool) -> None:
+        self.pool.loop.remove_reader(self.fd)
+        if stop:
+            try:
+                self._write(b"")
+            except OSError:
+                pass
+        self.conn.close()
+
+
+class LoopPool:
+    """`submit(fn, *args)` → awaitable result; `shutdown()` ends the processes."""
+
+    def __init__(
+        self,
+        workers: int,
+        context: Any,  # a multiprocessing context (forkserver or spawn)
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        respawn: bool = True,
+    ) -> None:
+        self.workers = workers
+        self.respawn = respawn
+        self.context = context
+        self.initializer = initializer
+        self.initargs = initargs
+        self.loop = asyncio.get_running_loop()
+        self._waiting: deque[Call] = deque()
+        self._closed = False
+        # Started now, so the first task does not wait for a process to start.
+        self._procs: list[_Worker] = [_Worker(self) for _ in range(workers)]
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Queue `fn(*args)` for a pool process; the future fails with BrokenProcessPool if
+        the process running it dies."""
+        if self._closed:
+            raise RuntimeError("LoopPool used after shutdown()")
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self._waiting.append((fn, args, future))
+        self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        while self._waiting and self._procs and not self._closed:
+            worker = min(self._procs, key=lambda w: len(w.calls))
+            if len(worker.calls) >= DEPTH:
+                return
+            fn, args, future = self._waiting.popleft()
+            if future.cancelled():
+                continue
+            try:
+                worker.send((fn, args, future))
+            except Exception as exc:  # the call does not pickle, or the pipe broke
+                worker.calls.pop()
+                if not future.done():
+                    future.set_exception(exc)
+
+    def _died(self, worker: _Worker) -> None:
+        worker.close(stop=False)
+        self._procs.remove(worker)
+        worker.process.join(timeout=1)
+        code = worker.process.exitcode
+        if worker.calls:
+            _, _, future = worker.calls.popleft()  # the call it was running killed it
+            if not future.done():
+                future.set_exception(BrokenProcessPool(
+                    f"a pool process died (exit code {code}) while running the task"
+                ))  # fmt: skip
+        # The call waiting behind it never started: it goes first to a fresh process.
+        self._waiting.extendleft(reversed(worker.calls))
+        worker.calls.clear()
+        if self._closed or not self.respawn:
+            return
+        log.warning("a pool process died (exit code %s); started a fresh one", code)
+        self._procs.append(_Worker(self))
+        self._dispatch()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = True) -> None:
+        """Stop the processes (each finishes the call it is running first when `wait`)."""
+        if self._closed:
+            return
+        self._closed = True
+        error = RuntimeError("the process pool stopped")
+        for worker in self._procs:
+            for _, _, future in worker.calls:
+                if cancel_futures and not future.done():
+                    future.set_exception(error)
+            worker.close(stop=True)
+        for _, _, future in self._waiting:
+            if not future.done():
+                future.set_exception(error)
+        self._waiting.clear()
+        for worker in self._procs:
+            if not wait:  # it ends after its current call; reap it off the loop
+                self.loop.run_in_executor(None, worker.process.join, STOP_TIMEOUT_S)
+                continue
+            worker.process.join(STOP_TIMEOUT_S)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(1)
+        self._procs.clear()

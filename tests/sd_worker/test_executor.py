@@ -1,0 +1,57 @@
+"""The worker's process pool: results and errors come back, a dying process fails only the task
+that killed it, and the pool goes on."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sd_worker.executor import Executor, PoolCrashed
+from support import pool_tasks
+
+
+@pytest.fixture
+async def executor():
+    pool = Executor(2)
+    pool.start()
+    yield pool
+    pool.stop()
+
+
+async def test_many_calls_return_their_own_results(executor: Executor) -> None:
+    results = await asyncio.gather(*(executor.run(pool_tasks.square, i) for i in range(500)))
+    assert results == [i * i for i in range(500)]
+
+
+async def test_an_exception_in_the_task_comes_back_as_itself(executor: Executor) -> None:
+    with pytest.raises(ValueError, match="bad pixels"):
+        await executor.run(pool_tasks.fail, "bad pixels")
+    assert await executor.run(pool_tasks.square, 3) == 9
+
+
+async def test_a_task_that_kills_its_process_fails_alone_and_the_pool_goes_on(
+    executor: Executor,
+) -> None:
+    neighbours = [executor.run(pool_tasks.slow_square, i, 0.2) for i in range(6)]
+    poison = executor.run(pool_tasks.die)
+    results = await asyncio.gather(*neighbours, poison, return_exceptions=True)
+
+    assert results[:6] == [i * i for i in range(6)]
+    assert isinstance(results[6], PoolCrashed)
+    pids = set(await asyncio.gather(*(executor.run(pool_tasks.pid) for _ in range(20))))
+    assert len(pids) == 2
+
+
+async def test_a_task_shot_from_outside_is_run_again_and_succeeds(executor: Executor) -> None:
+    assert await executor.run(pool_tasks.shot_after, 0.1) == 42
+
+
+async def test_stop_ends_every_process(executor: Executor) -> None:
+    import psutil
+
+    pids = set(await asyncio.gather(*(executor.run(pool_tasks.pid) for _ in range(10))))
+    processes = [psutil.Process(p) for p in pids]
+    executor.stop()
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    assert not alive

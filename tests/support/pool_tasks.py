@@ -1,0 +1,41 @@
+"""Top-level functions for pool tests: importable by name in a pool process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def slow_square(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x * x
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def die() -> None:
+    """Exit at once, as a segfaulting C extension would."""
+    os._exit(3)
+
+
+def shot_after(seconds: float) -> int:
+    """Be killed from outside (the OOM killer) while running: innocent, so it may succeed
+    when run again; the second run finds the marker and returns."""
+    marker = f"/tmp/sd-pool-test-shot-{os.getppid()}"
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(seconds)
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.unlink(marker)
+    return 42
+
+
+def pid() -> int:
+    return os.getpid()
