@@ -14,6 +14,7 @@ fails (`BrokenProcessPool`); the waiting one goes to the fresh process that repl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pickle
@@ -77,6 +78,8 @@ class _Worker:
         child.close()  # ours closed: the process's death reads as end of file
         self.calls: deque[Call] = deque()
         self.buffer = bytearray()
+        self.out = bytearray()  # frames not yet taken by the pipe
+        self.writing = False
         self.fd = parent.fileno()
         os.set_blocking(self.fd, False)
         pool.loop.add_reader(self.fd, self._readable)
@@ -88,17 +91,26 @@ class _Worker:
         self._write(data)
 
     def _write(self, data: bytes) -> None:
-        frame = _HEADER.pack(len(data)) + data
-        view = memoryview(frame)
-        while view:
-            try:
-                view = view[os.write(self.fd, view) :]
-            except BlockingIOError:  # a tiny frame into a pipe holding at most one other call
-                os.set_blocking(self.fd, True)
-                try:
-                    view = view[os.write(self.fd, view) :]
-                finally:
-                    os.set_blocking(self.fd, False)
+        # Never block: a process may be writing a large result to us at the same moment, and
+        # two blocked writers on one pipe would wait for each other for ever.
+        self.out += _HEADER.pack(len(data)) + data
+        if not self.writing:
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
+            while self.out:
+                del self.out[: os.write(self.fd, self.out)]
+        except BlockingIOError:
+            pass
+        except OSError:  # the process died; reading its end of file settles its calls
+            self.out.clear()
+        if self.out and not self.writing:
+            self.pool.loop.add_writer(self.fd, self._flush)
+            self.writing = True
+        elif not self.out and self.writing:
+            self.pool.loop.remove_writer(self.fd)
+            self.writing = False
 
     def _readable(self) -> None:
         try:
@@ -142,11 +154,14 @@ class _Worker:
 
     def close(self, *, stop: bool) -> None:
         self.pool.loop.remove_reader(self.fd)
-        if stop:
-            try:
-                self._write(b"")
-            except OSError:
-                pass
+        if self.writing:
+            self.pool.loop.remove_writer(self.fd)
+        if stop and not self.out:
+            # Best effort: closing our end stops the process as well, after its current call
+            # (its next read ends, or its answer finds nobody).
+            with contextlib.suppress(OSError):
+                os.write(self.fd, _HEADER.pack(0))
+        self.out.clear()
         self.conn.close()
 
 

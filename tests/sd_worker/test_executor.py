@@ -55,3 +55,12 @@ async def test_stop_ends_every_process(executor: Executor) -> None:
     executor.stop()
     _, alive = psutil.wait_procs(processes, timeout=10)
     assert not alive
+
+
+async def test_large_calls_and_answers_cross_at_once_without_deadlock(executor: Executor) -> None:
+    # Megabytes each way: the loop writes calls while processes write answers on the same pipes.
+    blobs = [bytes([i]) * (3 << 20) for i in range(12)]
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(executor.run(pool_tasks.echo, b) for b in blobs)), 60
+    )
+    assert answers == blobs
