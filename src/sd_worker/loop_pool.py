@@ -128,7 +128,10 @@ class _Worker:
             if answer is None:
                 return
             future = self.calls.popleft()[2]
-            ok, value = pickle.loads(answer)
+            try:
+                ok, value = pickle.loads(answer)
+            except Exception as exc:  # e.g. an exception class that cannot be rebuilt here
+                ok, value = False, RuntimeError(f"the task's answer could not be read: {exc}")
             if not future.done():
                 if ok:
                     future.set_result(value)

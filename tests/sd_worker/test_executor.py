@@ -64,3 +64,11 @@ async def test_large_calls_and_answers_cross_at_once_without_deadlock(executor: 
         asyncio.gather(*(executor.run(pool_tasks.echo, b) for b in blobs)), 60
     )
     assert answers == blobs
+
+
+async def test_an_answer_that_cannot_be_unpickled_fails_its_task_not_the_worker(
+    executor: Executor,
+) -> None:
+    with pytest.raises(RuntimeError, match="could not be read"):
+        await asyncio.wait_for(executor.run(pool_tasks.fail_picky), 10)
+    assert await executor.run(pool_tasks.square, 4) == 16

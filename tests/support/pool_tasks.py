@@ -43,3 +43,14 @@ def pid() -> int:
 
 def echo(data: bytes) -> bytes:
     return data
+
+
+class PickyError(Exception):
+    """An exception whose constructor pickle cannot call again (two required arguments)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+
+
+def fail_picky() -> None:
+    raise PickyError(7, "odd")
