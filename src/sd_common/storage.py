@@ -9,8 +9,14 @@ the same folder, not merely one with the same name on another machine.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 PROBE_NAME = "storage-id"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -35,3 +41,32 @@ def input_path(data_dir: Path, sha256: str) -> Path:
 def result_name(task_id: str) -> str:
     """File name of a task's result image."""
     return f"{task_id}.png"
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
+    """Write a file that readers see whole or not at all: a temporary sibling, renamed over
+    `path` once written (removed if writing fails)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def file_has_sha256(path: Path, sha256: str) -> bool:
+    """True when the file at `path` exists and hashes to `sha256` (a file on disk may have been
+    truncated by a crash or tampered with: only the hash is trusted)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256

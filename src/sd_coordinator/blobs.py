@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +15,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with storage.atomic_file(path) as f:
+        f.write(data)
 
 
 class Blobs:
@@ -96,16 +94,17 @@ class Blobs:
         await asyncio.to_thread(put)
         return names
 
-    async def written_results(self, task_ids: Sequence[str]) -> list[str | None]:
-        """For results a worker wrote into results/ itself (shared storage): each one's file
-        name if that file is there and is a PNG, else None (one thread hop for the batch)."""
+    async def have_results(self, task_ids: Sequence[str]) -> list[bool]:
+        """For results a worker wrote into results/ itself (shared storage): whether each file
+        is there and is a PNG (one thread hop for the batch, none for an empty one)."""
+        if not task_ids:
+            return []
 
-        def check(task_id: str) -> str | None:
-            name = self.result_name(task_id)
+        def check(task_id: str) -> bool:
             try:
-                with open(self.results_dir / name, "rb") as f:
-                    return name if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE else None
+                with open(self.results_dir / self.result_name(task_id), "rb") as f:
+                    return f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
             except OSError:
-                return None
+                return False
 
         return await asyncio.to_thread(lambda: [check(t) for t in task_ids])

@@ -100,32 +100,32 @@ class Ingestor:
     async def outcomes(self, outcomes: list[TaskOutcome]) -> list[IngestAnswer | ServiceError]:
         """Store a batch of JSON outcomes in one transaction; one answer (or error) each."""
         written = [o.task_id for o in outcomes if o.result is not None]
-        found = dict(zip(written, await self.blobs.written_results(written), strict=True))
-        results = await asyncio.gather(*(
-            self._store_outcome(o) for o in outcomes if o.result is None or found[o.task_id]
-        ))  # fmt: skip
-        stored = iter(results)
+        missing = {t for t, ok in zip(written, await self.blobs.have_results(written),
+                                      strict=True) if not ok}  # fmt: skip
+        results = await asyncio.gather(*(self._store_outcome(o, missing) for o in outcomes))
         answers: list[IngestAnswer | ServiceError] = []
-        for outcome in outcomes:
-            if outcome.result is not None and not found[outcome.task_id]:
-                answers.append(Invalid(
-                    f"result {outcome.result} is not in the coordinator's results folder (or is "
-                    "not a PNG): this worker does not share its DATA_DIR; send the image instead"
-                ))  # fmt: skip
-                continue
-            result = next(stored)
-            if result is None:
+        for outcome, result in zip(outcomes, results, strict=True):
+            if isinstance(result, ServiceError):
+                answers.append(result)
+            elif result is None:
                 answers.append(IngestAnswer(task_id=outcome.task_id, stored=True))
-                continue
-            try:
-                answers.append(self._answer(outcome.task_id, result,
-                                            failed=outcome.error is not None,
-                                            duration_s=outcome.duration_s))  # fmt: skip
-            except ServiceError as exc:
-                answers.append(exc)
+            else:
+                try:
+                    answers.append(self._answer(outcome.task_id, result,
+                                                failed=outcome.error is not None,
+                                                duration_s=outcome.duration_s))  # fmt: skip
+                except ServiceError as exc:
+                    answers.append(exc)
         return answers
 
-    async def _store_outcome(self, outcome: TaskOutcome) -> Ingest | None:
+    async def _store_outcome(
+        self, outcome: TaskOutcome, missing: set[str]
+    ) -> Ingest | ServiceError | None:
+        if outcome.task_id in missing:
+            return Invalid(
+                f"result {outcome.result} is not in the coordinator's results folder (or is not "
+                "a PNG): this worker does not share its DATA_DIR; send the image instead"
+            )
         if outcome.retry:
             await self.store.note_attempt(outcome.task_id, outcome.worker, outcome.error or "")
             return None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from sd_common import storage
 
 MAX_PATHS = 100_000  # verified files remembered; past that the oldest are checked again
 
@@ -44,7 +44,7 @@ class InputCache:
         self._path_inflight[sha256] = future
         try:
             path = self.folder / sha256
-            if await asyncio.to_thread(_read_verified, path, sha256) is None:
+            if not await asyncio.to_thread(storage.file_has_sha256, path, sha256):
                 self.misses += 1
                 data = await fetch(sha256)
                 if hashlib.sha256(data).hexdigest() != sha256:
@@ -69,17 +69,7 @@ class InputCache:
         self._on_disk.pop(sha256, None)
 
 
-def _read_verified(path: Path, sha256: str) -> bytes | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    # A file on disk could be truncated by a crash or tampered with: trust only the hash.
-    return data if hashlib.sha256(data).hexdigest() == sha256 else None
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with storage.atomic_file(path) as f:
+        f.write(data)

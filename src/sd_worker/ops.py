@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import uuid
 from collections.abc import Callable, Iterable
 
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from sd_common.images import ImageRejected, open_checked
 from sd_common.pipeline import OPS, PipelineError, Step, parse_pipeline
+from sd_common.storage import atomic_file
 
 # The tones named in OPS["sepia"]: dark brown shadows, the classic sepia mid-tone (#704214),
 # old-lace highlights.
@@ -156,15 +155,6 @@ def process_image_into(
     the whole file or none) instead of returning it; returns its size in bytes. For a worker
     that shares the coordinator's DATA_DIR, so the result never crosses a pipe or HTTP."""
     img = render(_read(path), ops, max_pixels)
-    final = os.path.join(results_dir, name)
-    tmp = os.path.join(results_dir, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            img.save(f, format="PNG", compress_level=png_compress_level)
-            size = f.tell()
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return size
+    with atomic_file(os.path.join(results_dir, name)) as f:
+        img.save(f, format="PNG", compress_level=png_compress_level)
+        return f.tell()

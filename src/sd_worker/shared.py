@@ -9,7 +9,6 @@ process pool (benchmarks/REPORT.md, figure (a)).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from collections import OrderedDict
@@ -60,7 +59,7 @@ class SharedStorage:
         if not storage.SHA256.match(sha256):
             return None
         path = storage.input_path(self.data_dir, sha256)
-        if not await asyncio.to_thread(_hashes_to, path, sha256):
+        if not await asyncio.to_thread(storage.file_has_sha256, path, sha256):
             return None
         self._verified[sha256] = path
         while len(self._verified) > MAX_VERIFIED:
@@ -70,14 +69,3 @@ class SharedStorage:
     def forget(self, sha256: str) -> None:
         """The file vanished: check it again before its next use."""
         self._verified.pop(sha256, None)
-
-
-def _hashes_to(path: Path, sha256: str) -> bool:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return False
-    return digest.hexdigest() == sha256
