@@ -26,6 +26,9 @@ IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # A request costs the coordinator about as much as storing a dozen results, so while more
 # results are on their way a batch waits up to LINGER_S to fill up; a lone task never waits.
 # Long tasks (a 1080p image: ~50 ms a core) need the longer wait to share a request at all.
+# A waiting result still holds its delivery's prefetch slot (it is acked once stored), so a
+# batch never waits while the pool has fewer tasks left than it can hold: the slots it would
+# keep are the ones that bring the pool its next tasks.
 LINGER_S = 0.2
 LINGER_UNTIL = 32
 
@@ -44,9 +47,17 @@ class CoordinatorRejected(Exception):
 class CoordinatorClient:
     """aiohttp session to the coordinator; `start()` before use, `stop()` is idempotent."""
 
-    def __init__(self, settings: Settings, tasks_in_flight: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tasks_in_flight: Callable[[], int] = lambda: 0,
+        keep_busy: int = 1,
+    ) -> None:
+        """`tasks_in_flight()` counts the deliveries this worker holds; a batch lingers only
+        while at least `keep_busy` of them (the pool's capacity) are still unfinished."""
         self.settings = settings
         self.tasks_in_flight = tasks_in_flight
+        self.keep_busy = max(1, keep_busy)
         self.base_url = settings.coordinator_url
         self._session: aiohttp.ClientSession | None = None
         self._outbox: list[tuple[TaskOutcome, asyncio.Future[IngestAnswer]]] = []
@@ -184,7 +195,8 @@ class CoordinatorClient:
         deadline = loop.time() + LINGER_S
         while True:
             waiting = len(self._images) + len(self._outbox)
-            if waiting >= LINGER_UNTIL or self.tasks_in_flight() <= waiting + self._sending:
+            unfinished = self.tasks_in_flight() - waiting - self._sending
+            if waiting >= LINGER_UNTIL or unfinished < self.keep_busy:
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import psutil
 
-from sd_worker.loop_pool import LoopPool
+from sd_worker.loop_pool import DEPTH, LoopPool
 
 log = logging.getLogger("sd.worker.executor")
 
@@ -78,6 +78,11 @@ class Executor:
         self.preload = preload or []
         self._pool: LoopPool | None = None
         self._alone = asyncio.Semaphore(self.workers)
+
+    @property
+    def capacity(self) -> int:
+        """How many calls the pool holds at once (each process runs one, the next waits)."""
+        return self.workers * DEPTH
 
     def start(self) -> None:
         """Create the pool (forkserver: forking a threaded asyncio process is unsafe)."""

@@ -81,8 +81,10 @@ class AsyncWorker:
         self.settings = settings
         self.name = settings.node_name
         self.session = uuid.uuid4().hex
-        self.client = CoordinatorClient(settings, tasks_in_flight=lambda: len(self.inflight))
         self.executor = Executor(preload=settings.task_modules)
+        self.client = CoordinatorClient(
+            settings, tasks_in_flight=lambda: len(self.inflight), keep_busy=self.executor.capacity
+        )
         self.cache = InputCache(settings.data_dir / "worker-cache" / self.name)
         self.processor = TaskProcessor(
             self.name, settings, self.client, self.cache, self.executor, self._task_changed
@@ -361,6 +363,7 @@ class AsyncWorker:
                 pass
             if (delay := next_look - loop.time()) > 0:
                 await asyncio.sleep(delay)
+            saturated = self._saturated.is_set()
             self._saturated.clear()
             try:
                 # Work this worker holds counts as pending too: a queue kept empty by a fast
@@ -376,7 +379,11 @@ class AsyncWorker:
                          pending, live, consumers, prefetch)  # fmt: skip
                 await self._apply(consumers, prefetch)
                 next_look = loop.time() + TUNE_MIN_GAP_S
-            else:
+            elif saturated:
                 # Full slots that a re-tune leaves as they are (the queue is all here already)
                 # say nothing new: the next look waits for the regular interval.
                 next_look = loop.time() + self.settings.tune_interval_s
+            else:
+                # A timer look that changed nothing (an idle worker): a job that fills the
+                # slots next is looked at at once, not after a whole interval of prefetch 2.
+                next_look = loop.time() + TUNE_MIN_GAP_S

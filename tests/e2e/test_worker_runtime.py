@@ -33,6 +33,24 @@ def test_worker_raises_prefetch_live_when_the_queue_grows(cluster: Cluster) -> N
                        "the tuned worker to report processed tasks")  # fmt: skip
 
 
+def test_an_idle_worker_tunes_as_soon_as_a_job_fills_its_slots(cluster: Cluster) -> None:
+    # A look at an idle queue changes nothing; the job that arrives just after it must not wait
+    # a whole TUNE_INTERVAL_S at idle prefetch (its results would trickle in a few at a time).
+    cluster.start_coordinator()
+    cluster.start_worker("quick", TUNE_INTERVAL_S="5", REPORT_INTERVAL_S="0.25")
+    cluster.wait_until(lambda: cluster.worker("quick").get("consumers", 0) >= 1, 10,
+                       "the worker's first report")  # fmt: skip
+    idle = cluster.worker("quick")["prefetch"]
+    time.sleep(5.5)  # the first timer look (at 5 s) has found nothing to change
+    with cluster.client() as client:
+        sent = client.post("/task", json={"type": "sleep", "payload": {"seconds": 0.05},
+                                          "copies": 400})  # fmt: skip
+        assert sent.status_code == 202
+    # Before the fix the raise waited for the next interval, about 4 s from here.
+    cluster.wait_until(lambda: cluster.worker("quick").get("prefetch", 0) > idle, 2.5,
+                       "the worker to raise its prefetch right after the job arrived")  # fmt: skip
+
+
 def test_cpu_limit_pauses_consuming_instead_of_taking_tasks(cluster: Cluster) -> None:
     cluster.start_coordinator()
     # Any CPU use is above 0.01 %: the worker must pause and leave the tasks in the queue.

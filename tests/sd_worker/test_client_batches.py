@@ -7,10 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from aiohttp import web
 
 from sd_common import result_frames
+from sd_worker import client as client_module
 from sd_worker.client import CoordinatorClient
 from support.api import make_settings, png_bytes
 from support.cluster import free_port
@@ -98,3 +100,39 @@ async def test_an_older_coordinator_gets_one_request_per_result(
     assert fake.stored == images
     assert fake.requests.count("/result-image") == 5
     assert fake.requests.count("/result-images") <= 1
+
+
+async def linger_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, keep_busy: int) -> bool:
+    """Post one result while 4 deliveries are in flight; True if it went out at once."""
+    monkeypatch.setattr(client_module, "LINGER_S", 30.0)  # a lingering batch would time out
+    fake = FakeCoordinator(frames=True)
+    runner = web.AppRunner(fake.app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = CoordinatorClient(make_settings(tmp_path, coordinator_port=port),
+                               tasks_in_flight=lambda: 4, keep_busy=keep_busy)  # fmt: skip
+    await client.start()
+    try:
+        await asyncio.wait_for(client.post_image(uuid.uuid4().hex, "w1", png_bytes()), 3)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        await client.stop()
+        await runner.cleanup()
+
+
+async def test_a_batch_lingers_while_the_pool_has_enough_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 in flight, 1 finished: 3 still keep a pool of capacity 2 busy, so the batch waits.
+    assert await linger_once(tmp_path, monkeypatch, keep_busy=2) is False
+
+
+async def test_a_batch_goes_at_once_when_waiting_would_starve_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A waiting result holds its prefetch slot: with 3 tasks left for a pool of capacity 4,
+    # holding it would keep the pool's next task from being delivered.
+    assert await linger_once(tmp_path, monkeypatch, keep_busy=4) is True
