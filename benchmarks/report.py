@@ -113,6 +113,16 @@ def cpu_row(res: Results, figure: str, label: str, target: float | None) -> Row:
                (r >= target) if target else None, "medians of the rounds")  # fmt: skip
 
 
+def upload_row(facts: dict[str, Any]) -> list[Row]:
+    """How long POST /upload of (a)'s job took: part of ours' time, not of the bare pool's."""
+    ms = [v * 1000 for v in facts.get("upload_s", [])]
+    if not ms:
+        return []
+    return [Row("(a) job start: POST /upload answered (full decode check, stored once, every "
+                "message confirmed)", f"{median(ms):.0f} ms", "–", "–", "–", None,
+                f"{spread(ms, '{:.0f}')} ms")]  # fmt: skip
+
+
 def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
            history: str, flags: str, seconds: float) -> str:  # fmt: skip
     res = Results(runs)
@@ -120,6 +130,7 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
         rate_row(res, "images", "(a) 1080p → grayscale PNG, ours vs bare pool", "ours",
                  "bare pool", 0.98),
         cpu_row(res, "images", "(a) same, CPU cost (bare CPU ÷ ours + broker CPU)", None),
+        *upload_row(facts),
         rate_row(res, "images", "(a/g) ours vs Celery's natural task (default PNG save)",
                  "ours", "celery natural", 1.5),
         rate_row(res, "images", "(g) Celery, image bytes in the message, vs bare pool",

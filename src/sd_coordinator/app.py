@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
 
-    for module in (jobs, workers, results, events, internal, metrics):
+    # Workers' endpoints first: they take most requests, and routes are matched in order.
+    for module in (internal, jobs, workers, results, events, metrics):
         app.include_router(module.router)
 
     if settings.cors_origins:
