@@ -395,6 +395,7 @@ class Bench:
                 "coordinator_mb": max(publishing.peak["coordinator"],
                                       draining.peak["coordinator"]) / 2**20,
                 "worker_mb": draining.peak["worker"] / 2**20,
+                "worker_pss_mb": draining.peak_pss["worker"] / 2**20,
                 "drain_rate": depth / (end - t0),
             }  # fmt: skip
         finally:

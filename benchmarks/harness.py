@@ -143,6 +143,18 @@ def rss_bytes(procs: Iterable[psutil.Process]) -> int:
     return total
 
 
+def pss_bytes(procs: Iterable[psutil.Process]) -> int:
+    """Summed proportional set size: a page shared by n of the processes (the forkserver's
+    preloaded modules in every pool process) counts 1/n in each, so the sum counts it once."""
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+            pass
+    return total
+
+
 class CpuMeter:
     """CPU seconds per component between `start()` and `stop()`: which process paid for what."""
 
@@ -164,7 +176,7 @@ class CpuMeter:
 
 
 class RssSampler:
-    """Samples the summed RSS of process trees on a thread; keeps each tree's peak."""
+    """Samples the summed RSS and PSS of process trees on a thread; keeps each tree's peaks."""
 
     def __init__(
         self, trees: dict[str, Callable[[], list[psutil.Process]]], period_s: float = 0.05
@@ -172,6 +184,7 @@ class RssSampler:
         self.trees = trees
         self.period_s = period_s
         self.peak: dict[str, int] = dict.fromkeys(trees, 0)
+        self.peak_pss: dict[str, int] = dict.fromkeys(trees, 0)
         self.extra: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -189,7 +202,9 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             for name, procs in self.trees.items():
-                self.peak[name] = max(self.peak[name], rss_bytes(procs()))
+                tree = procs()
+                self.peak[name] = max(self.peak[name], rss_bytes(tree))
+                self.peak_pss[name] = max(self.peak_pss[name], pss_bytes(tree))
             for sample in self.extra:
                 sample()
             self._stop.wait(self.period_s)

@@ -187,6 +187,15 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
                 "bounded (≤ 1.2× for 10× depth)", growth <= 1.2,
                 f"queue depth seen: {low['queued']} / {high['queued']}",
             ))  # fmt: skip
+        if "worker_pss_mb" in high:
+            growth = high["worker_pss_mb"] / low["worker_pss_mb"]
+            rows.append(Row(
+                "(e) peak PSS, worker (+ pool processes; pages they share counted once)",
+                f"{high['worker_pss_mb']:.0f} MB with {high['depth']} queued",
+                f"{low['worker_pss_mb']:.0f} MB with {low['depth']} queued", f"{growth:.3f}",
+                "bounded (≤ 1.2× for 10× depth)", growth <= 1.2,
+                f"queue depth seen: {low['queued']} / {high['queued']}",
+            ))  # fmt: skip
     sizes = facts.get("message_body", {})
     bb = facts.get("broker_bytes", {})
     if sizes:

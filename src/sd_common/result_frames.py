@@ -45,31 +45,65 @@ def encode(items: Sequence[tuple[ResultHeader, bytes]]) -> bytes:
     return b"".join(parts)
 
 
-def decode(body: bytes) -> list[tuple[ResultHeader, memoryview]]:
-    """The results in a frames body (views into it, no copies); FrameError if malformed."""
-    view = memoryview(body)
-    items: list[tuple[ResultHeader, memoryview]] = []
-    offset = 0
-    while offset < len(view):
-        if len(items) >= MAX_FRAMES:
-            raise FrameError(f"more than {MAX_FRAMES} results in one body")
-        if offset + _LENGTH.size > len(view):
-            raise FrameError("truncated frame length")
-        (length,) = _LENGTH.unpack_from(view, offset)
-        offset += _LENGTH.size
-        if not 0 < length <= MAX_HEADER_BYTES or offset + length > len(view):
-            raise FrameError("bad frame header length")
-        try:
-            header = ResultHeader.model_validate_json(bytes(view[offset : offset + length]))
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = f"{error['loc'][0]}: " if error["loc"] else ""
-            raise FrameError(f"bad frame header: {where}{error['msg']}") from None
-        offset += length
-        if offset + header.size > len(view):
-            raise FrameError(f"truncated result of task {header.task_id}")
-        items.append((header, view[offset : offset + header.size]))
-        offset += header.size
-    if not items:
-        raise FrameError("no results in the body")
+def _header(raw: bytes) -> ResultHeader:
+    try:
+        return ResultHeader.model_validate_json(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = f"{error['loc'][0]}: " if error["loc"] else ""
+        raise FrameError(f"bad frame header: {where}{error['msg']}") from None
+
+
+class FrameReader:
+    """Decodes a frames body as it streams in: `feed()` each chunk and get the results it
+    completed; `close()` at the end of the body. Holds at most one result and one chunk, so a
+    receiver never needs the whole body in memory. FrameError as soon as the body is malformed.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._pending: ResultHeader | None = None
+        self.count = 0
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> list[tuple[ResultHeader, bytes]]:
+        """The results that `chunk` completed, in order."""
+        self._buffer += chunk
+        done: list[tuple[ResultHeader, bytes]] = []
+        while True:
+            if self._pending is None:
+                if len(self._buffer) < _LENGTH.size:
+                    return done
+                (length,) = _LENGTH.unpack_from(self._buffer)
+                if not 0 < length <= MAX_HEADER_BYTES:
+                    raise FrameError("bad frame header length")
+                if len(self._buffer) < _LENGTH.size + length:
+                    return done
+                if self.count >= MAX_FRAMES:
+                    raise FrameError(f"more than {MAX_FRAMES} results in one body")
+                self._pending = _header(bytes(self._buffer[_LENGTH.size : _LENGTH.size + length]))
+                del self._buffer[: _LENGTH.size + length]
+            size = self._pending.size
+            if len(self._buffer) < size:
+                return done
+            done.append((self._pending, bytes(self._buffer[:size])))
+            del self._buffer[:size]
+            self._pending = None
+            self.count += 1
+
+    def close(self) -> None:
+        """The body ended: FrameError if it stopped inside a frame, or held no result."""
+        if self._pending is not None:
+            raise FrameError(f"truncated result of task {self._pending.task_id}")
+        if self._buffer:
+            raise FrameError("truncated frame length" if len(self._buffer) < _LENGTH.size
+                             else "bad frame header length")  # fmt: skip
+        if not self.count:
+            raise FrameError("no results in the body")
+
+
+def decode(body: bytes) -> list[tuple[ResultHeader, bytes]]:
+    """The results in a whole frames body; FrameError if malformed."""
+    reader = FrameReader()
+    items = reader.feed(body)
+    reader.close()
     return items

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +14,10 @@ from sd_common import storage
 from sd_common.storage import RESULT_NAME, SHA256
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SPOOL_PREFIX = ".spool-"
+
+ResultData = bytes | memoryview | Path
+"""A result image's bytes, or the Path of its file spooled by `Blobs.spool_results`."""
 
 
 def _write_atomic(path: Path, data: bytes | memoryview) -> None:
@@ -33,6 +39,9 @@ class Blobs:
         self.inputs_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.data_dir / storage.PROBE_NAME, self.storage_id.encode())
+        # Spooled results of requests cut short by a crash: never stored, nobody names them.
+        for leftover in self.results_dir.glob(SPOOL_PREFIX + "*"):
+            leftover.unlink(missing_ok=True)
 
     def storage_offer(self) -> dict[str, str]:
         """What a registering worker needs to tell whether it sees this DATA_DIR."""
@@ -82,17 +91,49 @@ class Blobs:
         """Store a task's result atomically and return its file name."""
         return (await self.put_results([(task_id, data)]))[0]
 
-    async def put_results(self, results: Sequence[tuple[str, bytes | memoryview]]) -> list[str]:
-        """Store several results atomically (one thread hop for the batch); their file names."""
+    async def put_results(self, results: Sequence[tuple[str, ResultData]]) -> list[str]:
+        """Store several results atomically (one thread hop for the batch): bytes are written,
+        spooled files renamed into place. Their file names."""
         names = [self.result_name(task_id) for task_id, _ in results]
 
         def put() -> None:
             self.results_dir.mkdir(parents=True, exist_ok=True)  # even if someone cleared it
             for name, (_, data) in zip(names, results, strict=True):
-                _write_atomic(self.results_dir / name, data)
+                if isinstance(data, Path):
+                    os.replace(data, self.results_dir / name)
+                else:
+                    _write_atomic(self.results_dir / name, data)
 
         await asyncio.to_thread(put)
         return names
+
+    async def spool_results(self, pngs: Sequence[bytes]) -> list[Path]:
+        """Write result images that arrive in a stream to hidden files in results/ (one thread
+        hop for the lot), so the request need not hold them in memory. They are stored only by
+        `put_results`; `discard` removes the ones that are not."""
+
+        def spool() -> list[Path]:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            paths = []
+            for png in pngs:
+                path = self.results_dir / f"{SPOOL_PREFIX}{uuid.uuid4().hex}.png"
+                with open(path, "wb") as f:
+                    f.write(png)
+                paths.append(path)
+            return paths
+
+        return await asyncio.to_thread(spool) if pngs else []
+
+    async def discard(self, paths: Sequence[Path]) -> None:
+        """Remove spooled files that were not stored (missing ones are fine)."""
+
+        def remove() -> None:
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+        if paths:
+            await asyncio.to_thread(remove)
 
     async def have_results(self, task_ids: Sequence[str]) -> list[bool]:
         """For results a worker wrote into results/ itself (shared storage): whether each file

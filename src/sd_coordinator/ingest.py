@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sd_common.messages import IngestAnswer, TaskOutcome
-from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
+from sd_coordinator.blobs import PNG_SIGNATURE, Blobs, ResultData
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
 from sd_coordinator.metrics import Metrics
 from sd_coordinator.rates import RateWindow
@@ -18,12 +19,18 @@ log = logging.getLogger("sd.coordinator.ingest")
 
 @dataclass(frozen=True)
 class ImageResult:
-    """One result image as a worker sent it."""
+    """One result image as a worker sent it: its bytes, or its file spooled from a stream
+    (`Blobs.spool_results`, only ever for data that starts as a PNG)."""
 
     task_id: str
     worker: str
-    png: bytes | memoryview
+    png: ResultData
     duration_s: float = 0
+
+    @property
+    def is_png(self) -> bool:
+        """Whether it starts with the PNG signature (Pillow checks the rest when it is read)."""
+        return isinstance(self.png, Path) or bytes(self.png[: len(PNG_SIGNATURE)]) == PNG_SIGNATURE
 
 
 class Ingestor:
@@ -64,7 +71,7 @@ class Ingestor:
         fresh: dict[str, int] = {}
         for i, r in enumerate(results):
             state = states.get(r.task_id)
-            if bytes(r.png[: len(PNG_SIGNATURE)]) != PNG_SIGNATURE:
+            if not r.is_png:
                 answers[i] = Invalid("a result image must be a PNG")
             elif state is None:
                 answers[i] = NotFound(f"unknown task {r.task_id}")

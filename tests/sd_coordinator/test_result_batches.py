@@ -4,15 +4,19 @@ last POST /working marked running together, JSON outcomes stored in one transact
 from __future__ import annotations
 
 import asyncio
+import io
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest_asyncio
+from PIL import Image
 
 from sd_common import result_frames
 from sd_common.result_frames import ResultHeader
+from sd_coordinator.api.internal import SPOOL_BYTES
 from support.api import asgi_client, make_settings, png_bytes, running_app
 
 TOKEN = "batch-token"
@@ -84,6 +88,65 @@ async def test_a_repeated_result_is_a_duplicate_and_keeps_the_first_file(
     assert [a["duplicate"] for a in response.json()["answers"]] == [False, True]
     assert again.json()["answers"][0]["duplicate"] is True
     assert (tmp_path / "results" / f"{task}.png").read_bytes() == first
+
+
+def noise_png(seed: int, side: int = 800) -> bytes:
+    """A PNG of random pixels: about 1.9 MB, so a few of them cross the spooling step."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), random.Random(seed).randbytes(side * side * 3)).save(
+        out, "PNG", compress_level=1
+    )
+    return out.getvalue()
+
+
+def streamed(body: bytes, chunk: int = 64 * 1024) -> dict[str, Any]:
+    """A request body sent in chunks of a stream (no Content-Length), as a worker may."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), chunk):
+            yield body[start : start + chunk]
+
+    return {"content": chunks(), "headers": {"content-type": result_frames.MEDIA_TYPE}}
+
+
+def results_on_disk(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "results").iterdir())
+
+
+async def test_a_streamed_body_larger_than_the_spooling_step_stores_every_result(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 4)
+    images = [noise_png(seed) for seed in range(4)]
+    assert sum(map(len, images)) > 1.5 * SPOOL_BYTES
+    body = frames(*zip(tasks, images, strict=True))["content"]
+
+    response = await client.post("/result-images", **streamed(body))
+
+    assert response.status_code == 200, response.text
+    assert all(a["stored"] and not a["duplicate"] for a in response.json()["answers"])
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["state"], job["done"]) == ("done", 4)
+    for task, image in zip(job["tasks"], images, strict=True):
+        assert (tmp_path / "results" / task["result"]).read_bytes() == image
+    assert results_on_disk(tmp_path) == sorted(f"{t}.png" for t in tasks)  # nothing spooled left
+
+
+async def test_a_body_cut_short_after_spooling_stores_nothing_and_leaves_no_file(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 4)
+    images = [noise_png(seed) for seed in range(4)]
+    body = frames(*zip(tasks, images, strict=True))["content"]
+    cut = body[: len(body) - len(images[-1]) // 2]  # the first three are spooled by then
+
+    response = await client.post("/result-images", **streamed(cut))
+
+    assert response.status_code == 422
+    assert "truncated result" in response.json()["detail"]
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["state"], job["done"]) == ("queued", 0)
+    assert results_on_disk(tmp_path) == []
 
 
 async def test_tasks_started_since_the_last_update_are_marked_running_together(

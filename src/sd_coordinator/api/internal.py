@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 
 import psutil
@@ -22,11 +23,16 @@ from sd_common.messages import (
     WorkerHello,
     Working,
 )
+from sd_common.result_frames import ResultHeader
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
+from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
 from sd_coordinator.ingest import ImageResult
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
+
+# POST /result-images spools its results to files every SPOOL_BYTES of them.
+SPOOL_BYTES = 4 * 1024 * 1024
 
 
 @lru_cache(maxsize=1)
@@ -114,17 +120,46 @@ async def result_image(
         result_frames.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
 )  # fmt: skip
 async def result_images(request: Request, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
-    """Several result images in one raw body (see sd_common.result_frames); one answer each."""
+    """Several result images in one raw body (see sd_common.result_frames); one answer each.
+
+    The body is read as it streams: every few MB of results are spooled to files, so a request
+    holds little memory however large its body. Nothing is stored before the whole body has
+    been read and found well formed; a malformed one leaves no trace.
+    """
+    blobs = services.blobs
+    reader = result_frames.FrameReader()
+    results: list[ImageResult] = []
+    held: list[tuple[ResultHeader, bytes]] = []
     try:
-        frames = result_frames.decode(await request.body())
-    except result_frames.FrameError as exc:
-        raise Invalid(f"bad result frames: {exc}") from exc
-    answers = await services.ingestor.image_results(
-        [ImageResult(h.task_id, h.worker, png, h.duration_s) for h, png in frames]
-    )
-    return {
-        "answers": [_answer_json(h.task_id, a) for (h, _), a in zip(frames, answers, strict=True)]
-    }
+        try:
+            async for chunk in request.stream():
+                held += reader.feed(chunk)
+                if sum(len(png) for _, png in held) >= SPOOL_BYTES:
+                    results += await _spooled(blobs, held)
+                    held = []
+            reader.close()
+        except result_frames.FrameError as exc:
+            raise Invalid(f"bad result frames: {exc}") from exc
+        results += await _spooled(blobs, held)
+        answers = await services.ingestor.image_results(results)
+    finally:
+        # Stored ones were renamed into place; the rest (duplicates, refusals, a body cut
+        # short) go.
+        await blobs.discard([r.png for r in results if isinstance(r.png, Path)])
+    return {"answers": [_answer_json(r.task_id, a) for r, a in zip(results, answers, strict=True)]}
+
+
+async def _spooled(blobs: Blobs, frames: list[tuple[ResultHeader, bytes]]) -> list[ImageResult]:
+    """The frames as ImageResults, each PNG spooled to a file. What is not a PNG keeps only its
+    first bytes: enough for the answer that refuses it."""
+    signature = len(PNG_SIGNATURE)
+    pngs = [png[:signature] == PNG_SIGNATURE for _, png in frames]
+    paths = iter(await blobs.spool_results([png for (_, png), ok in zip(frames, pngs, strict=True)
+                                            if ok]))  # fmt: skip
+    return [
+        ImageResult(h.task_id, h.worker, next(paths) if ok else png[:signature], h.duration_s)
+        for (h, png), ok in zip(frames, pngs, strict=True)
+    ]
 
 
 @router.post("/results")
