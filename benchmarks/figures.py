@@ -74,7 +74,7 @@ ABLATION_FIGURES = {
     "services dependency in the thread pool": "thumbs",
 }
 
-FULL = Sizes(rounds=5, images=200, images_natural=24, thumbs=2000, noops=6_000, latency=200,
+FULL = Sizes(rounds=7, images=200, images_natural=24, thumbs=2000, noops=6_000, latency=200,
              memory_depths=(1_000, 10_000))  # fmt: skip
 QUICK = Sizes(rounds=2, images=40, images_natural=12, thumbs=1000, noops=4_000, latency=60,
               memory_depths=(1_000, 10_000), ablation_rounds=0)  # fmt: skip

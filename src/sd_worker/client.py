@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterable
@@ -192,20 +191,26 @@ class CoordinatorClient:
 
     async def _linger(self) -> None:
         """Give a batch a moment to fill while other tasks in flight will add to it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LINGER_S
-        while True:
-            waiting = len(self._images) + len(self._outbox)
-            unfinished = self.tasks_in_flight() - waiting - self._sending
-            if waiting >= LINGER_UNTIL or unfinished < self.keep_busy:
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            # Woken by the next result (a task that ends without one waits out the deadline).
-            self._added.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._added.wait(), remaining)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            self._added.set()
+
+        # One timer for the whole wait (not a wait_for per result: that is a Task each time).
+        timer = asyncio.get_running_loop().call_later(LINGER_S, expire)
+        try:
+            while not expired:
+                waiting = len(self._images) + len(self._outbox)
+                unfinished = self.tasks_in_flight() - waiting - self._sending
+                if waiting >= LINGER_UNTIL or unfinished < self.keep_busy:
+                    return
+                # Woken by the next result, or by the timer.
+                self._added.clear()
+                await self._added.wait()
+        finally:
+            timer.cancel()
 
     async def _send_images(self) -> None:
         while True:
