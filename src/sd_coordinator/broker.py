@@ -135,23 +135,18 @@ class AmqpBroker:
         if self._ready_channel().is_closed:  # a cached count must not hide an outage
             self._pending_at = 0.0
         if now - self._pending_at > PENDING_CACHE_S:
-            # A passive declare answers message_count 0 here (aio-pika 10 / RabbitMQ 3.10);
-            # re-declaring with the same arguments is idempotent and counts right.
             s = self.settings
             channel = self._ready_channel()
             try:
                 async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
-                    queue = await channel.declare_queue(  # type: ignore[call-arg]
-                        s.queue_name, durable=True, robust=False,
-                        arguments=topology.work_queue_arguments(s.queue_name, s.delivery_limit),
-                    )  # fmt: skip
+                    self._pending = await topology.ready_messages(
+                        channel, s.queue_name, s.delivery_limit
+                    )
             except Exception as exc:  # closed channel, lost connection, no answer: all "away"
                 raise Unavailable(
                     f"RabbitMQ at {topology.broker_display(s)} is unreachable; the queue size "
                     "is unknown until it is back"
                 ) from exc
-            result = queue.declaration_result
-            self._pending = int(result.message_count or 0)
             self._pending_at = now
         return self._pending
 

@@ -74,6 +74,7 @@ class Submitter:
         for upload in uploads:
             await self._check_image(upload)
         hashes = [await self.blobs.put_input(u.data) for u in uploads]
+        job_id = _new_id()
         tasks: list[NewTask] = []
         messages: list[TaskMessage] = []
         for upload, sha256 in zip(uploads, hashes, strict=True):
@@ -82,11 +83,11 @@ class Submitter:
                 task_id = _new_id()
                 tasks.append(NewTask(task_id, IMAGE_TASK, sha256, upload.filename))
                 messages.append(
-                    TaskMessage(task_id=task_id, job_id="0" * 32, type=IMAGE_TASK,
+                    TaskMessage(task_id=task_id, job_id=job_id, type=IMAGE_TASK,
                                 ops=canonical_ops, input=ref)
                 )  # fmt: skip
         name = uploads[0].filename + (f" +{len(uploads) - 1}" if len(uploads) > 1 else "")
-        return await self._enqueue("image", name, canonical_ops, tasks, messages)
+        return await self._enqueue(job_id, "image", name, canonical_ops, tasks, messages)
 
     async def _check_image(self, upload: Upload) -> None:
         try:
@@ -110,25 +111,25 @@ class Submitter:
                 for e in exc.errors()
             )
             raise Invalid(f"bad payload for {type_name!r}: {problems}") from exc
+        job_id = _new_id()
         tasks, messages = [], []
         for _ in range(copies):
             task_id = _new_id()
             tasks.append(NewTask(task_id, type_name, params=params))
             messages.append(
-                TaskMessage(task_id=task_id, job_id="0" * 32, type=type_name, params=params)
+                TaskMessage(task_id=task_id, job_id=job_id, type=type_name, params=params)
             )
-        return await self._enqueue("task", type_name, "", tasks, messages)
+        return await self._enqueue(job_id, "task", type_name, "", tasks, messages)
 
     async def _enqueue(
         self,
+        job_id: str,
         kind: str,
         name: str,
         ops: str,
         tasks: list[NewTask],
         messages: list[TaskMessage],
     ) -> dict[str, Any]:
-        job_id = _new_id()
-        messages = [m.model_copy(update={"job_id": job_id}) for m in messages]
         await self.store.create_job(job_id, kind, name, ops, tasks)
         try:
             await self.broker.publish(messages)

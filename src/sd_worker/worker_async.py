@@ -30,6 +30,8 @@ log = logging.getLogger("sd.worker")
 DRAIN_TIMEOUT_S = 60.0
 WORKING_INTERVAL_S = 1.0
 TUNE_MIN_GAP_S = 0.5
+TUNE_RAISE_GAP_S = 0.1
+QUEUE_PROBE_TIMEOUT_S = 2.0
 
 
 class Consumer:
@@ -104,6 +106,7 @@ class AsyncWorker:
         self._reconfiguring = asyncio.Lock()
         self._changed = asyncio.Event()
         self._saturated = asyncio.Event()
+        self._live: int | None = None  # live workers at the last look that asked
         self._background: list[asyncio.Task[None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -353,6 +356,16 @@ class AsyncWorker:
                 continue
             await asyncio.sleep(WORKING_INTERVAL_S)
 
+    async def _queue_depth(self) -> int:
+        """Ready messages in the work queue, asked of the broker on a consumer's channel."""
+        if not self.consumers:
+            return await self.client.queue_size()
+        s = self.settings
+        async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
+            return await topology.ready_messages(
+                self.consumers[0].channel, s.queue_name, s.delivery_limit
+            )
+
     async def _tune_loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_look = 0.0
@@ -367,18 +380,26 @@ class AsyncWorker:
             self._saturated.clear()
             try:
                 # Work this worker holds counts as pending too: a queue kept empty by a fast
-                # consumer must not shrink its prefetch back to idle.
-                pending = await self.client.queue_size() + len(self.inflight)
-                live = await self.client.live_workers()
+                # consumer must not shrink its prefetch back to idle. The depth comes from the
+                # broker itself: the coordinator is busiest (and its count cached) just when a
+                # job is being published, which is when its slots fill first.
+                pending = await self._queue_depth() + len(self.inflight)
+                if not saturated or self._live is None:
+                    # Workers come and go on the scale of the interval: full slots reuse the
+                    # last count rather than wait for a busy coordinator to answer.
+                    self._live = await self.client.live_workers()
             except Exception as exc:
                 log.debug("could not read the cluster state to tune: %s", exc)
                 continue
-            consumers, prefetch = get_optimal_params(pending, live, self.executor.workers)
+            consumers, prefetch = get_optimal_params(pending, self._live, self.executor.workers)
             if (consumers, prefetch) != (len(self.consumers), self.prefetch):
                 log.info("tuning: pending=%d live_workers=%d -> consumers=%d prefetch=%d",
-                         pending, live, consumers, prefetch)  # fmt: skip
+                         pending, self._live, consumers, prefetch)  # fmt: skip
+                # A job still being published looks small at first: once raised, full slots
+                # may raise again soon; shrinking waits longer, so consumers do not churn.
+                raised = prefetch > self.prefetch
                 await self._apply(consumers, prefetch)
-                next_look = loop.time() + TUNE_MIN_GAP_S
+                next_look = loop.time() + (TUNE_RAISE_GAP_S if raised else TUNE_MIN_GAP_S)
             elif saturated:
                 # Full slots that a re-tune leaves as they are (the queue is all here already)
                 # say nothing new: the next look waits for the regular interval.
