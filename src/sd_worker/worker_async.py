@@ -406,5 +406,6 @@ class AsyncWorker:
                 next_look = loop.time() + self.settings.tune_interval_s
             else:
                 # A timer look that changed nothing (an idle worker): a job that fills the
-                # slots next is looked at at once, not after a whole interval of prefetch 2.
-                next_look = loop.time() + TUNE_MIN_GAP_S
+                # slots next is new news, looked at at once (each message held back at idle
+                # prefetch costs the pool a round trip to the coordinator).
+                next_look = loop.time()
