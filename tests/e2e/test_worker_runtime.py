@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -51,10 +54,23 @@ def test_an_idle_worker_tunes_as_soon_as_a_job_fills_its_slots(cluster: Cluster)
                        "the worker to raise its prefetch right after the job arrived")  # fmt: skip
 
 
+@pytest.fixture
+def busy_core() -> Iterator[None]:
+    """One core kept at 100 % by another program, so the node's CPU is well above 20 %
+    in every sample (an idle node can read 0.0 % for a whole second)."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+@pytest.mark.usefixtures("busy_core")
 def test_cpu_limit_pauses_consuming_instead_of_taking_tasks(cluster: Cluster) -> None:
     cluster.start_coordinator()
-    # Any CPU use is above 0.01 %: the worker must pause and leave the tasks in the queue.
-    cluster.start_worker("calm", CPU_LIMIT="0.01")
+    # The node is busier than CPU_LIMIT: the worker must pause and leave the tasks queued.
+    cluster.start_worker("calm", CPU_LIMIT="20")
     cluster.wait_until(lambda: cluster.worker("calm").get("status") == "paused", 15,
                        "the worker to report paused")  # fmt: skip
     with cluster.client() as client:
