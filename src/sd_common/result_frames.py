@@ -34,15 +34,21 @@ class ResultHeader(BaseModel):
     duration_s: float = Field(0, ge=0, le=86_400)
 
 
-def encode(items: Sequence[tuple[ResultHeader, bytes]]) -> bytes:
-    """The frames body for these results."""
+def encode_parts(items: Sequence[tuple[ResultHeader, bytes]]) -> list[bytes]:
+    """The frames body for these results, as the pieces to send one after another (a sender
+    that streams them never copies the images into one body)."""
     parts: list[bytes] = []
     for header, png in items:
         if header.size != len(png):
             raise FrameError(f"header of {header.task_id} says {header.size} bytes, not {len(png)}")
         raw = header.model_dump_json().encode()
         parts += (_LENGTH.pack(len(raw)), raw, png)
-    return b"".join(parts)
+    return parts
+
+
+def encode(items: Sequence[tuple[ResultHeader, bytes]]) -> bytes:
+    """The frames body for these results, whole."""
+    return b"".join(encode_parts(items))
 
 
 def _header(raw: bytes) -> ResultHeader:

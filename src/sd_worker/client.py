@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -103,6 +103,8 @@ class CoordinatorClient:
         return self._session
 
     async def _once(self, method: str, path: str, **kwargs: Any) -> Any:
+        if callable(kwargs.get("data")):  # a streamed body: a fresh stream for each attempt
+            kwargs = {**kwargs, "data": kwargs["data"]()}
         async with self.session.request(method, self.base_url + path, **kwargs) as response:
             body = await response.read()
             if response.status >= 500:
@@ -231,7 +233,13 @@ class CoordinatorClient:
 
     async def _post_images(self, batch: list[PendingImage]) -> list[dict[str, Any]]:
         if self._frames_supported:
-            body = result_frames.encode([(header, png) for header, png, _ in batch])
+            parts = result_frames.encode_parts([(header, png) for header, png, _ in batch])
+
+            async def body() -> AsyncIterator[bytes]:
+                # Streamed (chunked): the PNGs go out as they are, never joined into one body.
+                for part in parts:
+                    yield part
+
             try:
                 answer = await self.call(
                     "POST",

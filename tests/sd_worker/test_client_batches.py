@@ -23,6 +23,7 @@ class FakeCoordinator:
 
     def __init__(self, *, frames: bool) -> None:
         self.requests: list[str] = []
+        self.transfer_encodings: list[str | None] = []
         self.stored: dict[str, bytes] = {}
         self.app = web.Application()
         if frames:
@@ -36,6 +37,7 @@ class FakeCoordinator:
 
     async def result_images(self, request: web.Request) -> web.Response:
         self.requests.append("/result-images")
+        self.transfer_encodings.append(request.headers.get("Transfer-Encoding"))
         decoded = result_frames.decode(await request.read())
         return web.json_response({"answers": [self._store(h.task_id, bytes(png))
                                               for h, png in decoded]})  # fmt: skip
@@ -90,6 +92,8 @@ async def test_results_ready_together_travel_in_few_requests(
     assert fake.stored == images
     assert set(fake.requests) == {"/result-images"}
     assert len(fake.requests) < 20
+    # Streamed: the images go out one after another, never joined into one body first.
+    assert set(fake.transfer_encodings) == {"chunked"}
 
 
 async def test_an_older_coordinator_gets_one_request_per_result(
