@@ -103,8 +103,6 @@ class CoordinatorClient:
         return self._session
 
     async def _once(self, method: str, path: str, **kwargs: Any) -> Any:
-        if callable(kwargs.get("data")):  # a streamed body: a fresh stream for each attempt
-            kwargs = {**kwargs, "data": kwargs["data"]()}
         async with self.session.request(method, self.base_url + path, **kwargs) as response:
             body = await response.read()
             if response.status >= 500:
@@ -233,13 +231,7 @@ class CoordinatorClient:
 
     async def _post_images(self, batch: list[PendingImage]) -> list[dict[str, Any]]:
         if self._frames_supported:
-            parts = result_frames.encode_parts([(header, png) for header, png, _ in batch])
-
-            async def body() -> AsyncIterator[bytes]:
-                # Streamed (chunked): the PNGs go out as they are, never joined into one body.
-                for part in parts:
-                    yield part
-
+            body = _Streamed(result_frames.encode_parts([(h, png) for h, png, _ in batch]))
             try:
                 answer = await self.call(
                     "POST",
@@ -311,6 +303,18 @@ class CoordinatorClient:
         """How many workers GET /workers shows alive."""
         answer = await self.call("GET", "/workers", retry=False)
         return sum(1 for w in answer.values() if w.get("alive"))
+
+
+class _Streamed:
+    """A request body sent chunked, part by part: the PNGs go out as they are, never joined
+    into one body. Each request streams it afresh, so a retry sends it whole again."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
 
 
 def _settle(pairs: Iterable[tuple[asyncio.Future[IngestAnswer], dict[str, Any]]]) -> None:

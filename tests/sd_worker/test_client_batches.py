@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -47,12 +49,14 @@ class FakeCoordinator:
         return web.json_response(self._store(request.query["task_id"], await request.read()))
 
 
-async def serve(fake: FakeCoordinator, tmp_path: Path) -> AsyncIterator[CoordinatorClient]:
+async def serve(
+    fake: FakeCoordinator, tmp_path: Path, **options: Any
+) -> AsyncIterator[CoordinatorClient]:
     runner = web.AppRunner(fake.app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    client = CoordinatorClient(make_settings(tmp_path, coordinator_port=port))
+    client = CoordinatorClient(make_settings(tmp_path, coordinator_port=port), **options)
     await client.start()
     try:
         yield client
@@ -109,22 +113,15 @@ async def test_an_older_coordinator_gets_one_request_per_result(
 async def linger_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, keep_busy: int) -> bool:
     """Post one result while 4 deliveries are in flight; True if it went out at once."""
     monkeypatch.setattr(client_module, "LINGER_S", 30.0)  # a lingering batch would time out
-    fake = FakeCoordinator(frames=True)
-    runner = web.AppRunner(fake.app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    client = CoordinatorClient(make_settings(tmp_path, coordinator_port=port),
-                               tasks_in_flight=lambda: 4, keep_busy=keep_busy)  # fmt: skip
-    await client.start()
-    try:
-        await asyncio.wait_for(client.post_image(uuid.uuid4().hex, "w1", png_bytes()), 3)
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        await client.stop()
-        await runner.cleanup()
+    clients = serve(FakeCoordinator(frames=True), tmp_path, tasks_in_flight=lambda: 4,
+                    keep_busy=keep_busy)  # fmt: skip
+    async with contextlib.aclosing(clients):  # stops the client and the server on return
+        client = await anext(clients)
+        try:
+            await asyncio.wait_for(client.post_image(uuid.uuid4().hex, "w1", png_bytes()), 3)
+            return True
+        except TimeoutError:
+            return False
 
 
 async def test_a_batch_lingers_while_the_pool_has_enough_work(

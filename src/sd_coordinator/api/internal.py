@@ -130,13 +130,16 @@ async def result_images(request: Request, services: ServicesDep) -> dict[str, li
     reader = result_frames.FrameReader()
     results: list[ImageResult] = []
     held: list[tuple[ResultHeader, bytes]] = []
+    held_bytes = 0
     try:
         try:
             async for chunk in request.stream():
-                held += reader.feed(chunk)
-                if sum(len(png) for _, png in held) >= SPOOL_BYTES:
+                for frame in reader.feed(chunk):
+                    held.append(frame)
+                    held_bytes += len(frame[1])
+                if held_bytes >= SPOOL_BYTES:
                     results += await _spooled(blobs, held)
-                    held = []
+                    held, held_bytes = [], 0
             reader.close()
         except result_frames.FrameError as exc:
             raise Invalid(f"bad result frames: {exc}") from exc
