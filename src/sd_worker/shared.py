@@ -29,6 +29,8 @@ class SharedStorage:
         self.data_dir = data_dir
         self.results_dir = storage.results_dir(data_dir)
         self._verified: OrderedDict[str, Path] = OrderedDict()
+        # A job's first deliveries all name the same input: it is hashed once, not per task.
+        self._checking: dict[str, asyncio.Future[bool]] = {}
 
     @classmethod
     def probe(cls, offer: Any) -> SharedStorage | None:
@@ -59,7 +61,12 @@ class SharedStorage:
         if not storage.SHA256.match(sha256):
             return None
         path = storage.input_path(self.data_dir, sha256)
-        if not await asyncio.to_thread(storage.file_has_sha256, path, sha256):
+        check = self._checking.get(sha256)
+        if check is None:
+            check = asyncio.ensure_future(asyncio.to_thread(storage.file_has_sha256, path, sha256))
+            self._checking[sha256] = check
+            check.add_done_callback(lambda _: self._checking.pop(sha256, None))
+        if not await asyncio.shield(check):
             return None
         self._verified[sha256] = path
         while len(self._verified) > MAX_VERIFIED:

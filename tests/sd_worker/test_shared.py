@@ -3,8 +3,11 @@ checks every input it reads from there before the pool trusts it."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
+
+import pytest
 
 from sd_common import storage
 from sd_worker.shared import SharedStorage
@@ -39,3 +42,25 @@ async def test_an_input_is_used_only_if_it_hashes_to_its_name(tmp_path: Path) ->
     assert await shared.input_path(bad_sha) is None
     assert await shared.input_path("0" * 64) is None  # not there
     assert await shared.input_path("../../etc/passwd") is None
+
+
+async def test_deliveries_of_one_input_arriving_together_hash_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = SharedStorage(data_dir(tmp_path))
+    data = b"one photo, many copies" * 10_000
+    sha = hashlib.sha256(data).hexdigest()
+    path = storage.input_path(tmp_path, sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    hashed: list[Path] = []
+    real = storage.file_has_sha256
+
+    def counting(file: Path, digest: str) -> bool:
+        hashed.append(file)
+        return real(file, digest)
+
+    monkeypatch.setattr(storage, "file_has_sha256", counting)
+    paths = await asyncio.gather(*(shared.input_path(sha) for _ in range(64)))
+    assert paths == [path] * 64
+    assert hashed == [path]
