@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import aio_pika
+import aiormq
 import orjson
 from aio_pika.abc import (
     AbstractChannel,
@@ -47,6 +48,16 @@ class Broker(Protocol):
 
 def _body(message: TaskMessage) -> bytes:
     return message.model_dump_json(exclude_defaults=False).encode()
+
+
+def _properties(message: TaskMessage) -> aiormq.spec.Basic.Properties:
+    """What `aio_pika.Message(body, delivery_mode=PERSISTENT, ...)` would send."""
+    return aiormq.spec.Basic.Properties(
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+        message_id=message.task_id,
+        message_type=message.type,
+    )
 
 
 def dead_letter_reason(message: AbstractIncomingMessage) -> str:
@@ -106,23 +117,23 @@ class AmqpBroker:
             # rather than refuse an upload the broker will take a second from now.
             async with asyncio.timeout(RECONNECT_WAIT_S):
                 await channel.ready()
-        exchange = channel.default_exchange
+        # aio-pika's `Exchange.publish` holds the channel's lock until its frame is written, so
+        # a job's messages would leave one per event-loop turn. The underlying aiormq channel
+        # with `wait=False` queues every frame of a window at once; each call still returns
+        # the broker's own confirm (a Basic.Nack raises DeliveryError, as through aio-pika).
+        underlay = await channel.get_underlay_channel()
         name = self.settings.queue_name
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await asyncio.gather(
                     *(
-                        exchange.publish(
-                            aio_pika.Message(
-                                _body(m),
-                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                message_id=m.task_id,
-                                content_type="application/json",
-                                type=m.type,
-                            ),
+                        underlay.basic_publish(
+                            _body(m),
                             routing_key=name,
+                            properties=_properties(m),
                             mandatory=True,
+                            wait=False,
                         )
                         for m in window
                     )

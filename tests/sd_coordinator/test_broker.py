@@ -54,6 +54,7 @@ async def test_published_tasks_are_small_persistent_and_confirmed(queue_name: st
         assert got is not None
         assert got.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         assert got.message_id == sent[0].task_id
+        assert (got.type, got.content_type) == ("image", "application/json")
         assert len(got.body) < 1024  # inputs travel by reference, never in the message
         assert TaskMessage.model_validate_json(got.body) == sent[0]
         await got.ack()
