@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import aio_pika
 import aiormq
@@ -121,7 +121,8 @@ class AmqpBroker:
         # a job's messages would leave one per event-loop turn. The underlying aiormq channel
         # with `wait=False` queues every frame of a window at once; each call still returns
         # the broker's own confirm (a Basic.Nack raises DeliveryError, as through aio-pika).
-        underlay = await channel.get_underlay_channel()
+        # aiormq's abstract channel does not declare `wait`; its one implementation does.
+        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
         name = self.settings.queue_name
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +84,10 @@ class Ingestor:
             names = await self.blobs.put_results(
                 [(task_id, results[i].png) for task_id, i in fresh.items()]
             )
-            stored = await asyncio.gather(*(
-                self.store.finish(Finish(task_id, results[i].worker, failed=False, result=name))
+            stored = await self.store.finish_many([
+                Finish(task_id, results[i].worker, failed=False, result=name)
                 for (task_id, i), name in zip(fresh.items(), names, strict=True)
-            ))  # fmt: skip
+            ])  # fmt: skip
             for (task_id, i), result in zip(fresh.items(), stored, strict=True):
                 try:
                     answers[i] = self._answer(task_id, result, duration_s=results[i].duration_s)
@@ -109,37 +108,31 @@ class Ingestor:
         written = [o.task_id for o in outcomes if o.result is not None]
         missing = {t for t, ok in zip(written, await self.blobs.have_results(written),
                                       strict=True) if not ok}  # fmt: skip
-        results = await asyncio.gather(*(self._store_outcome(o, missing) for o in outcomes))
-        answers: list[IngestAnswer | ServiceError] = []
-        for outcome, result in zip(outcomes, results, strict=True):
-            if isinstance(result, ServiceError):
-                answers.append(result)
-            elif result is None:
-                answers.append(IngestAnswer(task_id=outcome.task_id, stored=True))
+        answers: list[IngestAnswer | ServiceError | None] = [None] * len(outcomes)
+        final: dict[int, Finish] = {}
+        for i, outcome in enumerate(outcomes):
+            if outcome.task_id in missing:
+                answers[i] = Invalid(
+                    f"result {outcome.result} is not in the coordinator's results folder (or is "
+                    "not a PNG): this worker does not share its DATA_DIR; send the image instead"
+                )
+            elif outcome.retry:
+                await self.store.note_attempt(outcome.task_id, outcome.worker, outcome.error or "")
+                answers[i] = IngestAnswer(task_id=outcome.task_id, stored=True)
             else:
-                try:
-                    answers.append(self._answer(outcome.task_id, result,
-                                                failed=outcome.error is not None,
-                                                duration_s=outcome.duration_s))  # fmt: skip
-                except ServiceError as exc:
-                    answers.append(exc)
-        return answers
-
-    async def _store_outcome(
-        self, outcome: TaskOutcome, missing: set[str]
-    ) -> Ingest | ServiceError | None:
-        if outcome.task_id in missing:
-            return Invalid(
-                f"result {outcome.result} is not in the coordinator's results folder (or is not "
-                "a PNG): this worker does not share its DATA_DIR; send the image instead"
-            )
-        if outcome.retry:
-            await self.store.note_attempt(outcome.task_id, outcome.worker, outcome.error or "")
-            return None
-        return await self.store.finish(
-            Finish(outcome.task_id, outcome.worker, outcome.error is not None,
-                   output=outcome.output, error=outcome.error, result=outcome.result)
-        )  # fmt: skip
+                final[i] = Finish(outcome.task_id, outcome.worker, outcome.error is not None,
+                                  output=outcome.output, error=outcome.error,
+                                  result=outcome.result)  # fmt: skip
+        stored = await self.store.finish_many(list(final.values())) if final else []
+        for i, result in zip(final, stored, strict=True):
+            outcome = outcomes[i]
+            try:
+                answers[i] = self._answer(outcome.task_id, result, failed=outcome.error is not None,
+                                          duration_s=outcome.duration_s)  # fmt: skip
+            except ServiceError as exc:
+                answers[i] = exc
+        assert all(a is not None for a in answers)
+        return answers  # type: ignore[return-value]
 
     async def dead_letter(self, task_id: str, reason: str) -> None:
         """The broker gave up on a task: it ends failed, keeping the last attempt's error."""

@@ -227,23 +227,43 @@ class Store:
 
     async def finish(self, outcome: Finish) -> Ingest:
         """Store a task's outcome exactly once; later reports of the same task are duplicates."""
+        (result,) = await self.finish_many([outcome])
+        return result
+
+    async def finish_many(self, outcomes: Sequence[Finish]) -> list[Ingest]:
+        """`finish` for a batch, in one transaction: one read of the tasks' rows, one
+        statement per changed task and one per job. One answer per outcome, in order; a task
+        reported twice in the batch is stored once."""
         now = time.time()
 
-        def op(db: sqlite3.Connection) -> Ingest:
-            row = db.execute(
-                "SELECT job_id, state, error FROM tasks WHERE task_id = ?", (outcome.task_id,)
-            ).fetchone()
-            if row is None:
-                return Ingest.UNKNOWN
-            if row["state"] in FINISHED:
-                return Ingest.DUPLICATE
-            error = outcome.error or "failed"
-            if row["error"] and row["error"] != error:
-                error = f"{error} (last attempt: {row['error']})"
-            db.execute(
-                "UPDATE tasks SET state = ?, worker = COALESCE(?, worker), result = ?, output = ?,"
-                " error = ?, finished_at = ? WHERE task_id = ?",
-                (
+        def op(db: sqlite3.Connection) -> list[Ingest]:
+            ids = list(dict.fromkeys(o.task_id for o in outcomes))
+            rows: dict[str, sqlite3.Row] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in db.execute(
+                    f"SELECT task_id, job_id, state, error FROM tasks WHERE task_id IN ({marks})",
+                    chunk,
+                ):
+                    rows[row["task_id"]] = row
+            answers: list[Ingest] = []
+            updates: list[tuple[Any, ...]] = []
+            counts: dict[str, list[int]] = {}  # job_id → [done, failed]
+            stored: set[str] = set()
+            for outcome in outcomes:
+                row = rows.get(outcome.task_id)
+                if row is None:
+                    answers.append(Ingest.UNKNOWN)
+                    continue
+                if row["state"] in FINISHED or outcome.task_id in stored:
+                    answers.append(Ingest.DUPLICATE)
+                    continue
+                stored.add(outcome.task_id)
+                error = outcome.error or "failed"
+                if row["error"] and row["error"] != error:
+                    error = f"{error} (last attempt: {row['error']})"
+                updates.append((
                     "failed" if outcome.failed else "done",
                     outcome.worker,
                     outcome.result,
@@ -251,15 +271,20 @@ class Store:
                     error if outcome.failed else None,
                     now,
                     outcome.task_id,
-                ),
+                ))  # fmt: skip
+                counts.setdefault(row["job_id"], [0, 0])[1 if outcome.failed else 0] += 1
+                answers.append(Ingest.STORED)
+            db.executemany(
+                "UPDATE tasks SET state = ?, worker = COALESCE(?, worker), result = ?, output = ?,"
+                " error = ?, finished_at = ? WHERE task_id = ?",
+                updates,
             )
-            column = "failed" if outcome.failed else "done"
-            db.execute(
-                f"UPDATE jobs SET {column} = {column} + 1, started = 1,"
-                " finished_at = CASE WHEN done + failed + 1 >= total THEN ? END WHERE job_id = ?",
-                (now, row["job_id"]),
+            db.executemany(
+                "UPDATE jobs SET done = done + ?, failed = failed + ?, started = 1,"
+                " finished_at = CASE WHEN done + failed + ? >= total THEN ? END WHERE job_id = ?",
+                [(d, f, d + f, now, job_id) for job_id, (d, f) in counts.items()],
             )
-            return Ingest.STORED
+            return answers
 
         return await self._write(op)
 

@@ -50,6 +50,33 @@ async def test_a_repeated_outcome_is_a_duplicate_and_counts_once(store: Store) -
     assert job is not None and job["done"] == 1
 
 
+async def test_a_batch_of_outcomes_counts_each_task_once_across_jobs(store: Store) -> None:
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    a, b, c, d = ids(4)
+    await store.create_job(first, "task", "sleep", "", [NewTask(a, "sleep"), NewTask(b, "sleep")])
+    await store.create_job(second, "task", "sleep", "", [NewTask(c, "sleep"), NewTask(d, "sleep")])
+    assert await store.finish(Finish(d, "w", failed=False, output=0)) is Ingest.STORED
+    answers = await store.finish_many([
+        Finish(a, "w", failed=False, output=1),
+        Finish(c, "w", failed=True, error="boom"),
+        Finish(a, "w", failed=True, error="a repeat in the same batch"),
+        Finish(d, "w", failed=True, error="already done"),
+        Finish(uuid.uuid4().hex, "w", failed=False),
+        Finish(b, "w", failed=False, output=2),
+    ])  # fmt: skip
+    assert answers == [Ingest.STORED, Ingest.STORED, Ingest.DUPLICATE, Ingest.DUPLICATE,
+                       Ingest.UNKNOWN, Ingest.STORED]  # fmt: skip
+    one, two = await store.get_job(first), await store.get_job(second)
+    assert one is not None and two is not None
+    assert (one["state"], one["done"], one["failed"]) == ("done", 2, 0)
+    assert (two["state"], two["done"], two["failed"]) == ("failed", 1, 1)
+    assert one["finished_at"] is not None and two["finished_at"] is not None
+    tasks = {t["task_id"]: t for t in [*one["tasks"], *two["tasks"]]}
+    assert (tasks[a]["state"], tasks[a]["output"]) == ("done", 1)
+    assert (tasks[c]["state"], tasks[c]["error"]) == ("failed", "boom")
+    assert tasks[d]["state"] == "done"
+
+
 async def test_one_failed_task_fails_the_job_and_keeps_the_last_attempts_error(
     store: Store,
 ) -> None:
