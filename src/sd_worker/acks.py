@@ -11,10 +11,50 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from aio_pika.abc import AbstractIncomingMessage
+import aiormq
 
-Waiter = tuple[AbstractIncomingMessage, "asyncio.Future[None]"]
+
+class Settleable(Protocol):
+    """A delivery that can be settled: a `Delivery`, or aio-pika's `IncomingMessage`."""
+
+    @property
+    def channel(self) -> object: ...
+    @property
+    def delivery_tag(self) -> int | None: ...
+    async def ack(self, multiple: bool = False) -> None: ...
+    async def nack(self, multiple: bool = False, requeue: bool = True) -> None: ...
+    async def reject(self, requeue: bool = False) -> None: ...
+
+
+class Delivery:
+    """One message as aiormq delivered it, settled on the channel it came on."""
+
+    __slots__ = ("body", "channel", "delivery_tag", "message_id")
+
+    def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
+        self.body: bytes = message.body
+        self.channel: aiormq.abc.AbstractChannel = message.channel
+        self.delivery_tag: int | None = message.delivery_tag
+        self.message_id: str | None = message.header.properties.message_id
+
+    def _tag(self) -> int:
+        if self.delivery_tag is None:
+            raise ValueError("a message without a delivery tag cannot be settled")
+        return self.delivery_tag
+
+    async def ack(self, multiple: bool = False) -> None:
+        await self.channel.basic_ack(self._tag(), multiple=multiple)
+
+    async def nack(self, multiple: bool = False, requeue: bool = True) -> None:
+        await self.channel.basic_nack(self._tag(), multiple=multiple, requeue=requeue)
+
+    async def reject(self, requeue: bool = False) -> None:
+        await self.channel.basic_reject(self._tag(), requeue=requeue)
+
+
+Waiter = tuple[Settleable, "asyncio.Future[None]"]
 
 
 @dataclass
@@ -35,7 +75,7 @@ class AckCoalescer:
         self._flushes: set[asyncio.Future[None]] = set()
         self.frames = 0  # basic.ack frames sent
 
-    async def ack(self, message: AbstractIncomingMessage) -> None:
+    async def ack(self, message: Settleable) -> None:
         """Ack `message` with the others acked in the same loop turn; raises what the channel
         raised (closed: RabbitMQ redelivers the message)."""
         loop = asyncio.get_running_loop()
@@ -47,7 +87,7 @@ class AckCoalescer:
         await future
 
     async def settle_alone(
-        self, message: AbstractIncomingMessage, *, requeue: bool, reject: bool = False
+        self, message: Settleable, *, requeue: bool, reject: bool = False
     ) -> None:
         """Nack (or reject) `message` now, in a frame of its own."""
         if reject:
@@ -58,7 +98,7 @@ class AckCoalescer:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _state(self, message: AbstractIncomingMessage) -> _Channel:
+    def _state(self, message: Settleable) -> _Channel:
         return self._channels.setdefault(message.channel, _Channel())
 
     @staticmethod
@@ -103,7 +143,7 @@ class AckCoalescer:
                         future.set_exception(error)
 
 
-def _tag(message: AbstractIncomingMessage) -> int:
+def _tag(message: Settleable) -> int:
     tag = message.delivery_tag
     if tag is None:
         raise ValueError("a message without a delivery tag cannot be acked")

@@ -1,0 +1,76 @@
+"""The worker's consumer on the real broker: deliveries without aio-pika's per-message wrapper,
+settled on their own channel, and consuming again after the connection is cut."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+
+from sd_common import topology
+from sd_common.settings import Settings
+from sd_worker.acks import Delivery
+from sd_worker.worker_async import Consumer
+from support.broker import AMQP_URL
+from support.rabbitctl import close_connections_named
+
+
+class Recorder:
+    """What a Consumer needs of its worker: the settings, and somewhere to hand deliveries."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bodies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_message(self, message: Delivery) -> None:
+        await message.ack()
+        await self.bodies.put(message.body)
+
+
+async def publish(queue_name: str, *bodies: bytes) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for body in bodies:
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=queue_name,
+            )
+
+
+async def ready_and_unacked(queue_name: str) -> tuple[int, int]:
+    proc = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "list_queues", "name", "messages_ready", "messages_unacknowledged", "-q",
+        "--no-table-headers", stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    for line in out.decode().splitlines():
+        name, ready, unacked = line.split("\t")
+        if name == queue_name:
+            return int(ready), int(unacked)
+    raise AssertionError(f"no queue {queue_name}")
+
+
+async def test_a_consumer_takes_deliveries_again_after_its_connection_is_cut(
+    queue_name: str,
+) -> None:
+    settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
+    worker = Recorder(settings)
+    name = f"sd-test {queue_name}"
+    connection = await topology.connect(settings, name)
+    try:
+        consumer = Consumer(await connection.channel(), worker)  # type: ignore[arg-type]
+        await consumer.start(prefetch=4)
+        await publish(queue_name, b"before")
+        assert await asyncio.wait_for(worker.bodies.get(), 10) == b"before"
+
+        assert close_connections_named(name) == 1
+        await publish(queue_name, b"after")  # waits in the queue while the worker reconnects
+        assert await asyncio.wait_for(worker.bodies.get(), 30) == b"after"
+        assert consumer.tag is not None
+        deadline = asyncio.get_running_loop().time() + 10
+        while await ready_and_unacked(queue_name) != (0, 0):  # acked on the new channel
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.2)
+    finally:
+        await connection.close()
