@@ -136,8 +136,9 @@ class LocalWorker:
                     status="busy" if task_id else "free", task_id=task_id)
         )  # fmt: skip
         started = self.processor.started
-        while started:
-            mark = asyncio.ensure_future(self.store.mark_running(started.popleft(), self.name))
+        if started:
+            mark = asyncio.ensure_future(self.store.mark_running(list(started), self.name))
+            started.clear()
             self._marks.add(mark)
             mark.add_done_callback(self._marks.discard)
 

@@ -197,21 +197,24 @@ class Store:
             lambda db: db.executemany("UPDATE tasks SET published = 1 WHERE task_id = ?", rows)
         )
 
-    async def mark_running(self, task_id: str, worker: str) -> None:
-        """A worker started the task (best effort: the final outcome is what counts)."""
+    async def mark_running(self, task_ids: Sequence[str], worker: str) -> None:
+        """A worker started these tasks (best effort: the final outcome is what counts)."""
 
         def op(db: sqlite3.Connection) -> None:
-            cur = db.execute(
+            changed = db.executemany(
                 "UPDATE tasks SET state = 'running', worker = ?"
                 " WHERE task_id = ? AND state = 'queued'",
-                (worker, task_id),
-            )
-            if cur.rowcount:
-                db.execute(
-                    "UPDATE jobs SET started = 1 WHERE job_id ="
-                    " (SELECT job_id FROM tasks WHERE task_id = ?) AND started = 0",
-                    (task_id,),
-                )
+                [(worker, t) for t in task_ids],
+            ).rowcount
+            if changed:
+                for start in range(0, len(task_ids), 500):
+                    chunk = task_ids[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    db.execute(
+                        "UPDATE jobs SET started = 1 WHERE started = 0 AND job_id IN"
+                        f" (SELECT job_id FROM tasks WHERE task_id IN ({marks}))",
+                        chunk,
+                    )
 
         await self._write(op)
 

@@ -28,7 +28,7 @@ async def test_job_moves_from_queued_to_done(store: Store) -> None:
     await store.create_job(job_id, "image", "x.jpg", "grayscale", [NewTask(a, "image", "0" * 64),
                                                                    NewTask(b, "image", "0" * 64)])
     assert (await store.get_job(job_id))["state"] == "queued"  # type: ignore[index]
-    await store.mark_running(a, "w1")
+    await store.mark_running([a], "w1")
     assert (await store.get_job(job_id))["state"] == "running"  # type: ignore[index]
     assert await store.finish(Finish(a, "w1", failed=False, result=f"{a}.png")) is Ingest.STORED
     assert await store.finish(Finish(b, "w2", failed=False, result=f"{b}.png")) is Ingest.STORED
@@ -36,6 +36,17 @@ async def test_job_moves_from_queued_to_done(store: Store) -> None:
     assert job is not None
     assert (job["state"], job["done"], job["failed"]) == ("done", 2, 0)
     assert [t["worker"] for t in job["tasks"]] == ["w1", "w2"]
+
+
+async def test_tasks_a_worker_started_together_are_marked_running_at_once(store: Store) -> None:
+    job_id, (a, b, c) = uuid.uuid4().hex, ids(3)
+    await store.create_job(job_id, "task", "sleep", "", [NewTask(t, "sleep") for t in (a, b, c)])
+    assert await store.finish(Finish(c, "w0", failed=False, output=0)) is Ingest.STORED
+    await store.mark_running([a, b, c, uuid.uuid4().hex], "w1")
+    job = await store.get_job(job_id)
+    assert job is not None and job["state"] == "running"
+    assert [(t["state"], t["worker"]) for t in job["tasks"]] == [
+        ("running", "w1"), ("running", "w1"), ("done", "w0")]  # a finished task stays finished
 
 
 async def test_a_repeated_outcome_is_a_duplicate_and_counts_once(store: Store) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
@@ -78,8 +77,8 @@ async def working(update: Working, services: ServicesDep) -> dict[str, str]:
     started = dict.fromkeys(update.started)
     if update.task_id and len(update.task_id) == 32:
         started[update.task_id] = None
-    # One transaction for the lot: the store batches writes issued together.
-    await asyncio.gather(*(services.store.mark_running(t, update.name) for t in started))
+    if started:
+        await services.store.mark_running(list(started), update.name)
     return {"status": "ok"}
 
 
