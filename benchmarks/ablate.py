@@ -167,6 +167,55 @@ def outcomes_one_by_one() -> None:
     Ingestor.outcomes = outcomes  # type: ignore[method-assign]
 
 
+def publish_through_exchange() -> None:
+    """Before: each message went through aio-pika's `Exchange.publish`, which holds the
+    channel's lock until its frame is written: one event-loop turn per message."""
+    import aio_pika
+
+    from sd_coordinator import broker
+
+    async def publish(self: broker.AmqpBroker, messages: list[Any]) -> None:
+        exchange = self._ready_channel().default_exchange
+        name = self.settings.queue_name
+        for start in range(0, len(messages), broker.PUBLISH_WINDOW):
+            window = messages[start : start + broker.PUBLISH_WINDOW]
+            async with asyncio.timeout(broker.PUBLISH_TIMEOUT_S):
+                await asyncio.gather(*(
+                    exchange.publish(
+                        aio_pika.Message(broker._body(m),
+                                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                         message_id=m.task_id, content_type="application/json",
+                                         type=m.type),
+                        routing_key=name, mandatory=True,
+                    )
+                    for m in window
+                ))  # fmt: skip
+
+    broker.AmqpBroker.publish = publish  # type: ignore[method-assign]
+
+
+def consume_through_queue() -> None:
+    """Before: deliveries through aio-pika's `Queue.consume`, which wraps each one in an
+    `IncomingMessage` and runs the callback in a second task (and restores the consumer
+    itself after a reconnection)."""
+    from sd_worker import worker_async
+
+    async def consume(self: worker_async.Consumer) -> None:
+        self.tag = await self.queue.consume(self.on_message)  # type: ignore[arg-type]
+
+    async def reopened(self: worker_async.Consumer, _channel: object) -> None:
+        return
+
+    async def pause(self: worker_async.Consumer) -> None:
+        if self.tag is not None:
+            tag, self.tag = self.tag, None
+            await self.queue.cancel(tag)
+
+    worker_async.Consumer._consume = consume  # type: ignore[method-assign]
+    worker_async.Consumer._reopened = reopened  # type: ignore[method-assign]
+    worker_async.Consumer.pause = pause  # type: ignore[method-assign]
+
+
 def services_in_threadpool() -> None:
     """Before: the `get_services` dependency was a plain function, which FastAPI runs in its
     thread pool: a thread hop on every request."""
@@ -192,6 +241,8 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
     "prefetch tuned on a timer only": ("worker", tune_on_timer_only),
     "outcomes stored one by one": ("coordinator", outcomes_one_by_one),
     "services dependency in the thread pool": ("coordinator", services_in_threadpool),
+    "published through aio-pika's Exchange.publish": ("coordinator", publish_through_exchange),
+    "deliveries through aio-pika's Queue.consume": ("worker", consume_through_queue),
 }
 SLUGS = {
     "".join(c for c in name.replace(" ", "-") if c.isalnum() or c == "-"): name

@@ -72,6 +72,8 @@ ABLATION_FIGURES = {
     "prefetch tuned on a timer only": "noops",
     "outcomes stored one by one": "noops",
     "services dependency in the thread pool": "thumbs",
+    "published through aio-pika's Exchange.publish": "noops",
+    "deliveries through aio-pika's Queue.consume": "noops",
 }
 
 FULL = Sizes(rounds=7, images=200, images_natural=24, thumbs=2000, noops=6_000, latency=200,
