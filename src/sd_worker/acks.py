@@ -39,19 +39,14 @@ class Delivery:
         self.delivery_tag: int | None = message.delivery_tag
         self.message_id: str | None = message.header.properties.message_id
 
-    def _tag(self) -> int:
-        if self.delivery_tag is None:
-            raise ValueError("a message without a delivery tag cannot be settled")
-        return self.delivery_tag
-
     async def ack(self, multiple: bool = False) -> None:
-        await self.channel.basic_ack(self._tag(), multiple=multiple)
+        await self.channel.basic_ack(_tag(self), multiple=multiple)
 
     async def nack(self, multiple: bool = False, requeue: bool = True) -> None:
-        await self.channel.basic_nack(self._tag(), multiple=multiple, requeue=requeue)
+        await self.channel.basic_nack(_tag(self), multiple=multiple, requeue=requeue)
 
     async def reject(self, requeue: bool = False) -> None:
-        await self.channel.basic_reject(self._tag(), requeue=requeue)
+        await self.channel.basic_reject(_tag(self), requeue=requeue)
 
 
 Waiter = tuple[Settleable, "asyncio.Future[None]"]
@@ -146,5 +141,5 @@ class AckCoalescer:
 def _tag(message: Settleable) -> int:
     tag = message.delivery_tag
     if tag is None:
-        raise ValueError("a message without a delivery tag cannot be acked")
+        raise ValueError("a message without a delivery tag cannot be settled")
     return tag
