@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -83,6 +83,17 @@ class Finish:
     result: str | None = None
     output: Any = None
     error: str | None = None
+
+
+# SQLite allows a limited number of parameters per statement: long id lists go in chunks.
+IN_CHUNK = 500
+
+
+def _in_chunks(ids: Sequence[str]) -> Iterator[tuple[str, Sequence[str]]]:
+    """(placeholders, ids) for `... IN (placeholders)`, a chunk of at most IN_CHUNK at a time."""
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        yield ",".join("?" * len(chunk)), chunk
 
 
 def job_state(total: int, done: int, failed: int, started: int) -> str:
@@ -207,9 +218,7 @@ class Store:
                 [(worker, t) for t in task_ids],
             ).rowcount
             if changed:
-                for start in range(0, len(task_ids), 500):
-                    chunk = task_ids[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
+                for marks, chunk in _in_chunks(task_ids):
                     db.execute(
                         "UPDATE jobs SET started = 1 WHERE started = 0 AND job_id IN"
                         f" (SELECT job_id FROM tasks WHERE task_id IN ({marks}))",
@@ -242,9 +251,7 @@ class Store:
         def op(db: sqlite3.Connection) -> list[Ingest]:
             ids = list(dict.fromkeys(o.task_id for o in outcomes))
             rows: dict[str, sqlite3.Row] = {}
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for marks, chunk in _in_chunks(ids):
                 for row in db.execute(
                     f"SELECT task_id, job_id, state, error FROM tasks WHERE task_id IN ({marks})",
                     chunk,
@@ -309,9 +316,7 @@ class Store:
 
         def read() -> dict[str, str]:
             states: dict[str, str] = {}
-            for start in range(0, len(task_ids), 500):
-                chunk = task_ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for marks, chunk in _in_chunks(task_ids):
                 for task_id, state in self.db.execute(
                     f"SELECT task_id, state FROM tasks WHERE task_id IN ({marks})", chunk
                 ):

@@ -49,6 +49,17 @@ async def test_tasks_a_worker_started_together_are_marked_running_at_once(store:
         ("running", "w1"), ("running", "w1"), ("done", "w0")]  # a finished task stays finished
 
 
+async def test_batches_longer_than_one_sql_chunk_are_stored_whole(store: Store) -> None:
+    job_id, tasks = uuid.uuid4().hex, ids(1_200)  # more than IN_CHUNK ids in one statement
+    await store.create_job(job_id, "task", "sleep", "", [NewTask(t, "sleep") for t in tasks])
+    await store.mark_running(tasks, "w")
+    assert (await store.task_states(tasks)) == dict.fromkeys(tasks, "running")
+    answers = await store.finish_many([Finish(t, "w", failed=False, output=0) for t in tasks])
+    assert answers == [Ingest.STORED] * len(tasks)
+    job = await store.get_job(job_id)
+    assert job is not None and (job["state"], job["done"]) == ("done", 1_200)
+
+
 async def test_a_repeated_outcome_is_a_duplicate_and_counts_once(store: Store) -> None:
     job_id, (a,) = uuid.uuid4().hex, ids(1)
     await store.create_job(job_id, "task", "sleep", "", [NewTask(a, "sleep")])
