@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ class Ingestor:
                                       strict=True) if not ok}  # fmt: skip
         answers: list[IngestAnswer | ServiceError | None] = [None] * len(outcomes)
         final: dict[int, Finish] = {}
+        retries: list[TaskOutcome] = []
         for i, outcome in enumerate(outcomes):
             if outcome.task_id in missing:
                 answers[i] = Invalid(
@@ -117,12 +119,16 @@ class Ingestor:
                     "not a PNG): this worker does not share its DATA_DIR; send the image instead"
                 )
             elif outcome.retry:
-                await self.store.note_attempt(outcome.task_id, outcome.worker, outcome.error or "")
+                retries.append(outcome)
                 answers[i] = IngestAnswer(task_id=outcome.task_id, stored=True)
             else:
                 final[i] = Finish(outcome.task_id, outcome.worker, outcome.error is not None,
                                   output=outcome.output, error=outcome.error,
                                   result=outcome.result)  # fmt: skip
+        # Transient failed attempts (rare: a pool process died) are noted together.
+        await asyncio.gather(
+            *(self.store.note_attempt(o.task_id, o.worker, o.error or "") for o in retries)
+        )
         stored = await self.store.finish_many(list(final.values())) if final else []
         for i, result in zip(final, stored, strict=True):
             outcome = outcomes[i]
