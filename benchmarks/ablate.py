@@ -11,6 +11,7 @@ never in src/: the shipped programs always run with every optimisation.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -103,7 +104,6 @@ def acks_one_by_one() -> None:
 def thread_driven_pool() -> None:
     """Before: concurrent.futures.ProcessPoolExecutor (a manager thread and a feeder thread
     between the event loop and the pool processes)."""
-    import os
     from concurrent.futures import ProcessPoolExecutor
 
     from sd_worker import executor
@@ -115,7 +115,8 @@ def thread_driven_pool() -> None:
     def new_pool(self: executor.Executor, workers: int | None = None, *,
                  respawn: bool = True) -> Any:  # fmt: skip
         return Adapter(workers or self.workers, mp_context=self._context,
-                       initializer=executor.prepare_pool_process, initargs=(os.getpid(),))  # fmt: skip
+                       initializer=executor.prepare_pool_process,
+                       initargs=(os.getpid(), self.pillow_blocks_max))  # fmt: skip
 
     executor.Executor._new_pool = new_pool  # type: ignore[method-assign]
 
@@ -216,6 +217,12 @@ def consume_through_queue() -> None:
     worker_async.Consumer.pause = pause  # type: ignore[method-assign]
 
 
+def no_pillow_blocks() -> None:
+    """Before: the pool processes kept Pillow's default, no freed image memory blocks: every
+    image's memory came fresh from the kernel, page by page."""
+    os.environ["PILLOW_BLOCKS_MAX"] = "0"
+
+
 def services_in_threadpool() -> None:
     """Before: the `get_services` dependency was a plain function, which FastAPI runs in its
     thread pool: a thread hop on every request."""
@@ -243,6 +250,7 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
     "services dependency in the thread pool": ("coordinator", services_in_threadpool),
     "published through aio-pika's Exchange.publish": ("coordinator", publish_through_exchange),
     "deliveries through aio-pika's Queue.consume": ("worker", consume_through_queue),
+    "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": ("worker", no_pillow_blocks),
 }
 SLUGS = {
     "".join(c for c in name.replace(" ", "-") if c.isalnum() or c == "-"): name

@@ -28,6 +28,12 @@ from benchmarks.harness import (
     wait_for_broker,
 )
 from sd_common.messages import InputRef, TaskMessage
+from sd_common.settings import Settings
+
+# The bare pool of (a) a second time, its processes keeping Pillow's freed image memory as our
+# pool processes do by default (PILLOW_BLOCKS_MAX): (a) against it is like for like.
+BARE_BLOCKS = "bare pool, block cache"
+OUR_PILLOW_BLOCKS = int(Settings.model_fields["pillow_blocks_max"].default)
 
 
 @dataclass
@@ -74,6 +80,7 @@ ABLATION_FIGURES = {
     "services dependency in the thread pool": "thumbs",
     "published through aio-pika's Exchange.publish": "noops",
     "deliveries through aio-pika's Queue.consume": "noops",
+    "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": "images",
 }
 
 FULL = Sizes(rounds=7, images=200, images_natural=24, thumbs=2000, noops=6_000, latency=200,
@@ -102,12 +109,14 @@ class Bench:
         self.ours = Ours(work / "ours")
         self.celery = CeleryPeer(work)
         self.bare: BarePool | None = None
+        self.bare_blocks: BarePool | None = None
         self.components: dict[str, Callable[[], list[Any]]] = {
             "coordinator": self.ours.coordinator,
             "worker": self.ours.worker,
             "worker main": lambda: self.ours.worker()[:1],
             "celery": self.celery.worker,
             "bare": lambda: self.bare.children() if self.bare else [],
+            "bare blocks": lambda: self.bare_blocks.children() if self.bare_blocks else [],
             "rabbitmq": lambda: [p] if (p := BROKER.process()) else [],
             "client": lambda: [_self_process()],
         }
@@ -121,9 +130,13 @@ class Bench:
         self.ours.start()
         self.celery.start()
         self.bare = BarePool(2)
+        self.bare_blocks = BarePool(2, pillow_blocks_max=OUR_PILLOW_BLOCKS)
 
     def stop(self) -> None:
-        for stop in (self.ours.stop, self.celery.stop, self.bare.stop if self.bare else None):
+        for pool in (self.bare, self.bare_blocks):
+            if pool is not None:
+                pool.stop()
+        for stop in (self.ours.stop, self.celery.stop):
             if stop is not None:
                 try:
                     stop()
@@ -175,6 +188,12 @@ class Bench:
             bare.map(workload.gray_path, src, dst)
             return n, time.perf_counter() - t0
 
+        def bare_pool_blocks() -> tuple[int, float]:
+            assert self.bare_blocks is not None
+            t0 = time.perf_counter()
+            self.bare_blocks.map(workload.gray_path, src, dst)
+            return n, time.perf_counter() - t0
+
         def celery_bytes() -> tuple[int, float]:
             t0 = time.perf_counter()
             self._celery_bytes = self.celery.run(peer.gray_bytes, [(self.photo,)] * n, pickle=True)
@@ -192,7 +211,8 @@ class Bench:
             return n_nat, time.perf_counter() - t0
 
         systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
-                   ("celery path", celery_path), ("celery natural", celery_natural)]  # fmt: skip
+                   ("celery path", celery_path), ("celery natural", celery_natural),
+                   (BARE_BLOCKS, bare_pool_blocks)]  # fmt: skip
         for rnd in range(self.sizes.rounds):
             for name, body in self.rotated(systems, rnd):
                 self.timed("images", name, rnd, body)

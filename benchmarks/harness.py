@@ -431,13 +431,24 @@ class CeleryPeer:
 
 
 class BarePool:
-    """ProcessPoolExecutor(2) on the same cores: the physical limit of the Pillow work."""
+    """ProcessPoolExecutor(2) on the same cores: the physical limit of the Pillow work.
 
-    def __init__(self, workers: int = 2) -> None:
+    With `pillow_blocks_max`, its processes keep Pillow's freed image memory blocks as our pool
+    processes do (PILLOW_BLOCKS_MAX); without it, Pillow's default, as by hand."""
+
+    def __init__(self, workers: int = 2, pillow_blocks_max: int | None = None) -> None:
         import multiprocessing
 
+        from sd_worker.executor import prepare_pool_process
+
         context = multiprocessing.get_context("forkserver")
-        self.pool = ProcessPoolExecutor(workers, mp_context=context)
+        if pillow_blocks_max is None:
+            self.pool = ProcessPoolExecutor(workers, mp_context=context)
+        else:
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=prepare_pool_process,
+                initargs=(os.getpid(), pillow_blocks_max),
+            )  # fmt: skip
         list(self.pool.map(_warm, range(workers * 4)))
 
     def children(self) -> list[psutil.Process]:

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(50_000_000, gt=0, description="larger images are rejected")
     cpu_limit: float = Field(100, gt=0, le=100)
     png_compress_level: int = Field(1, ge=0, le=9, description="zlib level of result PNGs")
+    pillow_blocks_max: int = Field(
+        4,
+        ge=0,
+        le=1024,
+        description="image memory blocks (at most 16 MB each) every pool process keeps for the "
+        "next image, Pillow's PILLOW_BLOCKS_MAX; 0 is Pillow's default (none kept)",
+    )
     shared_storage: Literal["auto", "off"] = Field(
         "auto",
         description="auto: a worker that sees the coordinator's DATA_DIR (same machine or a "

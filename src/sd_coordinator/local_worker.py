@@ -72,7 +72,9 @@ class LocalWorker:
         self.link = link
         self.name = f"{settings.node_name}-local"
         self.session = uuid.uuid4().hex
-        self.executor = Executor(preload=settings.task_modules)
+        self.executor = Executor(
+            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max
+        )
         self.processor = TaskProcessor(
             self.name,
             settings,

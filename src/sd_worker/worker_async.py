@@ -103,7 +103,9 @@ class AsyncWorker:
         self.settings = settings
         self.name = settings.node_name
         self.session = uuid.uuid4().hex
-        self.executor = Executor(preload=settings.task_modules)
+        self.executor = Executor(
+            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max
+        )
         self.client = CoordinatorClient(
             settings, tasks_in_flight=lambda: len(self.inflight), keep_busy=self.executor.capacity
         )

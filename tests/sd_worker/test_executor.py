@@ -72,3 +72,30 @@ async def test_an_answer_that_cannot_be_unpickled_fails_its_task_not_the_worker(
     with pytest.raises(RuntimeError, match="could not be read"):
         await asyncio.wait_for(executor.run(pool_tasks.fail_picky), 10)
     assert await executor.run(pool_tasks.square, 4) == 16
+
+
+async def test_pool_processes_keep_the_configured_pillow_blocks_even_after_a_crash() -> None:
+    pool = Executor(2, pillow_blocks_max=3)
+    pool.start()
+    try:
+        assert set(await asyncio.gather(
+            *(pool.run(pool_tasks.pillow_blocks_max) for _ in range(10))
+        )) == {3}  # fmt: skip
+        with pytest.raises(PoolCrashed):
+            await pool.run(pool_tasks.die)
+        pids = set(await asyncio.gather(*(pool.run(pool_tasks.pid) for _ in range(20))))
+        assert len(pids) == 2
+        # The fresh process that replaced the dead one was set up the same way.
+        assert set(await asyncio.gather(
+            *(pool.run(pool_tasks.pillow_blocks_max) for _ in range(10))
+        )) == {3}  # fmt: skip
+    finally:
+        pool.stop()
+
+
+async def test_without_a_setting_pool_processes_keep_pillows_own_default(
+    executor: Executor,
+) -> None:
+    from PIL import Image
+
+    assert await executor.run(pool_tasks.pillow_blocks_max) == Image.core.get_blocks_max()

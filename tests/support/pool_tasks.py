@@ -54,3 +54,10 @@ class PickyError(Exception):
 
 def fail_picky() -> None:
     raise PickyError(7, "odd")
+
+
+def pillow_blocks_max() -> int:
+    """How many freed image memory blocks Pillow keeps in this process."""
+    from PIL import Image
+
+    return int(Image.core.get_blocks_max())
