@@ -4,6 +4,11 @@ All database work runs on one dedicated thread, so the event loop never blocks o
 statements never race. Writes that a caller must see durable (a stored result before the worker
 acks) are queued and committed together: while one transaction runs, the next batch gathers.
 Each write runs in its own savepoint, so one failing write does not sink its batch.
+
+No cursor leaves that thread: one that an operation returns is closed there and `None` goes
+back instead. Whichever thread drops a cursor resets its statement, and a reset from the event
+loop while the database thread ran the same cached statement once failed a batch with "bad
+parameter or other API misuse".
 """
 
 from __future__ import annotations
@@ -75,7 +80,9 @@ class BatchedSqlite:
         """Run `fn(*args)` on the database thread (reads, and the batch transactions)."""
         if self._thread is None:
             raise RuntimeError(f"{self.name} used before start()")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: _kept_here(fn(*args))
+        )
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run `op(db)` in the next batch; return its result once the batch committed."""
@@ -105,7 +112,7 @@ class BatchedSqlite:
                 for op, _ in batch:
                     db.execute("SAVEPOINT op")
                     try:
-                        results.append((True, op(db)))
+                        results.append((True, _kept_here(op(db))))
                         db.execute("RELEASE op")
                     except Exception as exc:  # one bad op must not sink the batch
                         db.execute("ROLLBACK TO op")
@@ -131,3 +138,12 @@ class BatchedSqlite:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+def _kept_here(value: T) -> T:
+    """`value`, unless it is a cursor: that is closed on this (the database) thread, and None
+    goes back instead."""
+    if isinstance(value, sqlite3.Cursor):
+        value.close()
+        return None  # type: ignore[return-value]
+    return value

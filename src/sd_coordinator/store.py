@@ -204,9 +204,11 @@ class Store:
     async def mark_published(self, task_ids: Iterable[str]) -> None:
         """Record that the broker confirmed these tasks."""
         rows = [(t,) for t in task_ids]
-        await self._write(
-            lambda db: db.executemany("UPDATE tasks SET published = 1 WHERE task_id = ?", rows)
-        )
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany("UPDATE tasks SET published = 1 WHERE task_id = ?", rows)
+
+        await self._write(op)
 
     async def mark_running(self, task_ids: Sequence[str], worker: str) -> None:
         """A worker started these tasks (best effort: the final outcome is what counts)."""
@@ -229,13 +231,15 @@ class Store:
 
     async def note_attempt(self, task_id: str, worker: str, error: str) -> None:
         """An attempt failed transiently; the message goes back to the queue."""
-        await self._write(
-            lambda db: db.execute(
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE tasks SET attempts = attempts + 1, error = ?, worker = ?, state = 'queued'"
                 " WHERE task_id = ? AND state IN ('queued', 'running')",
                 (error, worker, task_id),
             )
-        )
+
+        await self._write(op)
 
     async def finish(self, outcome: Finish) -> Ingest:
         """Store a task's outcome exactly once; later reports of the same task are duplicates."""
