@@ -172,26 +172,36 @@ class Bench:
 
     # -- (a) and (g): 1080p JPEG → grayscale PNG ------------------------------------------------
 
+    def fresh(self, name: str, rnd: int, n: int) -> list[str]:
+        """Output paths no earlier round wrote: every system writes new files, as ours does
+        (each result its own name), never truncating old ones (on ext4 that adds a flush on
+        close; an A/B here, 4 rounds of 200 images each way, showed no difference beyond the
+        machine's noise, but the work is then the same by construction)."""
+        folder = self.outputs / name / f"round{rnd}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return [str(folder / f"{i}.png") for i in range(n)]
+
     def images(self) -> None:
         n, n_nat = self.sizes.images, self.sizes.images_natural
-        dst = [str(self.outputs / f"gray{i}.png") for i in range(n)]
         src = [self.photo_path] * n
-        assert self.bare is not None
-        bare = self.bare
+        assert self.bare is not None and self.bare_blocks is not None
+        bare, bare_blocks = self.bare, self.bare_blocks
         peer = self.celery.peer
+        rnd = 0
 
         def ours() -> tuple[int, float]:
             return self.ours_images(self.ours, n)
 
         def bare_pool() -> tuple[int, float]:
+            dst = self.fresh("gray-bare", rnd, n)
             t0 = time.perf_counter()
             bare.map(workload.gray_path, src, dst)
             return n, time.perf_counter() - t0
 
         def bare_pool_blocks() -> tuple[int, float]:
-            assert self.bare_blocks is not None
+            dst = self.fresh("gray-bare-blocks", rnd, n)
             t0 = time.perf_counter()
-            self.bare_blocks.map(workload.gray_path, src, dst)
+            bare_blocks.map(workload.gray_path, src, dst)
             return n, time.perf_counter() - t0
 
         def celery_bytes() -> tuple[int, float]:
@@ -200,14 +210,15 @@ class Bench:
             return n, time.perf_counter() - t0
 
         def celery_path() -> tuple[int, float]:
+            dst = self.fresh("gray-celery", rnd, n)
             t0 = time.perf_counter()
-            self.celery.run(peer.gray_path, [(self.photo_path, d + ".celery.png") for d in dst])
+            self.celery.run(peer.gray_path, [(self.photo_path, d) for d in dst])
             return n, time.perf_counter() - t0
 
         def celery_natural() -> tuple[int, float]:
+            dst = self.fresh("gray-natural", rnd, n_nat)
             t0 = time.perf_counter()
-            self.celery.run(peer.gray_natural,
-                            [(self.photo_path, d + ".natural.png") for d in dst[:n_nat]])
+            self.celery.run(peer.gray_natural, [(self.photo_path, d) for d in dst])
             return n_nat, time.perf_counter() - t0
 
         systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
@@ -217,11 +228,12 @@ class Bench:
             for name, body in self.rotated(systems, rnd):
                 self.timed("images", name, rnd, body)
             if rnd == 0:
-                self._check_pixels("images", dst[0], {
+                self._check_pixels("images", self.fresh("gray-bare", 0, 1)[0], {
                     "ours": self._our_first_result(),
+                    "bare pool, block cache": Path(self.fresh("gray-bare-blocks", 0, 1)[0]),
                     "celery bytes": self._celery_bytes[0],
-                    "celery path": Path(dst[0] + ".celery.png"),
-                    "celery natural": Path(dst[0] + ".natural.png"),
+                    "celery path": Path(self.fresh("gray-celery", 0, 1)[0]),
+                    "celery natural": Path(self.fresh("gray-natural", 0, 1)[0]),
                 })  # fmt: skip
 
     # -- (b): 2 000 thumbnails of 640×480 JPEGs ------------------------------------------------
@@ -230,15 +242,16 @@ class Bench:
         n = self.sizes.thumbs
         src = [self.small_paths[i % 2] for i in range(n)]
         data = [self.smalls[i % 2] for i in range(n)]
-        dst = [str(self.outputs / f"thumb{i}.png") for i in range(n)]
         assert self.bare is not None
         bare = self.bare
         peer = self.celery.peer
+        rnd = 0
 
         def ours() -> tuple[int, float]:
             return self.ours_thumbs(self.ours, n)
 
         def bare_pool() -> tuple[int, float]:
+            dst = self.fresh("thumb-bare", rnd, n)
             t0 = time.perf_counter()
             bare.map(workload.thumb_path, src, dst)
             return n, time.perf_counter() - t0
@@ -250,9 +263,9 @@ class Bench:
             return n, time.perf_counter() - t0
 
         def celery_path() -> tuple[int, float]:
+            dst = self.fresh("thumb-celery", rnd, n)
             t0 = time.perf_counter()
-            pairs = zip(src, dst, strict=True)
-            self.celery.run(peer.thumb_path, [(s, d + ".celery.png") for s, d in pairs])
+            self.celery.run(peer.thumb_path, list(zip(src, dst, strict=True)))
             return n, time.perf_counter() - t0
 
         systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
@@ -261,10 +274,10 @@ class Bench:
             for name, body in self.rotated(systems, rnd):
                 self.timed("thumbs", name, rnd, body)
             if rnd == 0:
-                self._check_pixels("thumbs", dst[0], {
+                self._check_pixels("thumbs", self.fresh("thumb-bare", 0, 1)[0], {
                     "ours": self._our_first_result(),
                     "celery bytes": self._celery_bytes[0],
-                    "celery path": Path(dst[0] + ".celery.png"),
+                    "celery path": Path(self.fresh("thumb-celery", 0, 1)[0]),
                 })  # fmt: skip
 
     # -- (c): no-op tasks end to end, publishing while consuming ------------------------------

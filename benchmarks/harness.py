@@ -433,23 +433,26 @@ class CeleryPeer:
 class BarePool:
     """ProcessPoolExecutor(2) on the same cores: the physical limit of the Pillow work.
 
-    With `pillow_blocks_max`, its processes keep Pillow's freed image memory blocks as our pool
-    processes do (PILLOW_BLOCKS_MAX); without it, Pillow's default, as by hand."""
+    Its processes are as lean as a pool can be: the forkserver preloads only the workload
+    module, not this benchmark's `__main__` (aio-pika, Celery, httpx, ...), which it would
+    otherwise import into every process. With `pillow_blocks_max`, they keep Pillow's freed
+    image memory blocks as our pool processes do (PILLOW_BLOCKS_MAX); without it, Pillow's
+    default, as by hand."""
 
     def __init__(self, workers: int = 2, pillow_blocks_max: int | None = None) -> None:
         import multiprocessing
 
-        from sd_worker.executor import prepare_pool_process
-
         context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["benchmarks.workload"])
         if pillow_blocks_max is None:
             self.pool = ProcessPoolExecutor(workers, mp_context=context)
         else:
             self.pool = ProcessPoolExecutor(
-                workers, mp_context=context, initializer=prepare_pool_process,
-                initargs=(os.getpid(), pillow_blocks_max),
+                workers, mp_context=context, initializer=workload.keep_pillow_blocks,
+                initargs=(pillow_blocks_max,),
             )  # fmt: skip
-        list(self.pool.map(_warm, range(workers * 4)))
+        for future in [self.pool.submit(workload.warm) for _ in range(workers * 4)]:
+            future.result()
 
     def children(self) -> list[psutil.Process]:
         return [psutil.Process(p.pid) for p in self.pool._processes.values()]
@@ -459,7 +462,3 @@ class BarePool:
 
     def stop(self) -> None:
         self.pool.shutdown()
-
-
-def _warm(_: int) -> int:
-    return workload.warm()

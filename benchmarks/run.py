@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                          history.read_text() if history.exists() else "",
                          bench.facts["flags"], bench.facts["seconds"])  # fmt: skip
     report.write(args.out, text, log)
+    # Every round wrote fresh outputs (gigabytes in a full run); a failed run keeps its folder.
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -105,6 +105,12 @@ def warm() -> int:
     return 1
 
 
+def keep_pillow_blocks(blocks: int) -> None:
+    """Pool initializer: keep up to `blocks` freed image memory blocks for the next image, as
+    PILLOW_BLOCKS_MAX does (our pool processes default to 4; Pillow's own default is 0)."""
+    Image.core.set_blocks_max(blocks)
+
+
 def same_pixels(a: bytes | Path, b: bytes | Path) -> bool:
     """True when two encoded images decode to the same mode, size and pixels."""
     images = []
