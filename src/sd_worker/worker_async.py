@@ -29,6 +29,8 @@ WORKING_INTERVAL_S = 1.0
 TUNE_MIN_GAP_S = 0.5
 TUNE_RAISE_GAP_S = 0.1
 QUEUE_PROBE_TIMEOUT_S = 2.0
+RECONSUME_FIRST_S = 0.5
+RECONSUME_MAX_S = 10.0
 
 
 class Consumer:
@@ -39,7 +41,8 @@ class Consumer:
     message in an `IncomingMessage` and run its callback in a second task, the largest part
     of the worker's own cost per thumbnail after AMQP frame parsing. The robust channel still
     reconnects and re-declares the queue after a broker restart; `_reopened` then consumes
-    again on the new channel.
+    again on the new channel. When the broker itself ends the consumer (the queue was deleted),
+    `_consume_again` declares the queue and consumes again, as aio-pika's robust queues do.
     """
 
     def __init__(self, channel: AbstractRobustChannel, worker: AsyncWorker) -> None:
@@ -48,24 +51,65 @@ class Consumer:
         self.tag: str | None = None
         self.inflight: set[asyncio.Task[None]] = set()
         self._underlay: aiormq.abc.AbstractChannel | None = None
+        # Held while the consumer starts or stops, so a pause never races a re-consume.
+        self._switching = asyncio.Lock()
+        self._recovery: asyncio.Task[None] | None = None
         channel.reopen_callbacks.add(self._reopened)
 
     async def start(self, prefetch: int) -> None:
         await self.channel.set_qos(prefetch_count=prefetch)
-        queue = await topology.declare_work_queue(
-            self.channel, self.worker.settings.queue_name, self.worker.settings.delivery_limit
+        await self._declare()
+        async with self._switching:
+            await self._consume()
+
+    async def _declare(self) -> None:
+        settings = self.worker.settings
+        self.queue = await topology.declare_work_queue(
+            self.channel, settings.queue_name, settings.delivery_limit
         )
-        self.queue = queue
-        await self._consume()
 
     async def _consume(self) -> None:
         self._underlay = await self.channel.get_underlay_channel()
+        self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
         ok = await self._underlay.basic_consume(self.queue.name, self._deliver)
         self.tag = ok.consumer_tag
 
     async def _reopened(self, _channel: object) -> None:
-        if self.tag is not None:  # it was consuming when the connection dropped
-            await self._consume()
+        async with self._switching:
+            if self.tag is not None:  # it was consuming when the connection dropped
+                await self._consume()
+
+    def _cancelled(self, frame: aiormq.spec.Basic.Cancel) -> None:
+        lost = frame.consumer_tag
+        if lost is not None and lost == self.tag and self._recovery is None:
+            self._recovery = asyncio.create_task(self._consume_again(lost))
+
+    async def _consume_again(self, lost: str) -> None:
+        """The broker cancelled consumer `lost`: declare the queue again and consume, retrying
+        with back-off, until that works or the consumer is paused, closed or consuming again
+        (after a reconnection) by other means."""
+        name = self.worker.settings.queue_name
+        delay = RECONSUME_FIRST_S
+        try:
+            while self.tag == lost and not self.channel.is_closed:
+                try:
+                    await self._declare()
+                    async with self._switching:
+                        if self.tag != lost:
+                            return
+                        await self._consume()
+                    log.warning(
+                        "the broker cancelled this worker's consumer on %r (was the queue "
+                        "deleted?); declared it again and consuming", name,
+                    )  # fmt: skip
+                    return
+                except Exception as exc:
+                    log.warning("could not consume %r again (%s); retrying in %.1f s", name,
+                                exc, delay)  # fmt: skip
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECONSUME_MAX_S)
+        finally:
+            self._recovery = None
 
     async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
         await self.on_message(Delivery(message))
@@ -90,10 +134,11 @@ class Consumer:
 
     async def pause(self) -> None:
         """Stop new deliveries; unacked messages stay on the channel and can still be acked."""
-        if self.tag is not None and self._underlay is not None:
-            tag, self.tag = self.tag, None
-            if not self._underlay.is_closed:  # a closed channel delivers nothing more anyway
-                await self._underlay.basic_cancel(tag)
+        async with self._switching:
+            if self.tag is not None and self._underlay is not None:
+                tag, self.tag = self.tag, None
+                if not self._underlay.is_closed:  # a closed channel delivers nothing more anyway
+                    await self._underlay.basic_cancel(tag)
 
 
 class AsyncWorker:

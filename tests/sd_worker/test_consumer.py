@@ -74,3 +74,40 @@ async def test_a_consumer_takes_deliveries_again_after_its_connection_is_cut(
             await asyncio.sleep(0.2)
     finally:
         await connection.close()
+
+
+async def test_a_consumer_the_broker_cancels_declares_its_queue_again_and_consumes(
+    queue_name: str,
+) -> None:
+    """Deleting the queue makes RabbitMQ cancel its consumers (Basic.Cancel). The consumer
+    declares the queue again and consumes from it, instead of sitting idle for ever."""
+    settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
+    worker = Recorder(settings)
+    connection = await topology.connect(settings, f"sd-test {queue_name}")
+    try:
+        consumer = Consumer(await connection.channel(), worker)  # type: ignore[arg-type]
+        await consumer.start(prefetch=4)
+        first_tag = consumer.tag
+        await publish(queue_name, b"before")
+        assert await asyncio.wait_for(worker.bodies.get(), 10) == b"before"
+
+        admin = await aio_pika.connect(AMQP_URL)
+        async with admin:
+            await (await admin.channel()).queue_delete(queue_name)
+        deadline = asyncio.get_running_loop().time() + 15
+        while consumer.tag in (first_tag, None):  # consuming again, under a new tag
+            assert asyncio.get_running_loop().time() < deadline, "never consumed again"
+            await asyncio.sleep(0.1)
+
+        await publish(queue_name, b"after")
+        assert await asyncio.wait_for(worker.bodies.get(), 10) == b"after"
+
+        await consumer.pause()  # a paused consumer stays paused
+        assert consumer.tag is None
+        await publish(queue_name, b"while paused")
+        await asyncio.sleep(0.5)
+        assert worker.bodies.empty()
+        assert await topology.ready_messages(consumer.channel, queue_name,
+                                             settings.delivery_limit) == 1  # fmt: skip
+    finally:
+        await connection.close()
