@@ -1,5 +1,6 @@
 """The worker's consumer on the real broker: deliveries without aio-pika's per-message wrapper,
-settled on their own channel, and consuming again after the connection is cut."""
+settled on their own channel, and consuming again after the connection is cut or the broker
+cancels the consumer."""
 
 from __future__ import annotations
 
