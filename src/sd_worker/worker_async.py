@@ -7,7 +7,7 @@ import logging
 import uuid
 
 import aiormq
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
 from pydantic import ValidationError
 
 from sd_common import topology
@@ -51,6 +51,7 @@ class Consumer:
         self.tag: str | None = None
         self.inflight: set[asyncio.Task[None]] = set()
         self._underlay: aiormq.abc.AbstractChannel | None = None
+        self.queue: AbstractQueue | None = None
         # Held while the consumer starts or stops, so a pause never races a re-consume.
         self._switching = asyncio.Lock()
         self._recovery: asyncio.Task[None] | None = None
@@ -58,7 +59,11 @@ class Consumer:
 
     async def start(self, prefetch: int) -> None:
         await self.channel.set_qos(prefetch_count=prefetch)
-        await self._declare()
+        if self.queue is None:
+            # Once per channel: the robust channel keeps every queue declared on it and
+            # declares each again after a reconnection, so a declare per re-tune (each new
+            # prefetch starts the consumer again) would pile them up.
+            await self._declare()
         async with self._switching:
             await self._consume()
 
@@ -69,6 +74,7 @@ class Consumer:
         )
 
     async def _consume(self) -> None:
+        assert self.queue is not None, "declared in start()"
         self._underlay = await self.channel.get_underlay_channel()
         self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
         ok = await self._underlay.basic_consume(self.queue.name, self._deliver)

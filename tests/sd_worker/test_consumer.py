@@ -112,3 +112,24 @@ async def test_a_consumer_the_broker_cancels_declares_its_queue_again_and_consum
                                              settings.delivery_limit) == 1  # fmt: skip
     finally:
         await connection.close()
+
+
+async def test_a_retuned_consumer_declares_its_queues_once(queue_name: str) -> None:
+    """Each new prefetch starts the consumer again. The robust channel keeps every queue
+    declared on it and declares each again after a reconnection, so a declare per re-tune
+    piled up two queues (work and dead letters) per re-tune, for ever."""
+    settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
+    worker = Recorder(settings)
+    connection = await topology.connect(settings, f"sd-test {queue_name}")
+    try:
+        channel = await connection.channel()
+        consumer = Consumer(channel, worker)  # type: ignore[arg-type]
+        for prefetch in range(2, 12):
+            await consumer.pause()
+            await consumer.start(prefetch)
+        remembered = sum(len(queues) for queues in channel._queues.values())  # type: ignore[attr-defined]
+        assert remembered == 2  # the work queue and its dead-letter queue, once each
+        await publish(queue_name, b"still consuming")
+        assert await asyncio.wait_for(worker.bodies.get(), 10) == b"still consuming"
+    finally:
+        await connection.close()
