@@ -444,13 +444,11 @@ class BarePool:
 
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["benchmarks.workload"])
-        if pillow_blocks_max is None:
-            self.pool = ProcessPoolExecutor(workers, mp_context=context)
-        else:
-            self.pool = ProcessPoolExecutor(
-                workers, mp_context=context, initializer=workload.keep_pillow_blocks,
-                initargs=(pillow_blocks_max,),
-            )  # fmt: skip
+        keep = pillow_blocks_max is not None
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=workload.keep_pillow_blocks if keep else None,
+            initargs=(pillow_blocks_max,) if keep else (),
+        )  # fmt: skip
         for future in [self.pool.submit(workload.warm) for _ in range(workers * 4)]:
             future.result()
 
