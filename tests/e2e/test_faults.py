@@ -83,8 +83,15 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
     data = sample_image(*BIG, seed=11)
     sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=60)
     wait_done_at_least(cluster, sent["job_id"], 6)
-    cluster.wait_until(lambda: cluster.worker("beta").get("status") == "busy", 30,
-                       "beta to be busy")  # fmt: skip
+
+    # "busy" in beta's report can come before its next /working has marked the tasks it holds
+    # running (at most one a second): wait for the coordinator to record one, or the kill may
+    # find nothing to orphan.
+    def beta_holds_a_started_task() -> bool:
+        return any(t["state"] == "running" and t["worker"] == "beta"
+                   for t in cluster.job(sent["job_id"])["tasks"])  # fmt: skip
+
+    cluster.wait_until(beta_holds_a_started_task, 30, "beta to hold a started task")
 
     # kill -9 of the worker process alone, as the OOM killer would: its pool must not outlive it.
     worker = psutil.Process(cluster.procs["beta"].pid)
