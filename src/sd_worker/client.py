@@ -54,7 +54,8 @@ class CoordinatorClient:
         keep_busy: int = 1,
     ) -> None:
         """`tasks_in_flight()` counts the deliveries this worker holds; a batch lingers only
-        while at least `keep_busy` of them (the pool's capacity) are still unfinished."""
+        while at least `keep_busy` of them (the pool's capacity) are still unfinished. The
+        worker calls `in_flight_changed()` whenever a delivery it held is settled."""
         self.settings = settings
         self.tasks_in_flight = tasks_in_flight
         self.keep_busy = max(1, keep_busy)
@@ -66,7 +67,7 @@ class CoordinatorClient:
         self._images: list[PendingImage] = []
         self._images_ready = asyncio.Event()
         self._image_sender: asyncio.Task[None] | None = None
-        self._added = asyncio.Event()
+        self._nudged = asyncio.Event()
         self._frames_supported = True
         self._sending = 0
         self._unreachable = False
@@ -172,7 +173,7 @@ class CoordinatorClient:
         future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
         self._images.append((header, png, future))
         self._images_ready.set()
-        self._added.set()
+        self._nudged.set()
         return await future
 
     def _take_images(self) -> list[PendingImage]:
@@ -189,6 +190,12 @@ class CoordinatorClient:
             self._images_ready.clear()
         return batch
 
+    def in_flight_changed(self) -> None:
+        """A delivery this worker held is settled: a lingering batch counts again. Without it, a
+        batch that began to linger while the deliveries of the batch just answered were still
+        finishing waited for the next result, and at a job's end for the whole LINGER_S."""
+        self._nudged.set()
+
     async def _linger(self) -> None:
         """Give a batch a moment to fill while other tasks in flight will add to it."""
         expired = False
@@ -196,7 +203,7 @@ class CoordinatorClient:
         def expire() -> None:
             nonlocal expired
             expired = True
-            self._added.set()
+            self._nudged.set()
 
         # One timer for the whole wait (not a wait_for per result: that is a Task each time).
         timer = asyncio.get_running_loop().call_later(LINGER_S, expire)
@@ -206,9 +213,9 @@ class CoordinatorClient:
                 unfinished = self.tasks_in_flight() - waiting - self._sending
                 if waiting >= LINGER_UNTIL or unfinished < self.keep_busy:
                     return
-                # Woken by the next result, or by the timer.
-                self._added.clear()
-                await self._added.wait()
+                # Woken by the next result, a settled delivery, or the timer.
+                self._nudged.clear()
+                await self._nudged.wait()
         finally:
             timer.cancel()
 
@@ -270,7 +277,7 @@ class CoordinatorClient:
         future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
         self._outbox.append((outcome, future))
         self._outbox_ready.set()
-        self._added.set()
+        self._nudged.set()
         return await future
 
     async def _send_outcomes(self) -> None:

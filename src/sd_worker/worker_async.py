@@ -263,6 +263,7 @@ class AsyncWorker:
         finally:
             if task is not None:
                 self.inflight.discard(task)
+            self.client.in_flight_changed()
 
     async def _handle(self, message: Delivery) -> None:
         try:

@@ -137,3 +137,25 @@ async def test_a_batch_goes_at_once_when_waiting_would_starve_the_pool(
     # A waiting result holds its prefetch slot: with 3 tasks left for a pool of capacity 4,
     # holding it would keep the pool's next task from being delivered.
     assert await linger_once(tmp_path, monkeypatch, keep_busy=4) is True
+
+
+async def test_a_lingering_batch_goes_once_the_deliveries_it_waited_for_are_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The end of a job: a result waits while the deliveries of the batch just answered are
+    # still finishing (acks), so they count as unfinished. Once they are settled, nothing is
+    # left to join the batch: it must go then, not after LINGER_S (a 0.5 s stall per job).
+    monkeypatch.setattr(client_module, "LINGER_S", 30.0)
+    in_flight = {"a", "b", "c", "d", "e"}
+    clients = serve(FakeCoordinator(frames=True), tmp_path,
+                    tasks_in_flight=lambda: len(in_flight), keep_busy=4)  # fmt: skip
+    async with contextlib.aclosing(clients):
+        client = await anext(clients)
+        posted = asyncio.create_task(client.post_image(uuid.uuid4().hex, "w1", png_bytes()))
+        await asyncio.sleep(0.3)
+        assert not posted.done(), "4 unfinished deliveries keep a pool of capacity 4 busy"
+        for delivery in ("b", "c", "d", "e"):
+            in_flight.discard(delivery)
+            client.in_flight_changed()
+        answer = await asyncio.wait_for(posted, 3)
+        assert answer.stored
