@@ -31,8 +31,17 @@ from sd_coordinator.errors import Unavailable
 
 log = logging.getLogger("sd.coordinator.broker")
 
-DeadLetterHandler = Callable[[str, str], Awaitable[None]]
+# aiormq queues at most FRAME_BUFFER_SIZE (10) frames for a connection's writer: past that, each
+# publish of a window waits for the writer to take one, and the frames leave a few at a time.
+# With room for a whole window they leave together, in fewer and larger segments, which the
+# broker also reads and logs in fewer steps (a /tmp micro-benchmark, 8 alternating rounds of
+# 4 000 persistent confirmed publishes to a quorum queue: client CPU 55 -> 43 µs a message,
+# the broker's 38 -> 23). A class attribute, read by every connection aiormq opens (also after
+# a reconnection); the window still bounds what waits to be written.
 PUBLISH_WINDOW = 1000
+aiormq.Connection.FRAME_BUFFER_SIZE = max(aiormq.Connection.FRAME_BUFFER_SIZE, PUBLISH_WINDOW)
+
+DeadLetterHandler = Callable[[str, str], Awaitable[None]]
 PUBLISH_TIMEOUT_S = 10.0
 RECONNECT_WAIT_S = 5.0
 PENDING_CACHE_S = 0.5
