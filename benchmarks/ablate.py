@@ -195,6 +195,16 @@ def publish_through_exchange() -> None:
     broker.AmqpBroker.publish = publish  # type: ignore[method-assign]
 
 
+def frames_ten_at_a_time() -> None:
+    """Before: aiormq's own write queue of 10 frames: the publishes of a window waited for the
+    connection's writer and left a few at a time."""
+    import aiormq
+
+    from sd_coordinator import broker  # noqa: F401 (importing it raises the size)
+
+    aiormq.Connection.FRAME_BUFFER_SIZE = 10
+
+
 def consume_through_queue() -> None:
     """Before: deliveries through aio-pika's `Queue.consume`, which wraps each one in an
     `IncomingMessage` and runs the callback in a second task (and restores the consumer
@@ -249,6 +259,8 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
     "outcomes stored one by one": ("coordinator", outcomes_one_by_one),
     "services dependency in the thread pool": ("coordinator", services_in_threadpool),
     "published through aio-pika's Exchange.publish": ("coordinator", publish_through_exchange),
+    "publishes queued 10 at a time (aiormq's FRAME_BUFFER_SIZE)": ("coordinator",
+                                                                   frames_ten_at_a_time),
     "deliveries through aio-pika's Queue.consume": ("worker", consume_through_queue),
     "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": ("worker", no_pillow_blocks),
 }

@@ -79,6 +79,7 @@ ABLATION_FIGURES = {
     "outcomes stored one by one": "noops",
     "services dependency in the thread pool": "thumbs",
     "published through aio-pika's Exchange.publish": "noops",
+    "publishes queued 10 at a time (aiormq's FRAME_BUFFER_SIZE)": "noops",
     "deliveries through aio-pika's Queue.consume": "noops",
     "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": "images",
 }
