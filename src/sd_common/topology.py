@@ -30,13 +30,16 @@ def work_queue_arguments(queue_name: str, delivery_limit: int) -> dict[str, Any]
 
 
 async def declare_work_queue(
-    channel: AbstractChannel, queue_name: str, delivery_limit: int
+    channel: AbstractChannel, queue_name: str, delivery_limit: int, *, robust: bool = True
 ) -> AbstractQueue:
-    """Declare the dead-letter queue and the work queue (idempotent)."""
-    await declare_failed_queue(channel, queue_name)
-    return await channel.declare_queue(
-        queue_name, durable=True, arguments=work_queue_arguments(queue_name, delivery_limit)
-    )
+    """Declare the dead-letter queue and the work queue (idempotent). A robust channel keeps
+    each queue declared on it and declares it again after a reconnection; `robust=False`
+    declares on the broker only (the queues are already in the channel's list)."""
+    await declare_failed_queue(channel, queue_name, robust=robust)
+    return await channel.declare_queue(  # type: ignore[call-arg]
+        queue_name, durable=True, robust=robust,
+        arguments=work_queue_arguments(queue_name, delivery_limit),
+    )  # fmt: skip
 
 
 async def ready_messages(channel: AbstractChannel, queue_name: str, delivery_limit: int) -> int:
@@ -52,11 +55,14 @@ async def ready_messages(channel: AbstractChannel, queue_name: str, delivery_lim
     return int(queue.declaration_result.message_count or 0)
 
 
-async def declare_failed_queue(channel: AbstractChannel, queue_name: str) -> AbstractQueue:
+async def declare_failed_queue(
+    channel: AbstractChannel, queue_name: str, *, robust: bool = True
+) -> AbstractQueue:
     """Declare (idempotently) and return the dead-letter queue of `queue_name`."""
-    return await channel.declare_queue(
-        failed_queue_name(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    return await channel.declare_queue(  # type: ignore[call-arg]
+        failed_queue_name(queue_name), durable=True, robust=robust,
+        arguments={"x-queue-type": "quorum"},
+    )  # fmt: skip
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:

@@ -63,14 +63,14 @@ class Consumer:
             # Once per channel: the robust channel keeps every queue declared on it and
             # declares each again after a reconnection, so a declare per re-tune (each new
             # prefetch starts the consumer again) would pile them up.
-            await self._declare()
+            self.queue = await self._declare(robust=True)
         async with self._switching:
             await self._consume()
 
-    async def _declare(self) -> None:
+    async def _declare(self, *, robust: bool) -> AbstractQueue:
         settings = self.worker.settings
-        self.queue = await topology.declare_work_queue(
-            self.channel, settings.queue_name, settings.delivery_limit
+        return await topology.declare_work_queue(
+            self.channel, settings.queue_name, settings.delivery_limit, robust=robust
         )
 
     async def _consume(self) -> None:
@@ -99,7 +99,9 @@ class Consumer:
         try:
             while self.tag == lost and not self.channel.is_closed:
                 try:
-                    await self._declare()
+                    # On the broker only: the channel already re-declares these after a
+                    # reconnection, and one more entry per cancel would pile up there.
+                    await self._declare(robust=False)
                     async with self._switching:
                         if self.tag != lost:
                             return

@@ -102,6 +102,10 @@ async def test_a_consumer_the_broker_cancels_declares_its_queue_again_and_consum
 
         await publish(queue_name, b"after")
         assert await asyncio.wait_for(worker.bodies.get(), 10) == b"after"
+        # Declared again on the broker, not once more in the channel's own list.
+        channel = consumer.channel
+        remembered = sum(len(queues) for queues in channel._queues.values())  # type: ignore[attr-defined]
+        assert remembered == 2  # the work queue and its dead-letter queue, once each
 
         await consumer.pause()  # a paused consumer stays paused
         assert consumer.tag is None
