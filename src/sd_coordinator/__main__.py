@@ -9,7 +9,7 @@ import socket
 
 import uvicorn
 
-from sd_common.cli import fail, load_settings, setup_logging
+from sd_common.cli import fail, load_settings, settle_heap, setup_logging
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, check_broker
 from sd_coordinator.security import listens_beyond_loopback
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("dashboard and API on http://%s:%d (API docs at /docs)",
              "localhost" if not listens_beyond_loopback(settings.bind_host) else settings.bind_host,
              settings.coordinator_port)  # fmt: skip
+    settle_heap()
     uvicorn.run(
         app,
         host=settings.bind_host,

@@ -9,7 +9,7 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-from sd_common.cli import fail, load_settings, setup_logging
+from sd_common.cli import fail, load_settings, settle_heap, setup_logging
 from sd_common.settings import Settings
 from sd_common.tasks import load_task_modules
 from sd_common.topology import BrokerUnavailable, check_broker
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     load_task_modules(settings.task_modules)
     try:
         asyncio.run(check_broker(settings))
+        settle_heap()
         run_loop(serve(settings))
     except KeyboardInterrupt:
         pass
