@@ -38,14 +38,19 @@ class Upload:
 
 
 def _new_ids(count: int) -> list[str]:
-    """`count` random 128-bit ids as 32 hex digits, from one read of the OS's random source
-    (uuid4 per task: 1.6 µs each against 0.12 here)."""
-    raw = os.urandom(16 * count)
-    return [raw[i : i + 16].hex() for i in range(0, len(raw), 16)]
+    """`count` task ids as 32 hex digits: 64 random bits drawn once for the job, then the
+    task's number in it. A job's ids are unique, sort in order and sit side by side in the
+    tasks table's primary-key index, so inserting and updating a job's rows dirties a few
+    index pages, not one per task (random ids: 8.8 µs of SQLite per task to insert and mark
+    published in a database of 60 000 tasks, 4.1 µs these; /tmp measurement). Task ids are
+    no secrets: `GET /jobs/{job_id}` lists them."""
+    prefix = os.urandom(8).hex()
+    return [f"{prefix}{seq:016x}" for seq in range(count)]
 
 
 def _new_id() -> str:
-    return _new_ids(1)[0]
+    """A random 128-bit id (a job's) as 32 hex digits."""
+    return os.urandom(16).hex()
 
 
 class Submitter:

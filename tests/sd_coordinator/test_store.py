@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from pathlib import Path
 
@@ -151,3 +152,12 @@ def test_job_state_rules() -> None:
     assert job_state(3, 1, 0, 1) == "running"
     assert job_state(3, 3, 0, 1) == "done"
     assert job_state(3, 2, 1, 1) == "failed"
+
+
+def test_task_ids_are_32_hex_digits_unique_in_order_and_never_shared_by_two_jobs() -> None:
+    from sd_coordinator.submit import _new_ids
+
+    first, second = _new_ids(3000), _new_ids(3000)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in first + second)
+    assert first == sorted(first) and len(set(first)) == 3000
+    assert not set(first) & set(second)
