@@ -246,6 +246,15 @@ def services_in_threadpool() -> None:
     deps.ServicesDep = Annotated[deps.Services, Depends(get_services)]  # type: ignore[misc]
 
 
+def default_gc() -> None:
+    """Before: Python's own garbage collector settings in the coordinator and the worker
+    (young collections every 700 objects, start-up objects scanned by every full one)."""
+    from sd_common import cli
+
+    cli.settle_heap = lambda: None
+
+
+# The role is the program a variant changes: "worker", "coordinator", or "both".
 VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
     "results over HTTP (no shared storage)": ("worker", results_over_http),
     "per-task result posts (over HTTP)": ("worker", per_task_result_posts),
@@ -263,6 +272,7 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
                                                                    frames_ten_at_a_time),
     "deliveries through aio-pika's Queue.consume": ("worker", consume_through_queue),
     "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": ("worker", no_pillow_blocks),
+    "garbage collector at Python's defaults": ("both", default_gc),
 }
 SLUGS = {
     "".join(c for c in name.replace(" ", "-") if c.isalnum() or c == "-"): name
@@ -273,7 +283,7 @@ SLUGS = {
 def main() -> None:
     slug, role, *rest = sys.argv[1:]
     variant_role, patch = VARIANTS[SLUGS[slug]]
-    if role != variant_role:
+    if variant_role not in (role, "both"):
         raise SystemExit(f"{slug} changes the {variant_role}, not the {role}")
     patch()
     sys.argv = [f"sd-{role}", *rest]

@@ -82,6 +82,7 @@ ABLATION_FIGURES = {
     "publishes queued 10 at a time (aiormq's FRAME_BUFFER_SIZE)": "noops",
     "deliveries through aio-pika's Queue.consume": "noops",
     "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": "images",
+    "garbage collector at Python's defaults": "thumbs",
 }
 
 FULL = Sizes(rounds=7, images=200, images_natural=24, thumbs=2000, noops=6_000, latency=200,

@@ -279,7 +279,7 @@ class Ours:
                                  headers={"Authorization": f"Bearer {self.cluster.token}"})
 
     def _ablated(self, role: str) -> list[str] | None:
-        if self.variant is None or self.variant_role != role:
+        if self.variant is None or self.variant_role not in (role, "both"):
             return None
         return [sys.executable, "-m", "benchmarks.ablate", self.variant, role]
 
