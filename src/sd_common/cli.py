@@ -11,15 +11,16 @@ from pydantic import ValidationError
 
 from sd_common.settings import Settings
 
-# Python's cyclic garbage collector runs a young collection every 700 new container objects
-# and, after 100 of those, a full one over every object the process holds: modules, classes
-# and pydantic schemas made at start-up included. A busy coordinator or worker makes hundreds
-# of short-lived objects per task (frames, futures, messages) and holds a window of tasks in
-# flight, so its collector ran every few tasks: 13-20 % of the CPU of each in a 2 000-thumbnail
-# job (perf and gc.callbacks). Start-up objects are frozen out of the collector's sight, and a
-# young collection waits for 20 000 objects; reference counting still frees all but cycles at
-# once. A/B, 6 alternating rounds: coordinator 0.165 -> 0.135 ms and worker loop 0.182 ->
-# 0.165 ms of CPU per thumbnail, faster in every round (benchmarks/OPTIMISATIONS.md).
+# Python's cyclic garbage collector runs a young collection every 700 new container objects and
+# a full one, over every object the process holds, once the objects that reached the oldest
+# generation since the last full one number a quarter of it. A job's thousands of task
+# messages live through many young collections while they are published, so every couple of
+# jobs the coordinator ran a full collection over its ~86 000 objects (modules, classes and
+# pydantic schemas from start-up, mostly): 46 ms each, 20-35 µs a task (gc.callbacks). Start-up
+# objects are frozen out of the collector's sight, and a young collection waits for 20 000
+# objects; reference counting still frees all but cycles at once. A/B, 8 alternating rounds:
+# coordinator 0.18 -> 0.14 ms and worker loop 0.205 -> 0.175 ms of CPU per thumbnail, 4 % more
+# thumbnails/s; no-ops 5 200 -> 6 700/s (benchmarks/OPTIMISATIONS.md).
 GC_YOUNG_THRESHOLD = 20_000
 
 
