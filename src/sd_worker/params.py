@@ -28,7 +28,11 @@ def get_optimal_params(pending: int, live_workers: int, cpus: int) -> tuple[int,
       keeps a message ready per core) and MAX_PREFETCH (memory and redelivery cost of a kill
       stay bounded by prefetch, not by queue depth);
     - a queue shorter than the cluster's cores gets fewer consumers, so a few tasks spread
-      over all workers instead of landing on the first one.
+      over all workers instead of landing on the first one;
+    - a lone worker with anything queued takes MAX_PREFETCH: it has nobody to leave tasks to,
+      and its first look at a new job comes while the job is still being published (the
+      queue then holds a few dozen of its thousands of tasks), so its fair share of that
+      would starve its pool for another look.
 
     Pure and cheap: the worker re-evaluates it every few seconds and applies changes live.
     """
@@ -36,6 +40,8 @@ def get_optimal_params(pending: int, live_workers: int, cpus: int) -> tuple[int,
     live_workers = max(1, live_workers)
     pending = max(0, pending)
     share = math.ceil(pending / live_workers)
+    if pending and live_workers == 1:
+        return cpus, MAX_PREFETCH
     if pending and share < cpus:
         consumers = max(1, share)
         return consumers, IDLE_PREFETCH

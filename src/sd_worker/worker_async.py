@@ -300,11 +300,10 @@ class AsyncWorker:
             if self.connection is None or self.draining:
                 return
             if prefetch != self.prefetch:
-                for consumer in self.consumers:
-                    await consumer.pause()
-                    await consumer.channel.set_qos(prefetch_count=prefetch)
-                    if not self.paused:
-                        await consumer.start(prefetch)
+                # All consumers at once: a re-consume is three round trips (cancel, qos,
+                # consume) to a broker that, at a job's start, is busy taking the job's
+                # messages, and one consumer after another kept the pool short of tasks.
+                await asyncio.gather(*(self._retune(c, prefetch) for c in self.consumers))
                 self.prefetch = prefetch
             while len(self.consumers) < consumers:
                 channel = await self.connection.channel()
@@ -319,6 +318,13 @@ class AsyncWorker:
                 # Its unacked messages must still be acked on this channel: close it when idle.
                 await consumer.pause()
                 self._background.append(asyncio.create_task(consumer.close_when_idle()))
+
+    async def _retune(self, consumer: Consumer, prefetch: int) -> None:
+        await consumer.pause()
+        if self.paused:
+            await consumer.channel.set_qos(prefetch_count=prefetch)
+        else:
+            await consumer.start(prefetch)  # sets the new prefetch, then consumes again
 
     async def _set_paused(self, paused: bool) -> None:
         async with self._reconfiguring:

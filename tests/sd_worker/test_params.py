@@ -42,3 +42,10 @@ def test_more_workers_never_means_more_prefetch_each() -> None:
     alone = get_optimal_params(1000, 1, 2)
     shared = get_optimal_params(1000, 4, 2)
     assert shared[0] * shared[1] <= alone[0] * alone[1]
+
+
+@pytest.mark.parametrize("pending", [1, 37, 5_000])
+def test_a_lone_worker_takes_the_cap_as_soon_as_anything_is_queued(pending: int) -> None:
+    # Its first look at a job comes while the job is still being published.
+    assert get_optimal_params(pending, 1, 2) == (2, MAX_PREFETCH)
+    assert get_optimal_params(0, 1, 2) == (2, IDLE_PREFETCH)
