@@ -10,7 +10,7 @@ import orjson
 
 from sd_common.messages import InputRef, TaskMessage
 from sd_common.settings import Settings
-from sd_coordinator.broker import AmqpBroker
+from sd_coordinator.broker import FIRST_WINDOW, PUBLISH_WINDOW, AmqpBroker
 from support.broker import AMQP_URL
 
 
@@ -58,6 +58,27 @@ async def test_published_tasks_are_small_persistent_and_confirmed(queue_name: st
         assert len(got.body) < 1024  # inputs travel by reference, never in the message
         assert TaskMessage.model_validate_json(got.body) == sent[0]
         await got.ack()
+
+
+async def test_a_job_larger_than_its_publish_windows_is_queued_whole_and_in_order(
+    queue_name: str,
+) -> None:
+    broker = AmqpBroker(settings(queue_name), DeadLetters())
+    await broker.start()
+    try:
+        sent = [message(i) for i in range(FIRST_WINDOW + PUBLISH_WINDOW + 10)]
+        await broker.publish(sent)
+    finally:
+        await broker.stop()
+
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        got = []
+        while (incoming := await queue.get(no_ack=True, fail=False, timeout=5)) is not None:
+            got.append(incoming.message_id)
+        assert got == [m.task_id for m in sent]
 
 
 async def test_unacked_message_is_redelivered_when_its_consumer_dies(queue_name: str) -> None:
