@@ -15,8 +15,10 @@ from support.broker import AMQP_URL
 N = 40
 
 
-async def deliveries(queue_name: str, n: int = N) -> tuple[aio_pika.abc.AbstractConnection,
-                                                           list[AbstractIncomingMessage]]:  # fmt: skip
+Held = tuple[aio_pika.abc.AbstractConnection, list[AbstractIncomingMessage]]
+
+
+async def deliveries(queue_name: str, n: int = N) -> Held:
     """Publish n messages, then hold all n deliveries unacked on one channel."""
     connection = await aio_pika.connect(AMQP_URL)
     channel = await connection.channel()
