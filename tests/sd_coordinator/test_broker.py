@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import aio_pika
 import orjson
@@ -35,21 +37,32 @@ def settings(queue_name: str, **extra: object) -> Settings:
     return Settings(rabbit_host="127.0.0.1", queue_name=queue_name, **extra)  # type: ignore[arg-type]
 
 
-async def test_published_tasks_are_small_persistent_and_confirmed(queue_name: str) -> None:
+@contextlib.asynccontextmanager
+async def running_broker(queue_name: str) -> AsyncIterator[AmqpBroker]:
     broker = AmqpBroker(settings(queue_name), DeadLetters())
     await broker.start()
     try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def work_queue(queue_name: str) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
+    """The work queue as another client sees it."""
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel()
+        yield await channel.declare_queue(queue_name, passive=True)
+
+
+async def test_published_tasks_are_small_persistent_and_confirmed(queue_name: str) -> None:
+    async with running_broker(queue_name) as broker:
         sent = [message(i) for i in range(25)]
         await broker.publish(sent)
         await asyncio.sleep(0.6)  # pending() caches for half a second
         assert await broker.pending() == 25
-    finally:
-        await broker.stop()
 
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(queue_name, passive=True)
+    async with work_queue(queue_name) as queue:
         got = await queue.get(timeout=5)
         assert got is not None
         assert got.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
@@ -63,18 +76,11 @@ async def test_published_tasks_are_small_persistent_and_confirmed(queue_name: st
 async def test_a_job_larger_than_its_publish_windows_is_queued_whole_and_in_order(
     queue_name: str,
 ) -> None:
-    broker = AmqpBroker(settings(queue_name), DeadLetters())
-    await broker.start()
-    try:
-        sent = [message(i) for i in range(FIRST_WINDOW + PUBLISH_WINDOW + 10)]
+    sent = [message(i) for i in range(FIRST_WINDOW + PUBLISH_WINDOW + 10)]
+    async with running_broker(queue_name) as broker:
         await broker.publish(sent)
-    finally:
-        await broker.stop()
 
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(queue_name, passive=True)
+    async with work_queue(queue_name) as queue:
         got = []
         while (incoming := await queue.get(no_ack=True, fail=False, timeout=5)) is not None:
             got.append(incoming.message_id)
