@@ -39,9 +39,9 @@ def get_optimal_params(pending: int, live_workers: int, cpus: int) -> tuple[int,
     cpus = max(1, cpus)
     live_workers = max(1, live_workers)
     pending = max(0, pending)
-    share = math.ceil(pending / live_workers)
     if pending and live_workers == 1:
         return cpus, MAX_PREFETCH
+    share = math.ceil(pending / live_workers)
     if pending and share < cpus:
         consumers = max(1, share)
         return consumers, IDLE_PREFETCH

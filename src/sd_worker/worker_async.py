@@ -303,24 +303,21 @@ class AsyncWorker:
                 # All consumers at once: a re-consume is three round trips (cancel, qos,
                 # consume) to a broker that, at a job's start, is busy taking the job's
                 # messages, and one consumer after another kept the pool short of tasks.
-                await asyncio.gather(*(self._retune(c, prefetch) for c in self.consumers))
+                await asyncio.gather(*(self._consume_at(c, prefetch) for c in self.consumers))
                 self.prefetch = prefetch
             while len(self.consumers) < consumers:
-                channel = await self.connection.channel()
-                consumer = Consumer(channel, self)
+                consumer = Consumer(await self.connection.channel(), self)
                 self.consumers.append(consumer)
-                if not self.paused:
-                    await consumer.start(prefetch)
-                else:
-                    await channel.set_qos(prefetch_count=prefetch)
+                await self._consume_at(consumer, prefetch)
             while len(self.consumers) > consumers:
                 consumer = self.consumers.pop()
                 # Its unacked messages must still be acked on this channel: close it when idle.
                 await consumer.pause()
                 self._background.append(asyncio.create_task(consumer.close_when_idle()))
 
-    async def _retune(self, consumer: Consumer, prefetch: int) -> None:
-        await consumer.pause()
+    async def _consume_at(self, consumer: Consumer, prefetch: int) -> None:
+        """(Re)start `consumer` with `prefetch`; a paused worker only sets the prefetch."""
+        await consumer.pause()  # nothing to cancel on a new consumer
         if self.paused:
             await consumer.channel.set_qos(prefetch_count=prefetch)
         else:

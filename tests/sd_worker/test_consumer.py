@@ -16,6 +16,11 @@ from support.broker import AMQP_URL
 from support.rabbitctl import close_connections_named
 
 
+def queues_remembered(channel: object) -> int:
+    """Queues a robust channel keeps to declare again after a reconnection."""
+    return sum(len(queues) for queues in channel._queues.values())  # type: ignore[attr-defined]
+
+
 class Recorder:
     """What a Consumer needs of its worker: the settings, and somewhere to hand deliveries."""
 
@@ -103,9 +108,7 @@ async def test_a_consumer_the_broker_cancels_declares_its_queue_again_and_consum
         await publish(queue_name, b"after")
         assert await asyncio.wait_for(worker.bodies.get(), 10) == b"after"
         # Declared again on the broker, not once more in the channel's own list.
-        channel = consumer.channel
-        remembered = sum(len(queues) for queues in channel._queues.values())  # type: ignore[attr-defined]
-        assert remembered == 2  # the work queue and its dead-letter queue, once each
+        assert queues_remembered(consumer.channel) == 2  # work and dead-letter queues, once each
 
         await consumer.pause()  # a paused consumer stays paused
         assert consumer.tag is None
@@ -131,8 +134,7 @@ async def test_a_retuned_consumer_declares_its_queues_once(queue_name: str) -> N
         for prefetch in range(2, 12):
             await consumer.pause()
             await consumer.start(prefetch)
-        remembered = sum(len(queues) for queues in channel._queues.values())  # type: ignore[attr-defined]
-        assert remembered == 2  # the work queue and its dead-letter queue, once each
+        assert queues_remembered(channel) == 2  # work and dead-letter queues, once each
         await publish(queue_name, b"still consuming")
         assert await asyncio.wait_for(worker.bodies.get(), 10) == b"still consuming"
     finally:
