@@ -137,23 +137,26 @@ def working_every_change() -> None:
 
 def tune_on_timer_only() -> None:
     """Before: prefetch re-evaluated every TUNE_INTERVAL_S only, even with every slot taken,
-    from the queue's ready count alone (a queue a fast worker keeps empty looked idle)."""
-    from sd_worker import worker_async
+    from the queue's ready count alone (a queue a fast worker keeps empty looked idle) and the
+    workers GET /workers shows alive."""
+    from sd_worker import tuning
     from sd_worker.params import get_optimal_params
 
-    async def tune_loop(self: worker_async.AsyncWorker) -> None:
+    async def run(self: tuning.Tuner) -> None:
+        w = self.worker
         while True:
-            await asyncio.sleep(self.settings.tune_interval_s)
+            await asyncio.sleep(w.settings.tune_interval_s)
             try:
-                pending = await self.client.queue_size()
-                live = await self.client.live_workers()
+                pending = await w.client.queue_size()
+                listing = await w.client.call("GET", "/workers", retry=False)
+                live = sum(1 for node in listing.values() if node.get("alive"))
             except Exception:
                 continue
-            consumers, prefetch = get_optimal_params(pending, live, self.executor.workers)
-            if (consumers, prefetch) != (len(self.consumers), self.prefetch):
-                await self._apply(consumers, prefetch)
+            consumers, prefetch = get_optimal_params(pending, live, w.executor.workers)
+            if (consumers, prefetch) != (len(w.consumers), w.prefetch):
+                await w._apply(consumers, prefetch)
 
-    worker_async.AsyncWorker._tune_loop = tune_loop  # type: ignore[method-assign]
+    tuning.Tuner.run = run  # type: ignore[method-assign]
 
 
 def outcomes_one_by_one() -> None:

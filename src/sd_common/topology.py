@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any
+from typing import Any, NamedTuple
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
@@ -43,16 +43,31 @@ async def declare_work_queue(
 
 
 async def ready_messages(channel: AbstractChannel, queue_name: str, delivery_limit: int) -> int:
-    """How many messages of the work queue are ready for delivery, straight from the broker.
+    """How many messages of the work queue are ready for delivery, straight from the broker."""
+    return (await queue_counts(channel, queue_name, delivery_limit)).ready
 
-    A passive declare answers message_count 0 here (aio-pika 10 / RabbitMQ 3.10); re-declaring
-    with the same arguments is idempotent and counts right. `robust=False`: a probe is not a
-    queue the channel should re-declare after a reconnection."""
+
+class QueueCounts(NamedTuple):
+    """The broker's own counters of the work queue: a constant-size look at the cluster."""
+
+    ready: int  # messages waiting for a consumer
+    consumers: int  # consumers on the queue now (paused and stopped workers have none)
+
+
+async def queue_counts(
+    channel: AbstractChannel, queue_name: str, delivery_limit: int
+) -> QueueCounts:
+    """Ready messages and consumers of the work queue, in one round trip to the broker.
+
+    A passive declare answers message_count 0 (and consumer_count 0) here (aio-pika 10 /
+    RabbitMQ 3.10); re-declaring with the same arguments is idempotent and counts right.
+    `robust=False`: a probe is not a queue the channel should re-declare after a reconnection."""
     queue = await channel.declare_queue(  # type: ignore[call-arg]
         queue_name, durable=True, robust=False,
         arguments=work_queue_arguments(queue_name, delivery_limit),
     )  # fmt: skip
-    return int(queue.declaration_result.message_count or 0)
+    result = queue.declaration_result
+    return QueueCounts(int(result.message_count or 0), int(result.consumer_count or 0))
 
 
 async def declare_failed_queue(

@@ -306,11 +306,6 @@ class CoordinatorClient:
         answer = await self.call("GET", "/queue_size", retry=False)
         return int(answer["pending_tasks"])
 
-    async def live_workers(self) -> int:
-        """How many workers GET /workers shows alive."""
-        answer = await self.call("GET", "/workers", retry=False)
-        return sum(1 for w in answer.values() if w.get("alive"))
-
 
 class _Streamed:
     """A request body sent chunked, part by part: the PNGs go out as they are, never joined

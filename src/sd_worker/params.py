@@ -14,13 +14,30 @@ MAX_PREFETCH = 128
 IDLE_PREFETCH = 2
 
 
-def get_optimal_params(pending: int, live_workers: int, cpus: int) -> tuple[int, int]:
+def consuming_workers(queue_consumers: int, own_consumers: int, cpus: int) -> float:
+    """How many workers consume the queue, counted in workers of this one's size.
+
+    `queue_consumers` is the broker's own count of consumers on the work queue (this worker's
+    included when it consumes), `own_consumers` how many of them are this worker's and `cpus`
+    its pool size. A worker runs one consumer per core while it has a share to take, so the
+    other consumers over this worker's cores is how many workers like this one share the queue
+    with it, and a node with twice the cores counts twice: the share becomes a share per core.
+    Paused and draining workers have cancelled their consumers and a stopped or killed one's
+    went with its connection, so none of them is counted. The answer is at least 1 (this one).
+    """
+    others = max(0, queue_consumers - max(0, own_consumers))
+    return 1 + others / max(1, cpus)
+
+
+def get_optimal_params(pending: int, live_workers: float, cpus: int) -> tuple[int, int]:
     """Return `(consumers, prefetch)` for a worker with `cpus` cores.
 
-    `pending` is the number of ready messages in the work queue and `live_workers` the number
-    of workers sharing it (this one included). The aim is to keep every core of the process
-    pool busy, with a small buffer so a core never waits for the network, without one worker
-    hoarding messages that idle workers could run:
+    `pending` is the number of ready messages in the work queue (plus those this worker holds)
+    and `live_workers` the number of workers consuming it, this one included: in workers of
+    this one's size, so it may be fractional (see `consuming_workers`). Workers that report to
+    the coordinator but take nothing (paused by CPU_LIMIT, draining) are not in it. The aim is
+    to keep every core of the process pool busy, with a small buffer so a core never waits for
+    the network, without one worker hoarding messages that idle workers could run:
 
     - one consumer per core, so deliveries and result posts overlap (at least one);
     - prefetch per consumer grows with this worker's fair share of the queue,
@@ -34,10 +51,11 @@ def get_optimal_params(pending: int, live_workers: int, cpus: int) -> tuple[int,
       queue then holds a few dozen of its thousands of tasks), so its fair share of that
       would starve its pool for another look.
 
-    Pure and cheap: the worker re-evaluates it every few seconds and applies changes live.
+    Pure and cheap: the worker re-evaluates it every few seconds, and every fraction of a
+    second while a job arrives, and applies changes live.
     """
     cpus = max(1, cpus)
-    live_workers = max(1, live_workers)
+    live_workers = max(1.0, live_workers)
     pending = max(0, pending)
     if pending and live_workers == 1:
         return cpus, MAX_PREFETCH

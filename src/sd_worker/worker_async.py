@@ -17,18 +17,16 @@ from sd_worker.acks import AckCoalescer, Delivery
 from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient, CoordinatorRejected
 from sd_worker.executor import Executor
-from sd_worker.params import MAX_PREFETCH, get_optimal_params
+from sd_worker.params import get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
 from sd_worker.resources import ResourceSampler, ip_towards
 from sd_worker.shared import SharedStorage
+from sd_worker.tuning import Tuner
 
 log = logging.getLogger("sd.worker")
 
 DRAIN_TIMEOUT_S = 60.0
 WORKING_INTERVAL_S = 1.0
-TUNE_MIN_GAP_S = 0.5
-TUNE_RAISE_GAP_S = 0.1
-QUEUE_PROBE_TIMEOUT_S = 2.0
 RECONSUME_FIRST_S = 0.5
 RECONSUME_MAX_S = 10.0
 
@@ -180,8 +178,7 @@ class AsyncWorker:
         # Tuning, CPU pauses and draining each start and stop consumers: one at a time.
         self._reconfiguring = asyncio.Lock()
         self._changed = asyncio.Event()
-        self._saturated = asyncio.Event()
-        self._live: int | None = None  # live workers at the last look that asked
+        self.tuner = Tuner(self)
         self._background: list[asyncio.Task[None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -194,7 +191,7 @@ class AsyncWorker:
         self.connection = await topology.connect(self.settings, f"sd-worker {self.name}")
         consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
         await self._apply(consumers, prefetch)
-        for loop in (self._report_loop, self._tune_loop, self._working_loop):
+        for loop in (self._report_loop, self.tuner.run, self._working_loop):
             self._background.append(asyncio.create_task(loop(), name=loop.__name__))
         log.info(
             "worker %s consuming %r on %s with %d pool processes (consumers=%d prefetch=%d)",
@@ -256,10 +253,6 @@ class AsyncWorker:
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
-        if self.prefetch < MAX_PREFETCH and len(self.inflight) >= self.prefetch * len(
-            self.consumers
-        ):
-            self._saturated.set()
         try:
             await self._handle(message)
         finally:
@@ -274,6 +267,7 @@ class AsyncWorker:
             log.error("rejecting a malformed message %s: %s", message.message_id, exc)
             await self._settle(message, ack=False, requeue=False)  # dead-letters it
             return
+        self.tuner.delivered(task.job_id, len(self.inflight))
         try:
             await self.processor.handle(task)
         except RetryLater:
@@ -432,57 +426,3 @@ class AsyncWorker:
                 await asyncio.sleep(self.settings.report_interval_s)
                 continue
             await asyncio.sleep(WORKING_INTERVAL_S)
-
-    async def _queue_depth(self) -> int:
-        """Ready messages in the work queue, asked of the broker on a consumer's channel."""
-        if not self.consumers:
-            return await self.client.queue_size()
-        s = self.settings
-        async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
-            return await topology.ready_messages(
-                self.consumers[0].channel, s.queue_name, s.delivery_limit
-            )
-
-    async def _tune_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_look = 0.0
-        while True:
-            try:  # every TUNE_INTERVAL_S, or sooner when every prefetch slot is taken
-                await asyncio.wait_for(self._saturated.wait(), self.settings.tune_interval_s)
-            except TimeoutError:
-                pass
-            if (delay := next_look - loop.time()) > 0:
-                await asyncio.sleep(delay)
-            saturated = self._saturated.is_set()
-            self._saturated.clear()
-            try:
-                # Work this worker holds counts as pending too: a queue kept empty by a fast
-                # consumer must not shrink its prefetch back to idle. The depth comes from the
-                # broker itself: the coordinator is busiest (and its count cached) just when a
-                # job is being published, which is when its slots fill first.
-                pending = await self._queue_depth() + len(self.inflight)
-                if not saturated or self._live is None:
-                    # Workers come and go on the scale of the interval: full slots reuse the
-                    # last count rather than wait for a busy coordinator to answer.
-                    self._live = await self.client.live_workers()
-            except Exception as exc:
-                log.debug("could not read the cluster state to tune: %s", exc)
-                continue
-            consumers, prefetch = get_optimal_params(pending, self._live, self.executor.workers)
-            if (consumers, prefetch) != (len(self.consumers), self.prefetch):
-                log.info("tuning: pending=%d live_workers=%d -> consumers=%d prefetch=%d",
-                         pending, self._live, consumers, prefetch)  # fmt: skip
-                # A job still being published looks small at first: once raised, full slots
-                # may raise again soon; shrinking waits longer, so consumers do not churn.
-                raised = prefetch > self.prefetch
-                await self._apply(consumers, prefetch)
-                next_look = loop.time() + (TUNE_RAISE_GAP_S if raised else TUNE_MIN_GAP_S)
-            elif saturated:
-                # Full slots that a re-tune leaves as they are (the queue is all here already)
-                # say nothing new: the next look waits for the regular interval.
-                next_look = loop.time() + self.settings.tune_interval_s
-            else:
-                # A timer look that changed nothing (an idle worker): a job that fills the
-                # slots next is new news, looked at at once (each message held back at idle
-                # prefetch costs the pool a round trip to the coordinator).
-                next_look = loop.time()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sd_worker.params import IDLE_PREFETCH, MAX_PREFETCH, get_optimal_params
+from sd_worker.params import IDLE_PREFETCH, MAX_PREFETCH, consuming_workers, get_optimal_params
 
 
 def test_idle_queue_keeps_one_consumer_per_core_with_a_small_buffer() -> None:
@@ -49,3 +49,32 @@ def test_a_lone_worker_takes_the_cap_as_soon_as_anything_is_queued(pending: int)
     # Its first look at a job comes while the job is still being published.
     assert get_optimal_params(pending, 1, 2) == (2, MAX_PREFETCH)
     assert get_optimal_params(0, 1, 2) == (2, IDLE_PREFETCH)
+
+
+def test_paused_and_departed_workers_have_no_consumers_so_count_for_nothing() -> None:
+    # Two paused nodes cancelled their consumers: the broker counts only this worker's two.
+    assert consuming_workers(2, 2, 2) == 1
+    assert get_optimal_params(600, consuming_workers(2, 2, 2), 2) == get_optimal_params(600, 1, 2)
+
+
+def test_three_workers_consuming_share_the_queue_in_thirds() -> None:
+    live = consuming_workers(6, 2, 2)
+    assert live == 3
+    assert get_optimal_params(600, live, 2) == get_optimal_params(600, 3, 2) == (2, 100)
+
+
+def test_a_node_with_more_cores_counts_for_more_so_the_share_is_per_core() -> None:
+    # Beside an 8-core node (8 consumers), a 2-core worker is a fifth of the cluster's cores.
+    live = consuming_workers(10, 2, 2)
+    assert live == 5
+    assert get_optimal_params(1000, live, 2) == (2, 100)
+
+
+def test_a_paused_worker_counts_the_others_only() -> None:
+    # Paused, this worker has no consumer on the queue: all four are another worker's.
+    assert consuming_workers(4, 0, 2) == 3
+
+
+@pytest.mark.parametrize(("queue", "own"), [(0, 0), (0, 2), (1, 2), (5, 9)])
+def test_the_count_is_never_below_this_worker_alone(queue: int, own: int) -> None:
+    assert consuming_workers(queue, own, 2) == 1 + max(0, queue - own) / 2 >= 1

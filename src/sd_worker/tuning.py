@@ -1,0 +1,125 @@
+"""Live tuning: when to look at the cluster, what to look at, and re-tuning from it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from sd_common import topology
+from sd_worker.params import MAX_PREFETCH, consuming_workers, get_optimal_params
+
+if TYPE_CHECKING:
+    from sd_worker.worker_async import AsyncWorker
+
+log = logging.getLogger("sd.worker")
+
+TUNE_MIN_GAP_S = 0.5
+TUNE_RAISE_GAP_S = 0.1
+QUEUE_PROBE_TIMEOUT_S = 2.0
+# While a job arrives (a delivery of a job not seen lately, or a queue that grew since the last
+# look) the worker looks every ARRIVAL_GAP_S, until ARRIVAL_WINDOW_S pass with no more growth:
+# a job is published over a second or more, and a share of its first few dozen tasks would
+# starve the pool until the next regular look.
+ARRIVAL_GAP_S = 0.3
+ARRIVAL_WINDOW_S = 2.0
+RECENT_JOBS = 64
+
+
+class Tuner:
+    """Re-evaluates `get_optimal_params` from the broker's counters of the work queue (ready
+    messages and consumers: one round trip whose answer has the same size for 3 nodes or
+    300) and applies it to `worker`: every TUNE_INTERVAL_S, at once when every prefetch slot
+    is taken, and every ARRIVAL_GAP_S while a job arrives."""
+
+    def __init__(self, worker: AsyncWorker) -> None:
+        self.worker = worker
+        self._look_soon = asyncio.Event()
+        self._saturated = False
+        self._new_job = False
+        self._arriving_until = 0.0
+        self._last_pending = 0
+        self._recent_jobs: OrderedDict[str, None] = OrderedDict()
+
+    def delivered(self, job_id: str, in_flight: int) -> None:
+        """A task of `job_id` arrived with `in_flight` tasks held: look soon if its job is new
+        here or every slot is taken."""
+        w = self.worker
+        if job_id not in self._recent_jobs:
+            self._recent_jobs[job_id] = None
+            if len(self._recent_jobs) > RECENT_JOBS:
+                self._recent_jobs.popitem(last=False)
+            self._arriving_until = asyncio.get_running_loop().time() + ARRIVAL_WINDOW_S
+            self._new_job = True
+            self._look_soon.set()
+        else:
+            self._recent_jobs.move_to_end(job_id)
+        if w.prefetch < MAX_PREFETCH and in_flight >= w.prefetch * len(w.consumers):
+            self._saturated = True
+            self._look_soon.set()
+
+    async def look(self) -> tuple[int, float]:
+        """`(pending, live_workers)` for `get_optimal_params`, from the broker."""
+        w = self.worker
+        if not w.consumers:
+            return await w.client.queue_size() + len(w.inflight), 1.0
+        s = w.settings
+        async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
+            counts = await topology.queue_counts(w.consumers[0].channel, s.queue_name,
+                                                 s.delivery_limit)  # fmt: skip
+        own = 0 if (w.paused or w.draining) else len(w.consumers)
+        # Work this worker holds counts as pending too: a queue kept empty by a fast consumer
+        # must not shrink its prefetch back to idle.
+        pending = counts.ready + len(w.inflight)
+        return pending, consuming_workers(counts.consumers, own, w.executor.workers)
+
+    async def run(self) -> None:
+        """The tuning loop (until cancelled)."""
+        w = self.worker
+        loop = asyncio.get_running_loop()
+        next_look = 0.0
+        while True:
+            arriving = loop.time() < self._arriving_until
+            timeout = ARRIVAL_GAP_S if arriving else w.settings.tune_interval_s
+            try:
+                await asyncio.wait_for(self._look_soon.wait(), timeout)
+            except TimeoutError:
+                pass
+            if self._new_job:  # news worth a look now, whatever the last look decided
+                next_look = min(next_look, loop.time() + ARRIVAL_GAP_S)
+            if (delay := next_look - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            saturated, self._saturated = self._saturated, False
+            self._new_job = False
+            self._look_soon.clear()
+            try:
+                pending, live = await self.look()
+            except Exception as exc:
+                log.debug("could not read the queue's counters to tune: %s", exc)
+                continue
+            if pending > self._last_pending:
+                # The queue grew: a job is arriving (or more of it); follow it closely.
+                self._arriving_until = max(self._arriving_until, loop.time() + ARRIVAL_WINDOW_S)
+            self._last_pending = pending
+            arriving = loop.time() < self._arriving_until
+            consumers, prefetch = get_optimal_params(pending, live, w.executor.workers)
+            if (consumers, prefetch) != (len(w.consumers), w.prefetch):
+                log.info("tuning: pending=%d consuming_workers=%.2f -> consumers=%d prefetch=%d",
+                         pending, live, consumers, prefetch)  # fmt: skip
+                # Once raised, full slots may raise again soon; shrinking waits longer, so
+                # consumers do not churn.
+                raised = prefetch > w.prefetch
+                await w._apply(consumers, prefetch)
+                next_look = loop.time() + (TUNE_RAISE_GAP_S if raised else TUNE_MIN_GAP_S)
+            elif saturated and not arriving:
+                # Full slots that a re-tune leaves as they are (the queue is all here already)
+                # say nothing new: the next look waits for the regular interval.
+                next_look = loop.time() + w.settings.tune_interval_s
+            elif arriving:
+                next_look = loop.time() + ARRIVAL_GAP_S
+            else:
+                # A timer look that changed nothing (an idle worker): a job that fills the
+                # slots next is new news, looked at at once (each message held back at idle
+                # prefetch costs the pool a round trip to the coordinator).
+                next_look = loop.time()
