@@ -11,6 +11,9 @@ from sd_common.messages import WorkerHello, Working
 from sd_coordinator.errors import Conflict, NotFound
 
 STALE_AFTER_INTERVALS = 3
+# Statuses of a live worker that takes tasks from the queue (paused and draining ones do not).
+CONSUMING = frozenset({"free", "busy"})
+TALLY_MAX_AGE_S = 0.25
 
 
 @dataclass
@@ -34,12 +37,24 @@ class WorkerState:
     failed: int = 0
 
 
+@dataclass
+class ClusterTally:
+    """Counts of the cluster's workers at `at` (time.time())."""
+
+    at: float
+    workers: int
+    by_status: dict[str, int]
+    consuming: int
+    consuming_cpus: int
+
+
 class Registry:
     """Workers by name. A live name belongs to its session: another node cannot take it over."""
 
     def __init__(self, report_interval_s: float = 1.0) -> None:
         self.stale_after_s = STALE_AFTER_INTERVALS * report_interval_s
         self._workers: dict[str, WorkerState] = {}
+        self._tally: ClusterTally | None = None
 
     def _alive(self, worker: WorkerState, now: float) -> bool:
         return now - worker.last_seen <= self.stale_after_s
@@ -88,6 +103,37 @@ class Registry:
             setattr(worker, field, getattr(hello, field))
         worker.is_local = is_local
         worker.last_seen = now
+
+    def _consuming(self, worker: WorkerState, now: float) -> bool:
+        # Counted from registration on (a new worker consumes before its first report): the
+        # count may be high for a moment, never low, and the worker takes the broker's if less.
+        return worker.status in CONSUMING and self._alive(worker, now)
+
+    def tally(self) -> ClusterTally:
+        """Counts over every worker, recomputed at most every TALLY_MAX_AGE_S: what a report
+        answer and GET /cluster give, the same size for 3 workers or 3 000."""
+        now = time.time()
+        if self._tally is None or now - self._tally.at > TALLY_MAX_AGE_S:
+            by_status = dict.fromkeys(("free", "busy", "paused", "draining", "offline"), 0)
+            consuming = consuming_cpus = 0
+            for w in self._workers.values():
+                status = w.status if self._alive(w, now) else "offline"
+                by_status[status] = by_status.get(status, 0) + 1
+                if self._consuming(w, now):
+                    consuming += 1
+                    consuming_cpus += w.cpus
+            self._tally = ClusterTally(now, len(self._workers), by_status, consuming,
+                                       consuming_cpus)  # fmt: skip
+        return self._tally
+
+    def others_consuming(self, name: str) -> dict[str, int]:
+        """How many workers besides `name` consume the queue, and their cores."""
+        tally = self.tally()
+        workers, cpus = tally.consuming, tally.consuming_cpus
+        me = self._workers.get(name)
+        if me is not None and self._consuming(me, tally.at):
+            workers, cpus = workers - 1, cpus - me.cpus
+        return {"workers": max(0, workers), "cpus": max(0, cpus)}
 
     def alive_count(self) -> int:
         """How many workers reported recently."""

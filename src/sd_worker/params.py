@@ -14,18 +14,29 @@ MAX_PREFETCH = 128
 IDLE_PREFETCH = 2
 
 
-def consuming_workers(queue_consumers: int, own_consumers: int, cpus: int) -> float:
-    """How many workers consume the queue, counted in workers of this one's size.
+def consuming_workers(
+    cpus: int, *, other_consumers: int | None, other_cpus: int | None = None
+) -> float:
+    """How many workers consume the queue, this one included, counted in workers of its size.
 
-    `queue_consumers` is the broker's own count of consumers on the work queue (this worker's
-    included when it consumes), `own_consumers` how many of them are this worker's and `cpus`
-    its pool size. A worker runs one consumer per core while it has a share to take, so the
-    other consumers over this worker's cores is how many workers like this one share the queue
-    with it, and a node with twice the cores counts twice: the share becomes a share per core.
-    Paused and draining workers have cancelled their consumers and a stopped or killed one's
-    went with its connection, so none of them is counted. The answer is at least 1 (this one).
+    Two counts of the others, each an upper bound that errs in its own way, so the smaller
+    one is used (either may be unknown: None):
+
+    - `other_consumers`: the broker's count of consumers on the work queue less this worker's
+      own. A worker runs one consumer per core while it has a share to take, so over this
+      worker's `cpus` it is how many workers like this one share the queue. Paused and
+      draining workers cancel their consumers and a stopped or killed one's go with its
+      connection, so none counts; but a quorum queue still counts a cancelled consumer until
+      its deliveries are settled (a worker that re-tunes or pauses with tasks in hand).
+    - `other_cpus`: the cores of the other workers that report themselves consuming (status
+      free or busy) to the coordinator; a worker killed a moment ago still counts until it
+      has been silent for three report intervals.
+
+    A node with twice the cores counts twice, so the share becomes a share per core. The
+    answer is at least 1 (this worker).
     """
-    others = max(0, queue_consumers - max(0, own_consumers))
+    estimates = [n for n in (other_consumers, other_cpus) if n is not None]
+    others = max(0, min(estimates)) if estimates else 0
     return 1 + others / max(1, cpus)
 
 

@@ -25,13 +25,16 @@ QUEUE_PROBE_TIMEOUT_S = 2.0
 ARRIVAL_GAP_S = 0.3
 ARRIVAL_WINDOW_S = 2.0
 RECENT_JOBS = 64
+STALE_REPORTS = 3  # a report answer older than this many intervals says nothing any more
 
 
 class Tuner:
-    """Re-evaluates `get_optimal_params` from the broker's counters of the work queue (ready
-    messages and consumers: one round trip whose answer has the same size for 3 nodes or
-    300) and applies it to `worker`: every TUNE_INTERVAL_S, at once when every prefetch slot
-    is taken, and every ARRIVAL_GAP_S while a job arrives."""
+    """Re-evaluates `get_optimal_params` and applies it to `worker`: every TUNE_INTERVAL_S, at
+    once when every prefetch slot is taken, and every ARRIVAL_GAP_S while a job arrives.
+
+    A look at the cluster costs the same for 3 nodes or 300: the broker's counters of the
+    work queue (ready messages, consumers: one round trip) and the tally of the other
+    consuming workers that the coordinator sends back with each report."""
 
     def __init__(self, worker: AsyncWorker) -> None:
         self.worker = worker
@@ -41,6 +44,7 @@ class Tuner:
         self._arriving_until = 0.0
         self._last_pending = 0
         self._recent_jobs: OrderedDict[str, None] = OrderedDict()
+        self._heard: tuple[float, int] | None = None  # (when, other consuming workers' cores)
 
     def delivered(self, job_id: str, in_flight: int) -> None:
         """A task of `job_id` arrived with `in_flight` tasks held: look soon if its job is new
@@ -68,11 +72,28 @@ class Tuner:
         async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
             counts = await topology.queue_counts(w.consumers[0].channel, s.queue_name,
                                                  s.delivery_limit)  # fmt: skip
-        own = 0 if (w.paused or w.draining) else len(w.consumers)
         # Work this worker holds counts as pending too: a queue kept empty by a fast consumer
         # must not shrink its prefetch back to idle.
         pending = counts.ready + len(w.inflight)
-        return pending, consuming_workers(counts.consumers, own, w.executor.workers)
+        live = consuming_workers(
+            w.executor.workers,
+            other_consumers=counts.consumers - w.consumers_on_broker(),
+            other_cpus=self._other_cpus(),
+        )
+        return pending, live
+
+    def heard(self, others_consuming: object) -> None:
+        """The coordinator's answer to a report: the other workers consuming, and their cores."""
+        if isinstance(others_consuming, dict) and isinstance(others_consuming.get("cpus"), int):
+            self._heard = (asyncio.get_running_loop().time(), others_consuming["cpus"])
+
+    def _other_cpus(self) -> int | None:
+        """The cores of the other consuming workers, as the last recent report answer said."""
+        if self._heard is None:
+            return None
+        at, cpus = self._heard
+        stale_s = STALE_REPORTS * self.worker.settings.report_interval_s
+        return cpus if asyncio.get_running_loop().time() - at <= stale_s else None
 
     async def run(self) -> None:
         """The tuning loop (until cancelled)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 
 import aiormq
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
@@ -118,7 +119,17 @@ class Consumer:
             self._recovery = None
 
     async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
-        await self.on_message(Delivery(message))
+        # A quorum queue keeps counting a cancelled consumer until its deliveries are settled:
+        # the tuner subtracts the ones of this worker from the broker's count.
+        held = self.worker.held_by_tag
+        tag = message.consumer_tag or ""
+        held[tag] += 1
+        try:
+            await self.on_message(Delivery(message))
+        finally:
+            held[tag] -= 1
+            if not held[tag]:
+                del held[tag]
 
     async def on_message(self, message: Delivery) -> None:
         """Track this channel's deliveries, so it closes only once they are settled."""
@@ -172,6 +183,7 @@ class AsyncWorker:
         self.paused = False
         self.draining = False
         self.inflight: set[asyncio.Task[None]] = set()
+        self.held_by_tag: Counter[str] = Counter()  # unsettled deliveries by consumer tag
         self.acks = AckCoalescer()
         self._stopped = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
@@ -333,6 +345,12 @@ class AsyncWorker:
 
     # -- talking to the coordinator ---------------------------------------------------------
 
+    def consumers_on_broker(self) -> int:
+        """This worker's consumers that the broker counts on the queue: the consuming ones and
+        the cancelled ones still holding deliveries."""
+        tags = {c.tag for c in self.consumers if c.tag is not None}
+        return len(tags | self.held_by_tag.keys())
+
     def _status(self) -> str:
         if self.draining:
             return "draining"
@@ -388,7 +406,8 @@ class AsyncWorker:
             cpu, ram, net = self.sampler.sample()
             await self._set_paused(cpu > self.settings.cpu_limit)
             try:
-                await self.client.report(self._hello(cpu, ram, net))
+                answer = await self.client.report(self._hello(cpu, ram, net))
+                self.tuner.heard(answer.get("others_consuming"))
             except CoordinatorRejected as exc:
                 if exc.status == 404:  # the coordinator restarted and forgot us
                     await self._register()

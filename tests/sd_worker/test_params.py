@@ -53,28 +53,40 @@ def test_a_lone_worker_takes_the_cap_as_soon_as_anything_is_queued(pending: int)
 
 def test_paused_and_departed_workers_have_no_consumers_so_count_for_nothing() -> None:
     # Two paused nodes cancelled their consumers: the broker counts only this worker's two.
-    assert consuming_workers(2, 2, 2) == 1
-    assert get_optimal_params(600, consuming_workers(2, 2, 2), 2) == get_optimal_params(600, 1, 2)
+    assert consuming_workers(2, other_consumers=0) == 1
+    alone = get_optimal_params(600, 1, 2)
+    assert get_optimal_params(600, consuming_workers(2, other_consumers=0), 2) == alone
+
+
+def test_nodes_reporting_paused_are_not_counted_by_the_coordinators_tally_either() -> None:
+    assert consuming_workers(2, other_consumers=None, other_cpus=0) == 1
 
 
 def test_three_workers_consuming_share_the_queue_in_thirds() -> None:
-    live = consuming_workers(6, 2, 2)
+    live = consuming_workers(2, other_consumers=4, other_cpus=4)
     assert live == 3
     assert get_optimal_params(600, live, 2) == get_optimal_params(600, 3, 2) == (2, 100)
 
 
 def test_a_node_with_more_cores_counts_for_more_so_the_share_is_per_core() -> None:
     # Beside an 8-core node (8 consumers), a 2-core worker is a fifth of the cluster's cores.
-    live = consuming_workers(10, 2, 2)
+    live = consuming_workers(2, other_consumers=8, other_cpus=8)
     assert live == 5
     assert get_optimal_params(1000, live, 2) == (2, 100)
 
 
-def test_a_paused_worker_counts_the_others_only() -> None:
-    # Paused, this worker has no consumer on the queue: all four are another worker's.
-    assert consuming_workers(4, 0, 2) == 3
+@pytest.mark.parametrize(
+    ("consumers", "cpus", "expected"),
+    [(12, 4, 3), (4, 12, 3), (4, None, 3), (None, 4, 3), (None, None, 1)],
+)
+def test_the_smaller_of_the_two_counts_of_the_others_is_used(
+    consumers: int | None, cpus: int | None, expected: float
+) -> None:
+    # The broker still counts cancelled consumers with tasks in hand; the coordinator still
+    # counts a worker killed a moment ago: each count errs upwards, never downwards.
+    assert consuming_workers(2, other_consumers=consumers, other_cpus=cpus) == expected
 
 
-@pytest.mark.parametrize(("queue", "own"), [(0, 0), (0, 2), (1, 2), (5, 9)])
-def test_the_count_is_never_below_this_worker_alone(queue: int, own: int) -> None:
-    assert consuming_workers(queue, own, 2) == 1 + max(0, queue - own) / 2 >= 1
+@pytest.mark.parametrize("others", [-3, 0, 1, 5])
+def test_the_count_is_never_below_this_worker_alone(others: int) -> None:
+    assert consuming_workers(2, other_consumers=others) == 1 + max(0, others) / 2 >= 1

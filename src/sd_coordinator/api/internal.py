@@ -64,10 +64,13 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
 
 
 @router.post("/report")
-async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, str]:
-    """Periodic resources and state of a registered worker (404: register again)."""
-    services.registry.report(hello, is_local=is_local(request, hello))
-    return {"status": "ok"}
+async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Periodic resources and state of a registered worker (404: register again). The answer
+    says how many other workers consume the queue and their cores (`others_consuming`): the
+    worker's look at the cluster, the same size however large the cluster."""
+    registry = services.registry
+    registry.report(hello, is_local=is_local(request, hello))
+    return {"status": "ok", "others_consuming": registry.others_consuming(hello.name)}
 
 
 @router.post("/working")

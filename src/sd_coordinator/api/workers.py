@@ -17,6 +17,21 @@ async def workers(services: ServicesDep) -> dict[str, dict[str, Any]]:
     return services.registry.snapshot()
 
 
+@router.get("/cluster")
+async def cluster(services: ServicesDep) -> dict[str, Any]:
+    """The cluster in counts, the same size for 3 workers or 3 000: workers by status, how
+    many consume the queue and their cores, queue depth and tasks per second."""
+    tally = services.registry.tally()
+    return {
+        "workers": tally.workers,
+        "by_status": tally.by_status,
+        "consuming": tally.consuming,
+        "consuming_cpus": tally.consuming_cpus,
+        "queue_size": await services.broker.pending(),
+        "tps": round(services.rates.rate(), 3),
+    }
+
+
 @router.get("/queue_size")
 async def queue_size(services: ServicesDep) -> dict[str, int]:
     """Ready messages waiting in the work queue."""

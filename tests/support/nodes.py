@@ -1,0 +1,105 @@
+"""Simulated lab PCs: nodes that register and report to a coordinator as real workers do,
+in any state, without consuming anything from the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+
+
+def node_body(name: str, session: str, status: str, *, cpus: int = 4, seq: int = 0
+              ) -> dict[str, Any]:  # fmt: skip
+    """A POST /register or /report body of a node in `status` (one consumer per core when it
+    says it consumes: free or busy)."""
+    consuming = status in ("free", "busy")
+    return {
+        "name": name, "session": session, "cpu": 91.5 if status == "paused" else 3.0,
+        "ram": 42.0, "net": 0.01, "ip": f"10.22.{seq // 250}.{seq % 250 + 1}", "cpus": cpus,
+        "status": status, "task_id": None, "consumers": cpus if consuming else 0,
+        "prefetch": 2 if consuming else 0, "processed": seq,
+        "failed": 0,
+    }  # fmt: skip
+
+
+class SimulatedNodes:
+    """`count` nodes named `prefix-NNN`, reporting every `interval_s` with `status` (a status
+    per node may be given instead); `reports` counts the answered reports."""
+
+    def __init__(self, url: str, token: str, names: Iterable[str], statuses: Iterable[str],
+                 interval_s: float = 1.0, cpus: int = 4) -> None:  # fmt: skip
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.nodes = [(n, uuid.uuid4().hex, s) for n, s in zip(names, statuses, strict=True)]
+        self.interval_s = interval_s
+        self.cpus = cpus
+        self.reports = 0
+        self.errors = 0
+
+    @classmethod
+    def named(cls, url: str, token: str, prefix: str, count: int, status: str = "paused",
+              interval_s: float = 1.0, cpus: int = 4) -> SimulatedNodes:  # fmt: skip
+        """`count` nodes `prefix-000`… all in `status`."""
+        names = [f"{prefix}-{i:03d}" for i in range(count)]
+        return cls(url, token, names, [status] * count, interval_s, cpus)
+
+    async def _post(self, http: aiohttp.ClientSession, path: str, i: int) -> None:
+        name, session, status = self.nodes[i]
+        try:
+            body = node_body(name, session, status, cpus=self.cpus, seq=i)
+            async with http.post(self.url + path, json=body, headers=self.headers) as answer:
+                await answer.read()
+                if answer.status == 200:
+                    self.reports += 1
+                else:
+                    self.errors += 1
+        except aiohttp.ClientError:
+            self.errors += 1
+
+    async def register(self, http: aiohttp.ClientSession) -> None:
+        """Register every node once."""
+        await asyncio.gather(*(self._post(http, "/register", i) for i in range(len(self.nodes))))
+
+    async def run(self, stop: asyncio.Event | threading.Event) -> None:
+        """Register, then report each node every interval (spread over it) until `stop`."""
+        connector = aiohttp.TCPConnector(limit=64)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            await self.register(http)
+            loop = asyncio.get_running_loop()
+            gap = self.interval_s / max(1, len(self.nodes))
+            start = loop.time()
+            tick = 0
+            pending: set[asyncio.Task[None]] = set()
+            while not stop.is_set():
+                for i in range(len(self.nodes)):
+                    task = asyncio.create_task(self._post(http, "/report", i))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    tick += 1
+                    if (delay := start + tick * gap - loop.time()) > 0:
+                        await asyncio.sleep(delay)
+                    if stop.is_set():
+                        break
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class NodesInThread:
+    """SimulatedNodes reporting from a thread of their own (for synchronous tests)."""
+
+    def __init__(self, nodes: SimulatedNodes) -> None:
+        self.nodes = nodes
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(nodes.run(self._stop)),
+                                        daemon=True)  # fmt: skip
+
+    def __enter__(self) -> SimulatedNodes:
+        self._thread.start()
+        return self.nodes
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
