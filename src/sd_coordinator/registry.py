@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sd_common.messages import WorkerHello, Working
@@ -71,6 +71,7 @@ class Registry:
             )
         worker = WorkerState(name=hello.name, session=hello.session or uuid.uuid4().hex)
         self._workers[hello.name] = worker
+        self._tally = None  # a new member counts at once
         self._apply(worker, hello, now, is_local)
         return worker
 
@@ -145,7 +146,9 @@ class Registry:
         now = time.time()
         out: dict[str, dict[str, Any]] = {}
         for name, worker in sorted(self._workers.items()):
-            view = asdict(worker)
+            # A shallow copy: the fields are plain values, and asdict()'s deep copy made a
+            # listing of 300 workers take tens of milliseconds.
+            view = dict(vars(worker))
             del view["session"]
             view["alive"] = self._alive(worker, now)
             if not view["alive"]:
