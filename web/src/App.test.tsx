@@ -20,6 +20,25 @@ beforeEach(() => {
 })
 
 describe('live snapshot', () => {
+  it('applies the changes pushed after the first snapshot', async () => {
+    localStorage.setItem('sd.lang', 'en')
+    await renderApp()
+    const source = MockEventSource.latest
+    act(() => source.emitSnapshot(snapshot({ workers: { a: worker({ name: 'a' }), b: worker({ name: 'b' }) } })))
+    act(() =>
+      source.emitDelta({
+        workers: { a: { status: 'paused', task_id: null }, c: worker({ name: 'c', status: 'free', task_id: null }) },
+        gone: ['b'],
+        queue_size: 12,
+        server_time: 1_700_000_001,
+      }),
+    )
+    expect(screen.getByTestId('queue-size')).toHaveTextContent('12')
+    expect(screen.getByTestId('node-card-a')).toHaveAttribute('data-status', 'paused')
+    expect(screen.getByTestId('node-card-c')).toHaveAttribute('data-status', 'free')
+    expect(screen.queryByTestId('node-card-b')).not.toBeInTheDocument()
+  })
+
   it('shows the pushed cluster state', async () => {
     localStorage.setItem('sd.lang', 'en')
     await renderApp()

@@ -1,6 +1,6 @@
 /** Wire shapes of the coordinator's HTTP API (DESIGN.md §3). */
 
-export type WorkerStatus = 'free' | 'busy' | 'offline'
+export type WorkerStatus = 'free' | 'busy' | 'paused' | 'draining' | 'offline'
 export type JobState = 'queued' | 'running' | 'done' | 'failed'
 export type TaskState = JobState
 

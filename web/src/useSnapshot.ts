@@ -1,6 +1,7 @@
 /** The coordinator's live state, pushed over Server-Sent Events (`GET /events`). */
 import { useEffect, useState } from 'react'
 import { onTokenChange, reportUnauthorized, withToken } from './auth'
+import { applyDelta, type SnapshotDelta } from './delta'
 import { appendSnapshot, EMPTY_HISTORY, type History } from './history'
 import type { Snapshot } from './types'
 
@@ -55,6 +56,23 @@ export function useSnapshot(path = '/events'): SnapshotState {
       setState((s) => ({ snapshot, history: appendSnapshot(s.history, snapshot), connection: 'live' }))
     }
 
+    // After the first snapshot the stream sends what changed: applied to the last snapshot.
+    const onDelta = (event: MessageEvent<string>) => {
+      let delta: SnapshotDelta
+      try {
+        delta = JSON.parse(event.data) as SnapshotDelta
+      } catch {
+        return
+      }
+      lastSnapshotAt = Date.now()
+      retryMs = 1000
+      setState((s) => {
+        if (s.snapshot === null) return s
+        const snapshot = applyDelta(s.snapshot, delta)
+        return { snapshot, history: appendSnapshot(s.history, snapshot), connection: 'live' }
+      })
+    }
+
     const connect = () => {
       clearTimeout(retryTimer)
       source?.close()
@@ -63,6 +81,7 @@ export function useSnapshot(path = '/events'): SnapshotState {
       const es = new EventSource(url)
       source = es
       es.addEventListener('snapshot', onSnapshot as EventListener)
+      es.addEventListener('delta', onDelta as EventListener)
       es.onmessage = onSnapshot
       es.onerror = () => {
         markDisconnected()

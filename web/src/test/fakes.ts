@@ -43,6 +43,13 @@ export class MockEventSource {
     this.listeners.get('snapshot')?.forEach((listener) => listener(event))
   }
 
+  /** The coordinator pushes what changed since the last snapshot. */
+  emitDelta(delta: unknown) {
+    this.readyState = MockEventSource.OPEN
+    const event = new MessageEvent('delta', { data: JSON.stringify(delta) })
+    this.listeners.get('delta')?.forEach((listener) => listener(event))
+  }
+
   /** The connection drops; EventSource would now be reconnecting by itself. */
   emitError(readyState = MockEventSource.CONNECTING) {
     this.readyState = readyState
