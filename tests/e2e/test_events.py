@@ -3,11 +3,9 @@ receive the whole listing every second."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 
-import aiohttp
 import pytest
 
 from support.cluster import Cluster
@@ -27,18 +25,13 @@ def events(cluster: Cluster) -> Iterator[tuple[str, dict[str, object], int]]:
                 yield name, json.loads(line[len("data: ") :]), len(line)
 
 
-async def _register(cluster: Cluster, nodes: SimulatedNodes) -> None:
-    async with aiohttp.ClientSession() as http:
-        await nodes.register(http)
-
-
 def test_the_event_stream_sends_the_cluster_once_then_what_changed(
     embedded_cluster: Cluster,
 ) -> None:
     cluster = embedded_cluster
     cluster.start_coordinator()
     nodes = SimulatedNodes.named(cluster.url, cluster.token, "lab-pc", 300, "paused")
-    asyncio.run(_register(cluster, nodes))
+    nodes.register_blocking()
     # Silent since they registered: all offline after three report intervals.
     with cluster.client() as client:
         cluster.wait_until(lambda: client.get("/cluster").json()["by_status"]["offline"] >= 300,

@@ -147,7 +147,7 @@ def test_a_workers_look_at_the_cluster_costs_the_same_with_300_nodes(cluster: Cl
         few = proxy.downstream - before
 
         many = SimulatedNodes.named(cluster.url, cluster.token, "lab-pc-with-a-long-name", 300)
-        asyncio.run(_register_only(many))
+        many.register_blocking()
         with cluster.client() as client:
             assert len(client.get("/workers").json()) == 301
         before = proxy.downstream
@@ -155,11 +155,3 @@ def test_a_workers_look_at_the_cluster_costs_the_same_with_300_nodes(cluster: Cl
         lots = proxy.downstream - before
     # Four seconds of reports and looks: the same bytes whether 1 or 301 nodes are known.
     assert lots <= 2 * few + 4096, (few, lots)
-
-
-async def _register_only(nodes: SimulatedNodes) -> None:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http:
-        await nodes.register(http)
-    assert nodes.reports == len(nodes.nodes)

@@ -64,6 +64,17 @@ class SimulatedNodes:
         """Register every node once."""
         await asyncio.gather(*(self._post(http, "/register", i) for i in range(len(self.nodes))))
 
+    def register_blocking(self) -> None:
+        """Register every node once, from a thread of its own (any caller's loop left alone)."""
+
+        async def register() -> None:
+            async with aiohttp.ClientSession() as http:
+                await self.register(http)
+
+        thread = threading.Thread(target=lambda: asyncio.run(register()))
+        thread.start()
+        thread.join(timeout=60)
+
     async def run(self, stop: asyncio.Event | threading.Event) -> None:
         """Register, then report each node every interval (spread over it) until `stop`."""
         connector = aiohttp.TCPConnector(limit=64)
