@@ -271,15 +271,16 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
     "outcomes stored one by one": ("coordinator", outcomes_one_by_one),
     "services dependency in the thread pool": ("coordinator", services_in_threadpool),
     "published through aio-pika's Exchange.publish": ("coordinator", publish_through_exchange),
-    "publishes queued 10 at a time (aiormq's FRAME_BUFFER_SIZE)": ("coordinator",
-                                                                   frames_ten_at_a_time),
+    "publishes queued 10 at a time (aiormq's FRAME_BUFFER_SIZE)": (
+        "coordinator",
+        frames_ten_at_a_time,
+    ),
     "deliveries through aio-pika's Queue.consume": ("worker", consume_through_queue),
     "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": ("worker", no_pillow_blocks),
     "garbage collector at Python's defaults": ("both", default_gc),
 }
 SLUGS = {
-    "".join(c for c in name.replace(" ", "-") if c.isalnum() or c == "-"): name
-    for name in VARIANTS
+    "".join(c for c in name.replace(" ", "-") if c.isalnum() or c == "-"): name for name in VARIANTS
 }
 
 

@@ -4,6 +4,7 @@ in any state, without consuming anything from the queue."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import uuid
 from collections.abc import Iterable
@@ -12,14 +13,20 @@ from typing import Any
 import aiohttp
 
 
-def node_body(name: str, session: str, status: str, *, cpus: int = 4, seq: int = 0
-              ) -> dict[str, Any]:  # fmt: skip
+MAX_IN_FLIGHT = 128
+
+
+def node_body(name: str, session: str, status: str, *, cpus: int = 4, seq: int = 0,
+              load: float | None = None) -> dict[str, Any]:  # fmt: skip
     """A POST /register or /report body of a node in `status` (one consumer per core when it
     says it consumes: free or busy)."""
     consuming = status in ("free", "busy")
     return {
-        "name": name, "session": session, "cpu": 91.5 if status == "paused" else 3.0,
-        "ram": 42.0, "net": 0.01, "ip": f"10.22.{seq // 250}.{seq % 250 + 1}", "cpus": cpus,
+        "name": name, "session": session,
+        "cpu": load if load is not None else 91.5 if status == "paused" else 3.0,
+        "ram": 42.0 if load is None else round(30 + load / 4, 1),
+        "net": 0.01 if load is None else round(load / 50, 2),
+        "ip": f"10.22.{seq // 250}.{seq % 250 + 1}", "cpus": cpus,
         "status": status, "task_id": None, "consumers": cpus if consuming else 0,
         "prefetch": 2 if consuming else 0, "processed": seq,
         "failed": 0,
@@ -27,16 +34,19 @@ def node_body(name: str, session: str, status: str, *, cpus: int = 4, seq: int =
 
 
 class SimulatedNodes:
-    """`count` nodes named `prefix-NNN`, reporting every `interval_s` with `status` (a status
-    per node may be given instead); `reports` counts the answered reports."""
+    """Nodes `names`, each in its status of `statuses`, reporting every `interval_s`;
+    `reports` counts the answered reports. With `vary`, CPU, RAM and network move on every
+    report as a real node's do (otherwise they stay the same)."""
 
     def __init__(self, url: str, token: str, names: Iterable[str], statuses: Iterable[str],
-                 interval_s: float = 1.0, cpus: int = 4) -> None:  # fmt: skip
+                 interval_s: float = 1.0, cpus: int = 4, vary: bool = False) -> None:  # fmt: skip
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}"}
         self.nodes = [(n, uuid.uuid4().hex, s) for n, s in zip(names, statuses, strict=True)]
         self.interval_s = interval_s
         self.cpus = cpus
+        self.vary = vary
+        self._random = random.Random(22)
         self.reports = 0
         self.errors = 0
 
@@ -50,7 +60,8 @@ class SimulatedNodes:
     async def _post(self, http: aiohttp.ClientSession, path: str, i: int) -> None:
         name, session, status = self.nodes[i]
         try:
-            body = node_body(name, session, status, cpus=self.cpus, seq=i)
+            load = round(self._random.uniform(5, 99), 1) if self.vary else None
+            body = node_body(name, session, status, cpus=self.cpus, seq=i, load=load)
             async with http.post(self.url + path, json=body, headers=self.headers) as answer:
                 await answer.read()
                 if answer.status == 200:
@@ -87,6 +98,8 @@ class SimulatedNodes:
             pending: set[asyncio.Task[None]] = set()
             while not stop.is_set():
                 for i in range(len(self.nodes)):
+                    if len(pending) >= MAX_IN_FLIGHT:  # a coordinator that falls behind
+                        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     task = asyncio.create_task(self._post(http, "/report", i))
                     pending.add(task)
                     task.add_done_callback(pending.discard)
