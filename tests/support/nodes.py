@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 
-
 MAX_IN_FLIGHT = 128
 
 
