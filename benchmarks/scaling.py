@@ -156,6 +156,18 @@ def thumbnails_per_s(cluster: Cluster, photos: list[tuple[str, bytes]], copies: 
         return float(tasks / max(1e-6, finished - started))
 
 
+def tuned_to(cluster: Cluster, name: str) -> str:
+    """The worker's highest prefetch in this run and the count of workers it shared with then,
+    from its log's `tuning:` lines."""
+    best = (0, "")
+    for line in cluster.logs[name].read_text(errors="replace").splitlines():
+        if "tuning:" in line and "prefetch=" in line:
+            prefetch = int(line.rsplit("prefetch=", 1)[1].split()[0])
+            live = line.split("consuming_workers=", 1)[1].split()[0]
+            best = max(best, (prefetch, live))
+    return f"prefetch {best[0]} (consuming workers {best[1] or '?'})"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -204,6 +216,7 @@ def cluster_cost(work: Path, count: int, window_s: float, photos: list[tuple[str
             # (d) a real worker beside them.
             cluster.start_worker("real")
             rate = thumbnails_per_s(cluster, photos, copies)
+            tuned = tuned_to(cluster, "real")
         return {
             "nodes": count,
             "reports_per_s": reports / (t1 - t0),
@@ -217,6 +230,7 @@ def cluster_cost(work: Path, count: int, window_s: float, photos: list[tuple[str
             "cluster_bytes": summary,
             "worker_tasks_per_s": rate,
             "worker_vs_alone": rate / alone if alone else None,
+            "worker_tuned_to": tuned,
         }
     finally:
         stop_cluster(cluster)
@@ -324,8 +338,8 @@ def render(run: dict[str, Any]) -> str:
         "",
         "| nodes | reports/s | coordinator CPU per report | coordinator cores | dashboard bytes/s "
         "| GET /workers p50 / p99 (its CPU) | /workers size | /cluster size "
-        "| real worker tasks/s (vs alone) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| real worker tasks/s (vs alone) | real worker tuned to |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in run["cost"]:
         lines.append(
@@ -334,7 +348,8 @@ def render(run: dict[str, Any]) -> str:
             f"| {row['workers_p50_ms']:.1f} / {row['workers_p99_ms']:.1f} ms "
             f"({row.get('workers_cpu_ms', float('nan')):.1f} ms) "
             f"| {row['workers_bytes'] / 1000:.1f} kB | {row['cluster_bytes']} B "
-            f"| {row['worker_tasks_per_s']:.0f} ({row['worker_vs_alone']:.2f}) |"
+            f"| {row['worker_tasks_per_s']:.0f} ({row['worker_vs_alone']:.2f}) "
+            f"| {row.get('worker_tuned_to', '–')} |"
         )
     lines += ["", f"Alone: {run['alone']:.0f} tasks/s.", ""]
     if "share" in run:
@@ -385,7 +400,18 @@ def main() -> None:
     parser.add_argument("--only", default="cost,share,start", help="parts to run")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the real-worker runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "SCALING.md")
+    parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
+                        help="write the report from saved runs (later runs' parts win), "
+                        "measuring nothing")  # fmt: skip
     args = parser.parse_args()
+    if args.render:
+        merged: dict[str, Any] = {}
+        for path in args.render:
+            saved = json.loads(path.read_text())
+            merged.update({k: v for k, v in saved.items() if v or k not in merged})
+        args.out.write_text(render(merged) + "\n")
+        print(f"wrote {args.out}")
+        return
     window_s = 6.0 if args.quick else 15.0
     copies = 150 if args.quick else 300
     rounds = args.rounds or (1 if args.quick else 2)
