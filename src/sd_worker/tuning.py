@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from sd_common import topology
@@ -25,6 +25,7 @@ QUEUE_PROBE_TIMEOUT_S = 2.0
 ARRIVAL_GAP_S = 0.3
 ARRIVAL_WINDOW_S = 2.0
 RECENT_JOBS = 64
+CONSUMERS_MEMORY_S = 1.5
 STALE_REPORTS = 3  # a report answer older than this many intervals says nothing any more
 
 
@@ -45,6 +46,7 @@ class Tuner:
         self._last_pending = 0
         self._recent_jobs: OrderedDict[str, None] = OrderedDict()
         self._heard: tuple[float, int] | None = None  # (when, other consuming workers' cores)
+        self._consumers_seen: deque[tuple[float, int]] = deque()
 
     def delivered(self, job_id: str, in_flight: int) -> None:
         """A task of `job_id` arrived with `in_flight` tasks held: look soon if its job is new
@@ -77,10 +79,21 @@ class Tuner:
         pending = counts.ready + len(w.inflight)
         live = consuming_workers(
             w.executor.workers,
-            other_consumers=counts.consumers - w.consumers_on_broker(),
+            other_consumers=self._other_consumers(counts.consumers - w.consumers_on_broker()),
             other_cpus=self._other_cpus(),
         )
         return pending, live
+
+    def _other_consumers(self, now_seen: int) -> int:
+        """The most consumers of other workers the broker counted over the last
+        CONSUMERS_MEMORY_S: a worker that re-tunes cancels its consumers and consumes again,
+        and a look between the two would take it for gone (at a job's start every worker
+        re-tunes at once, and one that saw the others so was alone would take the cap)."""
+        now = asyncio.get_running_loop().time()
+        self._consumers_seen.append((now, now_seen))
+        while self._consumers_seen and now - self._consumers_seen[0][0] > CONSUMERS_MEMORY_S:
+            self._consumers_seen.popleft()
+        return max(n for _, n in self._consumers_seen)
 
     def heard(self, others_consuming: object) -> None:
         """The coordinator's answer to a report: the other workers consuming, and their cores."""
