@@ -73,8 +73,9 @@ class LocalWorker:
         self.name = f"{settings.node_name}-local"
         self.session = uuid.uuid4().hex
         self.executor = Executor(
-            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max
-        )
+            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
+            portable=settings.portable_runtime,
+        )  # fmt: skip
         self.processor = TaskProcessor(
             self.name,
             settings,
