@@ -115,12 +115,17 @@ async def serve(settings: Settings) -> None:
     """Run the worker with stop signals handled on this loop until it has stopped."""
     lifecycle = Lifecycle(settings)
     use_loop = not settings.portable_runtime and sys.platform != "win32"
-    with stop_signals(lifecycle.on_signal, use_loop=use_loop) as how:
-        loop = asyncio.get_running_loop()
-        log.info("Python %s on %s; event loop %s; stop signals through %s",
-                 platform.python_version(), platform.platform(terse=True),
-                 type(loop).__module__.split(".")[0] + "." + type(loop).__name__, how)  # fmt: skip
-        await lifecycle.run()
+    try:
+        with stop_signals(lifecycle.on_signal, use_loop=use_loop) as how:
+            loop = type(asyncio.get_running_loop())
+            log.info("Python %s on %s; event loop %s.%s; stop signals through %s",
+                     platform.python_version(), platform.platform(terse=True),
+                     loop.__module__.split(".")[0], loop.__name__, how)  # fmt: skip
+            await lifecycle.run()
+    finally:
+        # Stopped: a late signal has nothing left to stop while the process exits.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def run_loop(main: Coroutine[Any, Any, None], *, portable: bool = False) -> None:
