@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from support.cluster import Cluster, free_port
@@ -55,22 +56,24 @@ def assert_stopped_cleanly(cluster: Cluster, name: str, code: int, last_words: s
 
 
 @pytest.fixture
-def silent_broker() -> Iterator[int]:
-    """A port that takes TCP connections and never answers AMQP (a broker that hangs)."""
+def silent_broker() -> Iterator[socket.socket]:
+    """A listening socket that takes TCP connections and never answers AMQP (a broker that
+    hangs)."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
-        yield int(listener.getsockname()[1])
+        listener.settimeout(30)
+        yield listener
 
 
 @pytest.mark.parametrize("signals", SIGNALS)
 def test_a_signal_during_the_broker_check_stops_cleanly(
-    cluster: Cluster, silent_broker: int, signals: tuple[int, ...]
+    cluster: Cluster, silent_broker: socket.socket, signals: tuple[int, ...]
 ) -> None:
-    cluster.launch_worker("hanging", RABBIT_PORT=str(silent_broker))
-    wait_for_line(cluster, "hanging", "checking RabbitMQ")
-    time.sleep(0.5)
-    code = stop_with(cluster, "hanging", signals)
+    cluster.launch_worker("hanging", RABBIT_PORT=str(silent_broker.getsockname()[1]))
+    connection, _ = silent_broker.accept()  # the worker is waiting for the broker's greeting
+    with connection:
+        code = stop_with(cluster, "hanging", signals)
     assert_stopped_cleanly(cluster, "hanging", code, "during the RabbitMQ check")
 
 
@@ -92,7 +95,8 @@ def test_a_signal_while_the_process_pool_starts_stops_cleanly(
     cluster.start_coordinator()
     pythonpath = os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p)
     cluster.launch_worker("slow", TASK_MODULES="support.slow_pool_start", PYTHONPATH=pythonpath)
-    wait_for_line(cluster, "slow", "process pool:")
+    worker = psutil.Process(cluster.procs["slow"].pid)
+    cluster.wait_until(lambda: worker.children(), 30, "the worker to start its pool")
     time.sleep(1)
     code = stop_with(cluster, "slow", signals)
     assert_stopped_cleanly(cluster, "slow", code, "during the process pool's start")
