@@ -60,15 +60,17 @@ class Lifecycle:
         self.signals = 0
         self._starting: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
+        self._finished = False
 
     def on_signal(self) -> None:
         """A stop signal (called on the loop)."""
         self.signals += 1
-        if self._starting is None or not self._starting.done():
-            if self._starting is not None:
-                self._starting.cancel()
+        starting = self._starting
+        if starting is None or not starting.done() or starting.cancelled():
+            if starting is not None:
+                starting.cancel()
             return
-        if self.worker is None:
+        if self.worker is None or self._finished:
             return
         if self.signals == 1:
             log.info("stopping: finishing tasks in flight (signal again to stop at once)")
@@ -93,6 +95,7 @@ class Lifecycle:
             assert self.worker is not None
             await self.worker.stopped()
         finally:
+            self._finished = True
             if not self._starting.done():
                 self._starting.cancel()
                 await asyncio.wait({self._starting})

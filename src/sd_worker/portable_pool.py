@@ -11,11 +11,14 @@ again alone, so only the call that kills a process by itself fails, as with Loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import pickle
+import signal
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -24,6 +27,22 @@ log = logging.getLogger("sd.worker.pool")
 
 DEPTH = 2  # calls a process is counted to hold, as in LoopPool (one running, one waiting)
 STOP_TIMEOUT_S = 30.0
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Start processes with SIGINT and SIGTERM blocked (POSIX): they inherit the mask, so a
+    Ctrl-C to the process group cannot interrupt one still importing (with a traceback) before
+    its initializer makes it deaf to them. Here the signals wait, to be handled right after."""
+    if sys.platform == "win32":
+        yield
+        return
+    stop = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _initialize(
@@ -90,8 +109,9 @@ class PortablePool:
             self.workers, mp_context=self.context, initializer=_initialize,
             initargs=self._initargs,
         )  # fmt: skip
-        for _ in range(self.workers):  # each call while none is idle starts a process
-            pool.submit(_nothing)
+        with _stop_signals_blocked():
+            for _ in range(self.workers):  # each call while none is idle starts a process
+                pool.submit(_nothing)
         return pool
 
     async def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
