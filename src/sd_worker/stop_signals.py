@@ -25,6 +25,7 @@ def stop_signals(on_signal: Callable[[], None], *, use_loop: bool) -> Iterator[s
     ("loop" or "signal.signal"). `use_loop=False` (PORTABLE_RUNTIME, or no loop support) takes
     the path Windows takes."""
     loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     if use_loop:
         try:
             for sig in STOP_SIGNALS:
@@ -35,16 +36,20 @@ def stop_signals(on_signal: Callable[[], None], *, use_loop: bool) -> Iterator[s
         try:
             yield "loop"
         finally:
-            for sig in STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
+            for sig, old in previous.items():
+                loop.remove_signal_handler(sig)  # which would leave the default behind
+                if old is not None:  # None: a handler set outside Python, which we cannot put back
+                    signal.signal(sig, old)
         return
 
     def handler(_signum: int, _frame: Any) -> None:
         loop.call_soon_threadsafe(on_signal)
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
     try:
         yield "signal.signal"
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            if old is not None:
+                signal.signal(sig, old)
