@@ -19,7 +19,7 @@ from sd_worker.client import CoordinatorClient, CoordinatorRejected
 from sd_worker.executor import Executor
 from sd_worker.params import MAX_PREFETCH, get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
-from sd_worker.resources import ResourceSampler, ip_towards
+from sd_worker.resources import ResourceSampler, ip_towards, os_name
 from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.worker")
@@ -169,6 +169,7 @@ class AsyncWorker:
         )
         self.sampler = ResourceSampler()
         self.ip = ip_towards(settings.coordinator_ip, settings.coordinator_port)
+        self.os = os_name()
         self.connection: AbstractRobustConnection | None = None
         self.consumers: list[Consumer] = []
         self.prefetch = 0
@@ -363,7 +364,7 @@ class AsyncWorker:
             cpus=self.executor.workers, status=self._status(),
             task_id=self.processor.current_task, consumers=len(self.consumers),
             prefetch=self.prefetch, processed=self.processor.processed,
-            failed=self.processor.failed,
+            failed=self.processor.failed, os=self.os,
         )  # fmt: skip
 
     async def _register(self) -> None:
