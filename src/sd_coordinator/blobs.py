@@ -102,7 +102,7 @@ class Blobs:
             self.results_dir.mkdir(parents=True, exist_ok=True)  # even if someone cleared it
             for name, (_, data) in zip(names, results, strict=True):
                 if isinstance(data, Path):
-                    os.replace(data, self.results_dir / name)
+                    storage.replace_file(data, self.results_dir / name)
                 else:
                     _write_atomic(self.results_dir / name, data)
 
