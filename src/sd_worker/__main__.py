@@ -50,8 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 class Lifecycle:
     """The worker's life from the broker check to its exit. A stop signal during start-up ends
-    it where it is (nothing was taken from the queue yet); once consuming, the first signal
-    drains and the second stops at once. Every way ends with one line and `run()` returning."""
+    it where it is (anything already delivered goes back to the queue); once consuming, the first
+    signal drains and the second stops at once. Every way ends with one line and `run()`
+    returning."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -88,7 +89,7 @@ class Lifecycle:
             await asyncio.wait({self._starting})
             if self._starting.cancelled():
                 phase = self.worker.phase if self.worker is not None else self.phase
-                log.info("worker %s stopped during %s, before taking any task",
+                log.info("worker %s stopped during %s, before start-up was complete",
                          self.settings.node_name, phase)  # fmt: skip
                 return
             self._starting.result()  # start-up's own error, if any

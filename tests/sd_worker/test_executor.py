@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from sd_worker.executor import Executor, PoolCrashed
+from sd_worker.executor import Executor, PoolCrashed, PoolUnavailable
 from support import pool_tasks
 
 
@@ -119,3 +119,18 @@ async def test_without_a_setting_pool_processes_keep_pillows_own_default(
     from PIL import Image
 
     assert await executor.run(pool_tasks.pillow_blocks_max) == Image.core.get_blocks_max()
+
+
+async def test_a_system_without_working_semaphores_is_named_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import multiprocessing.synchronize
+
+    def no_sem_open(*args: object, **kwargs: object) -> None:
+        # What multiprocessing raises where sem_open is missing (some BSDs, a read-only /dev/shm).
+        raise ImportError("This platform lacks a functioning sem_open implementation")
+
+    monkeypatch.setattr(multiprocessing.synchronize, "Lock", no_sem_open)
+    pool = Executor(1, portable=True)
+    with pytest.raises(PoolUnavailable, match=r"cannot run a process pool .*sem_open.*/dev/shm"):
+        pool.start()
