@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="extra modules that register custom task types"
     )
+    portable_runtime: bool = Field(
+        False,
+        description="run as on Windows and macOS everywhere: a concurrent.futures process pool "
+        "with the spawn start method, stop signals through signal.signal, asyncio's own loop",
+    )
     report_interval_s: float = Field(1.0, gt=0)
     tune_interval_s: float = Field(3.0, gt=0)
     delivery_limit: int = Field(5, ge=1)
