@@ -374,6 +374,18 @@ class Store:
 
         return await self._call(read)
 
+    async def unfinished_count(self) -> int:
+        """Tasks of every job not yet done or failed (queued, running, or still being
+        published): what the workers share."""
+
+        def read() -> int:
+            row = self.db.execute(
+                "SELECT COALESCE(SUM(total - done - failed), 0) FROM jobs WHERE finished_at IS NULL"
+            ).fetchone()
+            return max(0, int(row[0]))
+
+        return await self._call(read)
+
     async def totals(self) -> dict[str, int]:
         """Task counts over all jobs: done, failed and not yet finished."""
 

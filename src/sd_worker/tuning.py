@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sd_common import topology
 from sd_worker.params import MAX_PREFETCH, consuming_workers, get_optimal_params
@@ -47,6 +47,7 @@ class Tuner:
         self._recent_jobs: OrderedDict[str, None] = OrderedDict()
         self._heard: tuple[float, int] | None = None  # (when, other consuming workers' cores)
         self._consumers_seen: deque[tuple[float, int]] = deque()
+        self._unfinished: tuple[float, int] | None = None  # (when, tasks not yet finished)
 
     def delivered(self, job_id: str, in_flight: int) -> None:
         """A task of `job_id` arrived with `in_flight` tasks held: look soon if its job is new
@@ -77,6 +78,9 @@ class Tuner:
         # Work this worker holds counts as pending too: a queue kept empty by a fast consumer
         # must not shrink its prefetch back to idle.
         pending = counts.ready + len(w.inflight)
+        # The coordinator's count of unfinished tasks holds the whole of each job (the part
+        # other workers hold, and the part still being published): the share is of that.
+        pending = max(pending, self._heard_unfinished())
         live = consuming_workers(
             w.executor.workers,
             other_consumers=self._other_consumers(counts.consumers - w.consumers_on_broker()),
@@ -95,18 +99,30 @@ class Tuner:
             self._consumers_seen.popleft()
         return max(n for _, n in self._consumers_seen)
 
-    def heard(self, others_consuming: object) -> None:
-        """The coordinator's answer to a report: the other workers consuming, and their cores."""
-        if isinstance(others_consuming, dict) and isinstance(others_consuming.get("cpus"), int):
-            self._heard = (asyncio.get_running_loop().time(), others_consuming["cpus"])
+    def heard(self, answer: dict[str, Any]) -> None:
+        """The coordinator's answer to a report: the other workers consuming and their cores,
+        and the tasks not yet finished."""
+        now = asyncio.get_running_loop().time()
+        others = answer.get("others_consuming")
+        if isinstance(others, dict) and isinstance(others.get("cpus"), int):
+            self._heard = (now, others["cpus"])
+        if isinstance(answer.get("unfinished_tasks"), int):
+            self._unfinished = (now, answer["unfinished_tasks"])
+
+    def _fresh(self, at: float) -> bool:
+        stale_s = STALE_REPORTS * self.worker.settings.report_interval_s
+        return asyncio.get_running_loop().time() - at <= stale_s
+
+    def _heard_unfinished(self) -> int:
+        if self._unfinished is None or not self._fresh(self._unfinished[0]):
+            return 0
+        return self._unfinished[1]
 
     def _other_cpus(self) -> int | None:
         """The cores of the other consuming workers, as the last recent report answer said."""
-        if self._heard is None:
+        if self._heard is None or not self._fresh(self._heard[0]):
             return None
-        at, cpus = self._heard
-        stale_s = STALE_REPORTS * self.worker.settings.report_interval_s
-        return cpus if asyncio.get_running_loop().time() - at <= stale_s else None
+        return self._heard[1]
 
     async def run(self) -> None:
         """The tuning loop (until cancelled)."""

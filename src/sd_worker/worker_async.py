@@ -419,7 +419,7 @@ class AsyncWorker:
             await self._set_paused(cpu > self.settings.cpu_limit)
             try:
                 answer = await self.client.report(self._hello(cpu, ram, net))
-                self.tuner.heard(answer.get("others_consuming"))
+                self.tuner.heard(answer)
             except CoordinatorRejected as exc:
                 if exc.status == 404:  # the coordinator restarted and forgot us
                     await self._register()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,9 +28,11 @@ from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
 from sd_coordinator.ingest import ImageResult
+from sd_coordinator.lifespan import Services
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
 
+UNFINISHED_MAX_AGE_S = 0.5
 # POST /result-images spools its results to files every SPOOL_BYTES of them.
 SPOOL_BYTES = 4 * 1024 * 1024
 
@@ -66,11 +69,25 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
 @router.post("/report")
 async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Periodic resources and state of a registered worker (404: register again). The answer
-    says how many other workers consume the queue and their cores (`others_consuming`): the
-    worker's look at the cluster, the same size however large the cluster."""
+    says how many other workers consume the queue and their cores (`others_consuming`) and how
+    many tasks are unfinished (`unfinished_tasks`): the worker's look at the cluster, the same
+    size however large the cluster."""
     registry = services.registry
     registry.report(hello, is_local=is_local(request, hello))
-    return {"status": "ok", "others_consuming": registry.others_consuming(hello.name)}
+    return {"status": "ok", "others_consuming": registry.others_consuming(hello.name),
+            "unfinished_tasks": await unfinished_tasks(services)}  # fmt: skip
+
+
+async def unfinished_tasks(services: Services) -> int:
+    """Tasks not yet finished over all jobs, counted at most every UNFINISHED_MAX_AGE_S
+    however many workers report: with the tally of consuming workers, a worker's share of
+    the whole of every job, including the part still being published."""
+    cached = services.extras.get("unfinished_tasks")
+    now = time.monotonic()
+    if cached is None or now - cached[0] > UNFINISHED_MAX_AGE_S:
+        cached = (now, await services.store.unfinished_count())
+        services.extras["unfinished_tasks"] = cached
+    return int(cached[1])
 
 
 @router.post("/working")
