@@ -3,6 +3,7 @@ that GET /events sends instead of the whole listing."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,15 @@ def test_a_delta_applied_to_the_old_snapshot_gives_the_new_one() -> None:
         if view["alive"]:
             view.pop("last_seen")
     assert rebuilt == after
+
+
+async def test_a_reports_answer_counts_the_unfinished_tasks_of_every_job(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path)) as app, asgi_client(app) as client:
+        await report(client, "me", "free", path="/register")
+        sent = await client.post("/task", json={"type": "sleep", "payload": {"seconds": 60},
+                                                "copies": 40})  # fmt: skip
+        assert sent.status_code == 202, sent.text
+        await asyncio.sleep(0.6)  # past the count the registration's moment may have cached
+        answer = (await report(client, "me", "free")).json()
+    # The embedded local worker may have started a few: they are unfinished too.
+    assert answer["unfinished_tasks"] == 40
