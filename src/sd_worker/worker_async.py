@@ -49,6 +49,7 @@ class Consumer:
         self.worker = worker
         self.tag: str | None = None
         self.inflight: set[asyncio.Task[None]] = set()
+        self.held_by_tag: Counter[str] = Counter()  # unsettled deliveries by consumer tag
         self._underlay: aiormq.abc.AbstractChannel | None = None
         self.queue: AbstractQueue | None = None
         # Held while the consumer starts or stops, so a pause never races a re-consume.
@@ -121,7 +122,7 @@ class Consumer:
     async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
         # A quorum queue keeps counting a cancelled consumer until its deliveries are settled:
         # the tuner subtracts the ones of this worker from the broker's count.
-        held = self.worker.held_by_tag
+        held = self.held_by_tag
         tag = message.consumer_tag or ""
         held[tag] += 1
         try:
@@ -185,7 +186,7 @@ class AsyncWorker:
         self.paused = False
         self.draining = False
         self.inflight: set[asyncio.Task[None]] = set()
-        self.held_by_tag: Counter[str] = Counter()  # unsettled deliveries by consumer tag
+        self._retired: list[Consumer] = []  # closing once their deliveries are settled
         self.acks = AckCoalescer()
         self._stopped = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
@@ -329,6 +330,7 @@ class AsyncWorker:
                 await self._consume_at(consumer, prefetch)
             while len(self.consumers) > consumers:
                 consumer = self.consumers.pop()
+                self._retired.append(consumer)
                 # Its unacked messages must still be acked on this channel: close it when idle.
                 await consumer.pause()
                 self._background.append(asyncio.create_task(consumer.close_when_idle()))
@@ -360,8 +362,11 @@ class AsyncWorker:
     def consumers_on_broker(self) -> int:
         """This worker's consumers that the broker counts on the queue: the consuming ones and
         the cancelled ones still holding deliveries."""
+        self._retired = [c for c in self._retired if c.held_by_tag]
         tags = {c.tag for c in self.consumers if c.tag is not None}
-        return len(tags | self.held_by_tag.keys())
+        for consumer in (*self.consumers, *self._retired):
+            tags |= consumer.held_by_tag.keys()
+        return len(tags)
 
     def _status(self) -> str:
         if self.draining:
