@@ -323,9 +323,10 @@ def render(run: dict[str, Any]) -> str:
     lines = [
         "# Scaling with the cluster's size (issue 22)",
         "",
-        f"Run {run['started']} on {run['cores']} cores, `benchmarks/scaling.py "
-        f"{' '.join(run['args'])}`. The machine was shared with other test runs while it ran: "
-        "compare figures within one run, not across runs.",
+        f"Run {', '.join(run.get('runs', [run['started']]))} on {run['cores']} cores, "
+        f"`benchmarks/scaling.py {' '.join(run['args'])}`. The machine was shared with other "
+        "test runs while it ran (load average 12–17 on 2 cores): compare figures within one "
+        "table, not across runs.",
         "",
         "## The coordinator as the cluster grows",
         "",
@@ -351,7 +352,16 @@ def render(run: dict[str, Any]) -> str:
             f"| {row['worker_tasks_per_s']:.0f} ({row['worker_vs_alone']:.2f}) "
             f"| {row.get('worker_tuned_to', '–')} |"
         )
-    lines += ["", f"Alone: {run['alone']:.0f} tasks/s.", ""]
+    lines += [
+        "",
+        f"Alone: {run['alone']:.0f} tasks/s. 'Tuned to' is the worker's highest prefetch and the "
+        "count of consuming workers it shared the queue with then (its log): the simulated PCs "
+        "take nothing from its share at any size, so what its throughput loses beside them is "
+        "the CPU the simulator and the coordinator take from the same two cores. GET /workers' "
+        "CPU is the coordinator's CPU while asking it in a loop less the reports' own rate; "
+        "it is the difference of two noisy figures (0 means within the noise).",
+        "",
+    ]
     if "share" in run:
         s = run["share"]
         alone = statistics.median(s["alone"])
@@ -370,7 +380,9 @@ def render(run: dict[str, Any]) -> str:
             f"| three consuming | {spread(s['three'])} | "
             f"{statistics.median(s['three']) / alone:.2f} |",
             "",
-            "Each worker's part of the job with all three consuming: "
+            "Three workers run six pool processes against the other users of this shared "
+            "machine where one runs two, so 'three consuming' gets more of its CPU: compare "
+            "the first two rows. Each worker's part of the job with all three consuming: "
             + "; ".join(", ".join(f"{k} {v:.2f}" for k, v in p.items()) for p in s["three_parts"])
             + ".",
             "",
@@ -381,7 +393,8 @@ def render(run: dict[str, Any]) -> str:
             "## A job's start on one, two and three workers",
             "",
             "The same thumbnail jobs on 1, 2 and 3 workers sharing this machine's cores "
-            "(so per core the same work): tasks/s, median (min–max, rounds).",
+            "(so per core the same work): tasks/s, median (min–max, rounds). As above, more "
+            "workers are more processes, and get more of a machine shared with others.",
             "",
             "| job | 1 worker | 2 workers | 3 workers |",
             "|---|---|---|---|",
@@ -409,6 +422,7 @@ def main() -> None:
         for path in args.render:
             saved = json.loads(path.read_text())
             merged.update({k: v for k, v in saved.items() if v or k not in merged})
+            merged.setdefault("runs", []).append(saved["started"])
         args.out.write_text(render(merged) + "\n")
         print(f"wrote {args.out}")
         return
