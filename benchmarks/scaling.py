@@ -253,7 +253,8 @@ def fair_share(work: Path, photos: list[tuple[str, bytes]], copies: int, rounds:
                ) -> dict[str, Any]:  # fmt: skip
     """One worker alone, beside two paused workers (CPU_LIMIT at its minimum on a machine that
     is never idle), and three consuming: tasks per second and each worker's part."""
-    out: dict[str, Any] = {"alone": [], "two_paused": [], "three": [], "three_parts": []}
+    out: dict[str, Any] = {"alone": [], "two_paused": [], "three": [], "three_parts": [],
+                           "tasks": copies * len(photos)}  # fmt: skip
     for r in range(rounds):
         for case in ("alone", "two_paused", "three"):
             cluster = new_cluster(work / f"share-{case}-{r}")
@@ -372,6 +373,11 @@ def render(run: dict[str, Any]) -> str:
             "a machine that is never idle, so they stay paused and report so. Thumbnails/s of "
             "the whole job (all on the same two cores):",
             "",
+            f"Jobs of {s.get('tasks', '?')} thumbnails. Paired in each round (the same "
+            "minutes of the machine), beside two paused workers against alone: "
+            + ", ".join(f"{p / a:.2f}" for p, a in zip(s["two_paused"], s["alone"], strict=False))
+            + ".",
+            "",
             "| case | tasks/s | vs alone |",
             "|---|---|---|",
             f"| one worker alone | {spread(s['alone'])} | 1.00 |",
@@ -421,6 +427,12 @@ def main() -> None:
         merged: dict[str, Any] = {}
         for path in args.render:
             saved = json.loads(path.read_text())
+            # Each table's settings come from the run that measured it.
+            if not saved.get("cost"):
+                for key in ("cost", "alone", "window_s", "copies"):
+                    saved.pop(key, None)
+            if not saved.get("start"):
+                saved.pop("start_sizes", None)
             merged.update({k: v for k, v in saved.items() if v or k not in merged})
             merged.setdefault("runs", []).append(saved["started"])
         args.out.write_text(render(merged) + "\n")
