@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/result-images": RESULT_BODY_LIMIT,
         },
         default=JSON_BODY_LIMIT,
+        patterns=[(re.compile(r"/jobs/[^/]+/files"), settings.max_upload_bytes)],
     )
 
     if (STATIC_DIR / "index.html").is_file():

@@ -394,7 +394,8 @@ class AsyncWorker:
             cpu, ram, net = self.sampler.sample()
             await self._set_paused(cpu > self.settings.cpu_limit)
             try:
-                await self.client.report(self._hello(cpu, ram, net))
+                answer = await self.client.report(self._hello(cpu, ram, net))
+                self.processor.cancelled_jobs = frozenset(answer.get("cancelled_jobs") or ())
             except CoordinatorRejected as exc:
                 if exc.status == 404:  # the coordinator restarted and forgot us
                     await self._register()

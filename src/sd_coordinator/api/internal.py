@@ -64,10 +64,11 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
 
 
 @router.post("/report")
-async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, str]:
-    """Periodic resources and state of a registered worker (404: register again)."""
+async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Periodic resources and state of a registered worker (404: register again); answers the
+    recently cancelled jobs, whose tasks the worker skips."""
     services.registry.report(hello, is_local=is_local(request, hello))
-    return {"status": "ok"}
+    return {"status": "ok", "cancelled_jobs": services.jobs.cancelled.recent()}
 
 
 @router.post("/working")
