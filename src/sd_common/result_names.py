@@ -1,5 +1,5 @@
-"""Where a file's result goes: its relative path with `.png` for its suffix (shared by the
-coordinator's zip and the client's downloads)."""
+"""A file's name in a job and where its result goes: its relative path, then `.png` for its
+suffix (shared by the coordinator, its zip and the client)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,15 @@ def result_relpath(name: str, copy: int = 0) -> str:
     if copy:
         stem = f"{stem}-{copy + 1}"
     return str(path.with_name(f"{stem}.png"))
+
+
+MAX_NAME_CHARS = 1000
+
+
+def clean_name(name: str | None) -> str:
+    """A file's name in a job: its relative path with `/` separators, without empty, `.` or
+    `..` parts and unprintable characters (`trip/day1/a.jpg`)."""
+    raw = (name or "").replace("\\", "/")
+    parts = ["".join(c for c in p if c.isprintable()) for p in raw.split("/")]
+    kept = [p for p in parts if p not in ("", ".", "..")]
+    return "/".join(kept)[:MAX_NAME_CHARS] or "image"

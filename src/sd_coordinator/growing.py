@@ -30,19 +30,9 @@ from sd_coordinator.submit import MAX_FILES_PER_UPLOAD, Upload, _new_id
 log = logging.getLogger("sd.coordinator.growing")
 
 MAX_COPIES = 1000
-MAX_NAME_CHARS = 1000
 CANCELLED_KEPT = 1000
 REPORTED_FOR_S = 3600.0
 REPORTED_MOST = 100
-
-
-def clean_name(name: str | None) -> str:
-    """A file's name in a job: its relative path with `/` separators, without empty, `.` or
-    `..` parts and unprintable characters (`trip/day1/a.jpg`)."""
-    raw = (name or "").replace("\\", "/")
-    parts = ["".join(c for c in p if c.isprintable()) for p in raw.split("/")]
-    kept = [p for p in parts if p not in ("", ".", "..")]
-    return "/".join(kept)[:MAX_NAME_CHARS] or "image"
 
 
 class CancelledJobs:

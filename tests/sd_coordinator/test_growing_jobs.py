@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image, ImageOps
 
-from sd_coordinator.growing import clean_name
+from sd_common.result_names import clean_name
 from support.api import asgi_client, detail_of, make_settings, png_bytes, running_app
 from support.images import decode, same_pixels, sample_image
 

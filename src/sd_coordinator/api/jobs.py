@@ -8,11 +8,11 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from sd_common.pipeline import catalog
+from sd_common.result_names import clean_name
 from sd_common.tasks import IMAGE_TASK, task_types
 from sd_coordinator.api.deps import ServicesDep, UserRoute
 from sd_coordinator.errors import NotFound
-from sd_coordinator.growing import clean_name
-from sd_coordinator.submit import Upload
+from sd_coordinator.submit import MAX_FILES_PER_UPLOAD, Upload
 
 router = APIRouter(route_class=UserRoute, tags=["jobs"])
 
@@ -128,6 +128,9 @@ async def get_job(
     job = await services.store.get_job(job_id, limit)
     if job is None:
         raise NotFound(f"unknown job {job_id}")
+    if job["open"]:  # what a client sending more files needs to size its batches
+        job["max_upload_bytes"] = services.settings.max_upload_bytes
+        job["max_files"] = MAX_FILES_PER_UPLOAD
     return job
 
 
