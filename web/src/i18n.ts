@@ -95,6 +95,21 @@ const en = {
   tokenHelp: 'This coordinator requires an API token.',
   token: 'Token',
   save: 'Save',
+  state_cancelled: 'cancelled',
+  chooseFolder: 'a folder',
+  moreFiles: '+{n} more',
+  uploadProgress: 'Upload',
+  uploading: 'Uploading: {sent} of {total} images sent',
+  notProcessed: 'Not processed ({n})',
+  notAnImage: 'not an image',
+  cancelJob: 'Cancel job',
+  cancelledText: '{n} cancelled',
+  showTasks: 'Show',
+  filter_all: 'all',
+  filter_done: 'done',
+  filter_failed: 'failed',
+  filter_queued: 'queued',
+  filter_cancelled: 'cancelled',
 }
 
 export type MessageKey = keyof typeof en
@@ -189,6 +204,21 @@ const es: Record<MessageKey, string> = {
   tokenHelp: 'Este coordinador exige un token de API.',
   token: 'Token',
   save: 'Guardar',
+  state_cancelled: 'cancelado',
+  chooseFolder: 'una carpeta',
+  moreFiles: '+{n} más',
+  uploadProgress: 'Subida',
+  uploading: 'Subiendo: {sent} de {total} imágenes enviadas',
+  notProcessed: 'No procesadas ({n})',
+  notAnImage: 'no es una imagen',
+  cancelJob: 'Cancelar trabajo',
+  cancelledText: '{n} canceladas',
+  showTasks: 'Mostrar',
+  filter_all: 'todas',
+  filter_done: 'hechas',
+  filter_failed: 'fallidas',
+  filter_queued: 'en cola',
+  filter_cancelled: 'canceladas',
 }
 
 export const MESSAGES: Record<Lang, Record<MessageKey, string>> = { en, es }

@@ -15,7 +15,7 @@ const detail: JobDetail = {
 }
 
 function renderView(lang: 'en' | 'es' = 'en') {
-  installFetch((path) => (path === 'jobs/job-1' ? jsonResponse(detail) : jsonResponse({ detail: 'Job not found' }, 404)))
+  installFetch((path) => (path === 'jobs/job-1?limit=48' ? jsonResponse(detail) : jsonResponse({ detail: 'Job not found' }, 404)))
   render(
     <I18nProvider lang={lang}>
       <JobView jobId="job-1" now={1_700_000_000} onClose={() => undefined} />
