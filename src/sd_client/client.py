@@ -223,9 +223,9 @@ class Client:
                 raise SdError(response.status, await _detail(response))
             return await response.read()
 
-    async def save_result(self, task: Task, folder: Path) -> Path:
+    async def save_result(self, task: Task, folder: str | Path) -> Path:
         """Write a done task's result into `folder` under its relative path, atomically."""
-        target = folder / task.result_path
+        target = Path(folder) / task.result_path
         data = await self.result(task)
         await asyncio.to_thread(write_atomic, target, data)
         return target

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,24 @@ async def test_a_job_is_cancelled_from_the_client_and_errors_carry_the_coordinat
         with pytest.raises(SdError) as unknown:
             await sd.job("0123456789abcdef0123456789abcdef")
         assert unknown.value.status == 404
+
+
+def test_the_readmes_example_runs_as_written(embedded_cluster: Cluster, tmp_path: Path) -> None:
+    embedded_cluster.start_coordinator()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(example.strip().splitlines()) <= 14  # about ten lines of code
+    photo = sample_image(seed=1)
+    (tmp_path / "a.jpg").write_bytes(photo)
+    (tmp_path / "b.png").write_bytes(sample_image(fmt="PNG", seed=2))
+    (tmp_path / "c.jpg").write_bytes(b"not an image at all")
+    script = example.replace("http://127.0.0.1:8000", embedded_cluster.url)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "not a supported image" in lines[0]
+    assert sorted(lines[1:]) == ["a.jpg done out/a.png", "b.png done out/b.png"]
+    reference = ImageOps.grayscale(decode(photo))
+    reference.thumbnail((256, 256))
+    assert same_pixels(Image.open(tmp_path / "out" / "a.png"), reference)

@@ -274,3 +274,54 @@ async def test_zip_downloads_past_the_bound_get_503(tmp_path: Path, limit: int) 
     assert refused.value.status_code == 503  # type: ignore[attr-defined]
     slots.give_back()
     slots.take()
+
+
+@pytest_asyncio.fixture
+async def small_api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(tmp_path, max_upload_mb=0.5)
+    async with running_app(settings) as app, asgi_client(app) as client:
+        yield client
+
+
+async def test_bad_input_to_growing_jobs_gets_the_documented_answers(
+    small_api: httpx.AsyncClient,
+) -> None:
+    api = small_api
+    job = (await new_job(api))["job_id"]
+    one = files(("a.png", png_bytes()))
+    await api.post(f"/jobs/{job}/files", files=one)
+    cases: list[tuple[str, str, dict[str, Any], int, str]] = [
+        ("POST", "/jobs", {"json": {"ops": "grayscale", "priority": 1}}, 422,
+         "priority: Extra inputs are not permitted"),
+        ("POST", "/jobs", {"json": {"copies": 1001}}, 422,
+         "copies: Input should be less than or equal to 1000"),
+        ("POST", f"/jobs/{job}/files", {"files": files(*[(f"{i}.png", b"x") for i in range(101)])},
+         422, "too many files: at most 100 per batch"),
+        ("POST", f"/jobs/{job}/files", {"data": {"ops": "grayscale"}}, 422, "file: Field required"),
+        ("POST", f"/jobs/{job}/files", {"files": files(("big.png", b"\0" * 600_000))}, 413,
+         "request body too large: the limit is 0.5 MB"),
+        ("POST", "/jobs/0123456789abcdef0123456789abcdef/close", {}, 404,
+         "unknown job 0123456789abcdef0123456789abcdef"),
+        ("GET", f"/jobs/{job}/tasks", {"params": {"state": "lost"}}, 422,
+         "state: Input should be 'queued', 'running', 'done', 'failed' or 'cancelled'"),
+        ("GET", f"/jobs/{job}/tasks", {"params": {"cursor": -1}}, 422,
+         "cursor: Input should be greater than or equal to 0"),
+        ("GET", f"/jobs/{job}/tasks", {"params": {"limit": 0}}, 422,
+         "limit: Input should be greater than or equal to 1"),
+        ("GET", "/jobs/nope/tasks", {}, 404, "unknown job nope"),
+    ]  # fmt: skip
+    for method, path, kwargs, status, detail in cases:
+        answer = await api.request(method, path, **kwargs)
+        assert (answer.status_code, detail_of(answer)) == (status, detail), (path, kwargs)
+    # Per file, in a 202: the same name with other content is refused, the rest goes through.
+    answer = await api.post(
+        f"/jobs/{job}/files",
+        files=files(("a.png", png_bytes(colour="red")), ("b.png", png_bytes())),
+    )
+    assert answer.status_code == 202
+    assert answer.json()["files"] == [
+        {"name": "a.png", "status": "rejected", "tasks": 0,
+         "detail": "a file of this name with other content is already in this job"},
+        {"name": "b.png", "status": "queued", "tasks": 1, "same_as": "a.png"},
+    ]  # fmt: skip
+    assert (await api.get("/jobs", params={"before": "nope"})).json() == []
