@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -101,31 +102,30 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
     slots.take()
 
     async def stream() -> AsyncIterator[bytes]:
-        try:
-            archive = ZipStream()
-            page = first
-            while True:
-                files = [
-                    (blobs.results_dir / t["result"], _zip_name(t, job["kind"]))
-                    for t in page["tasks"]
-                    if t["result"] and blobs.result_path(t["result"])
-                ]
-                chunks = archive.entries(files)
-                while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                    yield chunk
-                if page["next"] is None:
-                    break
-                page = await store.tasks_page(
-                    job_id, state="done", limit=ZIP_PAGE, cursor=page["next"]
-                )
-            tail = archive.finish()
-            while (chunk := await asyncio.to_thread(next, tail, None)) is not None:
+        archive = ZipStream()
+        page = first
+        while True:
+            files = [
+                (blobs.results_dir / t["result"], _zip_name(t, job["kind"]))
+                for t in page["tasks"]
+                if t["result"] and blobs.result_path(t["result"])
+            ]
+            chunks = archive.entries(files)
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 yield chunk
-        finally:
-            slots.give_back()
+            if page["next"] is None:
+                break
+            page = await store.tasks_page(job_id, state="done", limit=ZIP_PAGE, cursor=page["next"])
+        tail = archive.finish()
+        while (chunk := await asyncio.to_thread(next, tail, None)) is not None:
+            yield chunk
 
+    body = stream()
+    # The slot is given back when the stream is dropped: finished, failed, or never started
+    # because the client went away first (an unstarted generator runs no `finally`).
+    weakref.finalize(body, slots.give_back)
     return StreamingResponse(
-        stream(),
+        body,
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="job-{job_id[:8]}.zip"'},
     )
