@@ -8,6 +8,7 @@ import { JobView } from './components/JobView'
 import { NodeGrid } from './components/NodeGrid'
 import { TokenPrompt } from './components/TokenPrompt'
 import { UploadForm } from './components/UploadForm'
+import type { Sending } from './upload'
 import { useSelectedJob } from './useSelectedJob'
 import { useSnapshot } from './useSnapshot'
 
@@ -16,6 +17,7 @@ export function App() {
   const { snapshot, history, connection } = useSnapshot()
   const [selectedJob, selectJob] = useSelectedJob()
   const [askToken, setAskToken] = useState(false)
+  const [uploading, setUploading] = useState<Sending | null>(null)
 
   useEffect(() => onUnauthorized(() => setAskToken(true)), [])
 
@@ -34,7 +36,7 @@ export function App() {
           connecting={snapshot === null}
         />
         <div className="work">
-          <UploadForm onUploaded={selectJob} />
+          <UploadForm onUploaded={selectJob} onProgress={setUploading} />
           <JobList jobs={jobs} now={now} selectedId={selectedJob} onSelect={selectJob} />
         </div>
         {selectedJob && (
@@ -43,6 +45,7 @@ export function App() {
             jobId={selectedJob}
             summary={jobs.find((job) => job.job_id === selectedJob)}
             now={now}
+            upload={uploading?.jobId === selectedJob ? uploading : undefined}
             onClose={() => selectJob(null)}
           />
         )}

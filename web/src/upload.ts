@@ -85,6 +85,7 @@ export async function sendFiles(
   const name = files.length === 1 ? files[0].name : `${files[0].name} +${files.length - 1}`
   const job = await createJob(ops, copies, name.slice(0, 200))
   onStart(job.job_id)
+  onProgress({ jobId: job.job_id, sent: 0, total: files.length })
   const rejected: FileAnswer[] = []
   let tasks = 0
   let sent = 0

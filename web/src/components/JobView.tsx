@@ -4,6 +4,7 @@ import { useToken } from '../auth'
 import { formatClock, shortId } from '../format'
 import { useI18n } from '../i18n'
 import type { JobDetail, JobSummary, TaskDetail } from '../types'
+import type { Sending } from '../upload'
 import { CompareDialog } from './CompareDialog'
 import { ErrorMessage } from './ErrorMessage'
 import { ProgressBar } from './ProgressBar'
@@ -30,11 +31,13 @@ interface JobViewProps {
   /** The job's line in the latest snapshot, when it is among the newest ones. */
   summary?: JobSummary
   now: number
+  /** Files of this job still being uploaded by this page. */
+  upload?: Sending
   onClose: () => void
 }
 
 /** One job in full: progress, downloads and every task with before/after previews. */
-export function JobView({ jobId, summary, now, onClose }: JobViewProps) {
+export function JobView({ jobId, summary, now, upload, onClose }: JobViewProps) {
   const { t, lang } = useI18n()
   const [job, setJob] = useState<JobDetail | null>(null)
   const [error, setError] = useState<string | null>(null)
@@ -126,6 +129,12 @@ export function JobView({ jobId, summary, now, onClose }: JobViewProps) {
             {Boolean(head.cancelled) && <span>{t('cancelledText', { n: head.cancelled ?? 0 })}</span>}
           </div>
           <ProgressBar done={head.done} failed={head.failed} total={head.total} label={t('job')} />
+          {upload && (
+            <div className="upload-progress" data-testid="job-upload-progress">
+              <span>{t('uploading', { sent: upload.sent, total: upload.total })}</span>
+              <ProgressBar done={upload.sent} failed={0} total={upload.total} label={t('uploadProgress')} />
+            </div>
+          )}
         </>
       )}
 

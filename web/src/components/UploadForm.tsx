@@ -17,7 +17,14 @@ const MAX_COPIES = 1000
 /** Upload images or whole folders with an ops pipeline and a number of copies: one job, fed
  * in batches, opened in the job view as soon as it exists. Files the coordinator refuses are
  * listed with their reasons; the others go through. */
-export function UploadForm({ onUploaded }: { onUploaded: (jobId: string) => void }) {
+export function UploadForm({
+  onUploaded,
+  onProgress,
+}: {
+  onUploaded: (jobId: string) => void
+  /** The upload's progress while it runs (null once it ended), for the job view. */
+  onProgress?: (progress: Sending | null) => void
+}) {
   const { t } = useI18n()
   const [specs, setSpecs] = useState<OpSpec[]>([])
   const [specsFailed, setSpecsFailed] = useState(false)
@@ -63,8 +70,12 @@ export function UploadForm({ onUploaded }: { onUploaded: (jobId: string) => void
     if (!images.length) return setRefused(skipped)
     setSending(true)
     setProgress({ jobId: '', sent: 0, total: images.length })
+    const report = (next: Sending | null) => {
+      setProgress(next)
+      onProgress?.(next)
+    }
     try {
-      const done = await sendFiles(images, opsText.trim(), count, onUploaded, setProgress)
+      const done = await sendFiles(images, opsText.trim(), count, onUploaded, report)
       setSent(t('sent', { id: done.jobId.slice(0, 8), n: done.tasks }))
       setRefused([...skipped, ...done.rejected])
       setFiles([])
@@ -73,7 +84,7 @@ export function UploadForm({ onUploaded }: { onUploaded: (jobId: string) => void
       setRefused(skipped)
     } finally {
       setSending(false)
-      setProgress(null)
+      report(null)
     }
   }
 
