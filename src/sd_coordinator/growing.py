@@ -170,8 +170,14 @@ class GrowingJobs:
             )
 
     async def _problem(self, upload: Upload) -> str | None:
+        # The header only (format, dimensions, decompression bombs): the worker decodes and
+        # checks every input anyway, and a folder of photos decoded here as well would cost
+        # the machine each photo's decode twice. A file whose pixels turn out truncated ends
+        # as a failed task with the same reason.
         try:
-            await asyncio.to_thread(inspect_image, upload.data, self.settings.max_image_pixels)
+            await asyncio.to_thread(
+                inspect_image, upload.data, self.settings.max_image_pixels, full_decode=False
+            )
         except ImageRejected as exc:
             return str(exc)
         return None

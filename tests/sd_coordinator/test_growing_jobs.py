@@ -325,3 +325,21 @@ async def test_bad_input_to_growing_jobs_gets_the_documented_answers(
         {"name": "b.png", "status": "queued", "tasks": 1, "same_as": "a.png"},
     ]  # fmt: skip
     assert (await api.get("/jobs", params={"before": "nope"})).json() == []
+
+
+async def test_a_file_truncated_after_its_header_is_queued_and_its_task_fails_with_the_reason(
+    api: httpx.AsyncClient,
+) -> None:
+    job = await new_job(api)
+    whole = sample_image(fmt="PNG", seed=9)
+    answer = await api.post(
+        f"/jobs/{job['job_id']}/files",
+        files=files(("cut.png", whole[: len(whole) // 2]), ("whole.png", whole)),
+    )
+    assert [f["status"] for f in answer.json()["files"]] == ["queued", "queued"]
+    await api.post(f"/jobs/{job['job_id']}/close")
+    done = await wait_state(api, job["job_id"], ("done", "failed"))
+    assert (done["state"], done["done"], done["failed"]) == ("failed", 1, 1)
+    cut = next(t for t in done["tasks"] if t["filename"] == "cut.png")
+    assert cut["state"] == "failed" and cut["result"] is None
+    assert cut["error"].startswith("truncated or corrupt PNG image")
