@@ -33,24 +33,29 @@ class Kind:
     fields: tuple[str, ...]
     unique: str
     search: tuple[str, ...]
-    select: str
+    columns: str
+    source: str
     order: str
+
+    @property
+    def select(self) -> str:
+        return f"SELECT {self.columns} FROM {self.source}"
 
 
 PROFESOR = Kind(
     "profesor", "profesores",
     ("nombre", "apellidos", "email", "departamento", "activo"), "email",
     ("p.nombre", "p.apellidos", "p.nombre || ' ' || p.apellidos", "p.email"),
-    "SELECT p.*, (SELECT COUNT(*) FROM grupos g WHERE g.profesor_id = p.id) AS grupos "
-    "FROM profesores p",
+    "p.*, (SELECT COUNT(*) FROM grupos g WHERE g.profesor_id = p.id) AS grupos",
+    "profesores p",
     "p.apellidos COLLATE NOCASE, p.nombre COLLATE NOCASE, p.id",
 )  # fmt: skip
 GRUPO = Kind(
     "grupo", "grupos",
     ("clave", "materia", "periodo", "cupo", "horario", "profesor_id"), "clave",
     ("g.clave", "g.materia"),
-    "SELECT g.*, p.nombre || ' ' || p.apellidos AS profesor "
-    "FROM grupos g LEFT JOIN profesores p ON p.id = g.profesor_id",
+    "g.*, p.nombre || ' ' || p.apellidos AS profesor",
+    "grupos g LEFT JOIN profesores p ON p.id = g.profesor_id",
     "g.clave COLLATE NOCASE, g.id",
 )  # fmt: skip
 KINDS = {k.name: k for k in (PROFESOR, GRUPO)}
@@ -212,8 +217,9 @@ class AcademicStore:
             where.append(f"{alias}.{column} = ?")
             params.append(value)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        from_ = kind.select.split(" FROM ", 1)[1]
-        total = self.conn.execute(f"SELECT COUNT(*) FROM {from_}{clause}", params).fetchone()[0]
+        total = self.conn.execute(
+            f"SELECT COUNT(*) FROM {kind.source}{clause}", params
+        ).fetchone()[0]
         rows = self.conn.execute(
             f"{kind.select}{clause} ORDER BY {kind.order} LIMIT ? OFFSET ?",
             [*params, per_page, (page - 1) * per_page],
