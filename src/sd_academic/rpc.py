@@ -2,14 +2,17 @@
 `{"command", "args"}` to the request queue with a correlation id and its own reply queue; the
 server runs it on the service and answers `{"ok": true, "result"}` or `{"ok": false, "error"}`.
 
-A request expires in the queue when its caller stops waiting, so a service that comes back
-late does not apply it; its message id is the idempotency key, so one redelivered after a
+A request expires in the queue when its caller stops waiting (and a service that receives it
+later, by its `x-deadline-ms` header, drops it), so a service that comes back late does not apply
+it; its message id is the idempotency key, so one redelivered after a
 service died mid-command (or repeated by a client) is applied once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 import uuid
 from typing import Any, Protocol
 
@@ -33,6 +36,22 @@ log = logging.getLogger("sd.academic.rpc")
 SERVER_PREFETCH = 16
 DRAIN_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
+
+
+# Unix time in milliseconds, an integer: AMQP tables carry floats as 32 bits (2-minute steps).
+DEADLINE_HEADER = "x-deadline-ms"
+
+
+def _deadline(message: AbstractIncomingMessage) -> float:
+    """When the caller stops waiting (Unix time); no header or a bad one: never."""
+    value = (message.headers or {}).get(DEADLINE_HEADER)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return math.inf
+    try:
+        deadline_ms = int(value)
+    except ValueError:
+        return math.inf
+    return deadline_ms / 1000
 
 
 class AcademicClient(Protocol):
@@ -101,6 +120,12 @@ class RpcServer:
             async with message.process(requeue=True, ignore_processed=True):
                 if not message.reply_to or not message.correlation_id:
                     log.warning("dropped a command without reply_to/correlation_id")
+                    return
+                late_s = time.time() - _deadline(message)
+                if late_s > 0:
+                    log.warning("dropped a command its caller stopped waiting for %.1f s ago "
+                                "(if that keeps happening: are the machines' clocks in sync?)",
+                                late_s)  # fmt: skip
                     return
                 reply = await self._answer(message)
                 assert self._channel is not None
@@ -190,6 +215,7 @@ class RpcClient:
             orjson.dumps({"command": command, "args": args}), content_type="application/json",
             correlation_id=correlation_id, reply_to=self.reply_queue_name,
             message_id=request_id or correlation_id, expiration=self.timeout_s,
+            headers={DEADLINE_HEADER: int((time.time() + self.timeout_s) * 1000)},
         )  # fmt: skip
         try:
             async with asyncio.timeout(self.timeout_s):

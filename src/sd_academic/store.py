@@ -217,9 +217,9 @@ class AcademicStore:
             where.append(f"{alias}.{column} = ?")
             params.append(value)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        total = self.conn.execute(
-            f"SELECT COUNT(*) FROM {kind.source}{clause}", params
-        ).fetchone()[0]
+        total = self.conn.execute(f"SELECT COUNT(*) FROM {kind.source}{clause}", params).fetchone()[
+            0
+        ]
         rows = self.conn.execute(
             f"{kind.select}{clause} ORDER BY {kind.order} LIMIT ? OFFSET ?",
             [*params, per_page, (page - 1) * per_page],
