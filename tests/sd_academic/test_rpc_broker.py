@@ -197,33 +197,46 @@ async def test_a_stuck_service_gives_504_and_never_applies_the_command_late(
     assert "dropped a command its caller stopped waiting" in services.logs()
 
 
+@pytest.mark.parametrize("down_s", [0.5, TIMEOUT_S + 1], ids=["quick restart", "slow restart"])
 async def test_a_service_restarted_mid_requests_loses_nothing_and_applies_each_once(
-    tmp_path: Path, queue_name: str, names: Names, services: Services
+    tmp_path: Path, queue_name: str, names: Names, services: Services, down_s: float
 ) -> None:
     first = services.start()
     await wait_consumers(names.queue, 1, services)
-    total = 60
+    loop = asyncio.get_running_loop()
+    killed_at: list[float] = []
+    spans: list[tuple[float, float]] = []
     async with coordinator(tmp_path, queue_name, names) as client:
 
         async def create(n: int) -> httpx.Response:
-            return await client.post("/profesores", json=profesor(n),
-                                     headers={"Idempotency-Key": f"alta-{n}"})  # fmt: skip
+            sent = loop.time()
+            answer = await client.post("/profesores", json=profesor(n),
+                                       headers={"Idempotency-Key": f"alta-{n}"})  # fmt: skip
+            spans.append((sent, loop.time()))
+            return answer
 
         async def load() -> list[httpx.Response]:
-            answers = []
-            for wave in range(0, total, 6):
-                answers += await asyncio.gather(*(create(n) for n in range(wave, wave + 6)))
+            # Waves of 6 until well after the restart, so that some are in flight at the kill.
+            answers: list[httpx.Response] = []
+            while not killed_at or loop.time() < killed_at[0] + down_s + 1 or len(answers) < 30:
+                wave = range(len(answers), len(answers) + 6)
+                answers += await asyncio.gather(*(create(n) for n in wave))
             return answers
 
         async def restart() -> None:
-            await asyncio.sleep(0.4)
-            first.kill()
-            first.wait()
             await asyncio.sleep(0.5)
+            first.send_signal(signal.SIGKILL)
+            killed_at.append(loop.time())
+            await asyncio.to_thread(first.wait)
+            await asyncio.sleep(down_s)
             services.start()
 
         answers, _ = await asyncio.gather(load(), restart())
+        total = len(answers)
+        assert any(sent < killed_at[0] < done for sent, done in spans), "none in flight"
         codes = [a.status_code for a in answers]
+        if down_s > TIMEOUT_S:
+            assert 503 in codes, codes  # nobody consumed the queue for longer than the timeout
         assert set(codes) <= {201, 503, 504}, [a.text for a in answers if a.status_code >= 400]
         for a in answers:
             if a.status_code != 201:
@@ -234,12 +247,13 @@ async def test_a_service_restarted_mid_requests_loses_nothing_and_applies_each_o
             if a.status_code != 201:
                 again = await create(n)
                 assert again.status_code == 201, again.text
-        listed = (await client.get("/profesores", params={"per_page": 100})).json()
-        assert listed["total"] == total
-        assert sorted(p["email"] for p in listed["items"]) == sorted(
-            f"p{n}@escuela.mx" for n in range(total)
-        )
-        assert all(p["version"] == 1 for p in listed["items"])
+        items: list[dict[str, Any]] = []
+        for page in range(1, total // 100 + 2):
+            listed = await client.get("/profesores", params={"per_page": 100, "page": page})
+            items += listed.json()["items"]
+        assert listed.json()["total"] == total
+        assert sorted(p["email"] for p in items) == sorted(f"p{n}@escuela.mx" for n in range(total))
+        assert all(p["version"] == 1 for p in items)
 
 
 async def test_two_services_at_once_never_both_apply_conflicting_writes(
