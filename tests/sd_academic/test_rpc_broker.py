@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from support.api import asgi_client, make_settings, running_app
-from support.broker import AMQP_URL
+from support.broker import AMQP_URL, delete_queue_and_exchange_sync
 from support.cluster import console_script
 
 pytestmark = pytest.mark.e2e
@@ -42,23 +42,7 @@ def names(rabbitmq: None) -> Iterator[Names]:
     tag = uuid.uuid4().hex[:10]
     n = Names(f"sdtest-academico-{tag}.rpc", f"sdtest-academico-{tag}.events")
     yield n
-
-    async def clean() -> None:
-        connection = await aio_pika.connect(AMQP_URL)
-        async with connection:
-            channel = await connection.channel()
-            await channel.queue_delete(n.queue)
-            await channel.exchange_delete(n.exchange)
-
-    asyncio.run(clean()) if not _loop_running() else None
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    delete_queue_and_exchange_sync(n.queue, n.exchange)
 
 
 @dataclass
