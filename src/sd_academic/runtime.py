@@ -14,7 +14,7 @@ from sd_academic.events import AmqpEventPublisher, EventHub, EventRelay
 from sd_academic.rpc import AcademicClient, LocalClient, RpcClient, RpcServer
 from sd_academic.service import AcademicService
 from sd_academic.store import AcademicStore
-from sd_academic.topology import db_path
+from sd_academic.topology import db_path, events_exchange_name, request_queue_name
 from sd_common.settings import Settings
 from sd_common.topology import broker_display, connect
 
@@ -34,11 +34,12 @@ class AcademicServer:
     async def start(self) -> None:
         s = self.settings
         self.connection = await connect(s, f"{self.connection_name}@{socket.gethostname()}")
-        publisher = AmqpEventPublisher(self.connection, s.academic_exchange)
+        exchange = events_exchange_name(s)
+        publisher = AmqpEventPublisher(self.connection, exchange)
         await publisher.start()
         self.service = AcademicService(AcademicStore(db_path(s)), publisher)
         await self.service.start()
-        self.rpc = RpcServer(self.service, self.connection, s.academic_queue)
+        self.rpc = RpcServer(self.service, self.connection, request_queue_name(s))
         await self.rpc.start()
 
     async def stop(self) -> None:
@@ -87,15 +88,16 @@ class AcademicRuntime:
         self._connection = await connect(
             s, f"sd-coordinator-academic-client@{socket.gethostname()}"
         )
-        self._rpc = RpcClient(self._connection, s.academic_queue, s.academic_timeout_s)
+        queue, exchange = request_queue_name(s), events_exchange_name(s)
+        self._rpc = RpcClient(self._connection, queue, s.academic_timeout_s)
         await self._rpc.start()
-        relay_queue = f"{s.academic_exchange}.dashboard.{uuid.uuid4().hex[:12]}"
-        relay = EventRelay(self._connection, s.academic_exchange, relay_queue, self.hub)
+        relay_queue = f"{exchange}.dashboard.{uuid.uuid4().hex[:12]}"
+        relay = EventRelay(self._connection, exchange, relay_queue, self.hub)
         await relay.start()
         self._client = self._rpc
         where = "in this process" if self._server else "in sd-academic, elsewhere"
         log.info("academic commands go over RabbitMQ (%s, queue %r) to the service %s",
-                 broker_display(s), s.academic_queue, where)  # fmt: skip
+                 broker_display(s), queue, where)  # fmt: skip
 
     async def stop(self) -> None:
         """Stop in reverse order (idempotent)."""

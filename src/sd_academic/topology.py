@@ -17,6 +17,17 @@ def db_path(settings: Settings) -> Path:
     return settings.academic_db or settings.data_dir / "academico.sqlite3"
 
 
+def request_queue_name(settings: Settings) -> str:
+    """The queue of commands: ACADEMIC_QUEUE, or derived from the cluster's QUEUE_NAME (so
+    that clusters sharing a broker, like tests, each talk to their own service)."""
+    return settings.academic_queue or f"{settings.queue_name}.academico.rpc"
+
+
+def events_exchange_name(settings: Settings) -> str:
+    """The topic exchange of changes: ACADEMIC_EXCHANGE, or derived from QUEUE_NAME."""
+    return settings.academic_exchange or f"{settings.queue_name}.academico.events"
+
+
 async def declare_request_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
     """The queue commands wait in (durable, so its bindings and consumers outlive a broker
     restart; the requests themselves are transient and expire with the caller's timeout)."""

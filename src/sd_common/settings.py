@@ -79,10 +79,14 @@ class Settings(BaseSettings):
     academic_timeout_s: float = Field(
         5.0, gt=0, le=120, description="how long the REST layer waits for the academic service"
     )
-    academic_queue: str = Field("academico.rpc", min_length=1, max_length=200,
-                                pattern=r"^[\w.\-:]+$")  # fmt: skip
-    academic_exchange: str = Field("academico.events", min_length=1, max_length=200,
-                                   pattern=r"^[\w.\-:]+$")  # fmt: skip
+    academic_queue: str | None = Field(
+        None, max_length=200, pattern=r"^[\w.\-:]+$",
+        description="queue of academic commands; unset: <QUEUE_NAME>.academico.rpc",
+    )  # fmt: skip
+    academic_exchange: str | None = Field(
+        None, max_length=200, pattern=r"^[\w.\-:]+$",
+        description="topic exchange of academic changes; unset: <QUEUE_NAME>.academico.events",
+    )  # fmt: skip
 
     @field_validator("cors_origins", "task_modules", mode="before")
     @classmethod
@@ -93,7 +97,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rabbit_host", "cluster_token", "api_token", "coordinator_bind",
-        "rabbit_ca_file", "rabbit_cert_file", "rabbit_key_file", "academic_db", mode="before",
+        "rabbit_ca_file", "rabbit_cert_file", "rabbit_key_file", "academic_db", "academic_queue",
+        "academic_exchange", mode="before",
     )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

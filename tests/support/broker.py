@@ -19,15 +19,21 @@ def unique_queue() -> str:
 
 
 async def delete_queues(queue_name: str) -> None:
-    """Delete a test's work queue and its dead-letter queue."""
+    """Delete a test's work queue and its dead-letter queue (and the academic service's queue
+    and exchange, whose default names derive from it)."""
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
-        for name in (queue_name, failed_queue_name(queue_name)):
+        for name in (queue_name, failed_queue_name(queue_name), f"{queue_name}.academico.rpc"):
             channel = await connection.channel()
             try:
                 await channel.queue_delete(name)
             except aio_pika.exceptions.AMQPError:
                 pass
+        channel = await connection.channel()
+        try:
+            await channel.exchange_delete(f"{queue_name}.academico.events")
+        except aio_pika.exceptions.AMQPError:
+            pass
 
 
 def delete_queues_sync(queue_name: str) -> None:
