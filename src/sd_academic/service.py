@@ -5,12 +5,14 @@ call `execute`; nothing else touches the data."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from sd_academic import csvio
@@ -116,6 +118,10 @@ class AcademicService:
             raise AcademicError(f"unknown command {command!r}", status=400)
         if not isinstance(args, dict):
             raise Invalid.field("args", "must be an object")
+        if request_id is not None:
+            # A key names one request: reused with another command or other arguments, it is
+            # another request (never the stored answer of a different one).
+            request_id = f"{request_id[:200]}:{_fingerprint(command, args)}"
         result: Any = await handler(kind, args, request_id)
         return result
 
@@ -267,6 +273,14 @@ class AcademicService:
 
 VERBS = frozenset({"list", "get", "grupos", "create", "replace", "patch", "delete", "import",
                    "export"})  # fmt: skip
+
+
+def _fingerprint(command: str, args: dict[str, Any]) -> str:
+    try:
+        canonical = orjson.dumps([command, args], option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        canonical = repr((command, args)).encode()
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
 def _need_id(args: WriteArgs) -> int:

@@ -172,3 +172,14 @@ async def test_the_service_refuses_bad_commands_itself(
             assert isinstance(caught.value, Invalid) and caught.value.errors
     finally:
         await service.stop()
+
+
+async def test_a_request_id_reused_for_another_request_is_another_request(tmp_path: Path) -> None:
+    service = AcademicService(AcademicStore(tmp_path / "a.sqlite3"), Recorder())
+    await service.start()
+    try:
+        first = await service.execute("profesor.create", {"data": profesor(1)}, "same-key")
+        other = await service.execute("profesor.create", {"data": profesor(2)}, "same-key")
+        assert other["id"] != first["id"] and other["email"] == "p2@x.mx"
+    finally:
+        await service.stop()
