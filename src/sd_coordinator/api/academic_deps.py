@@ -40,8 +40,8 @@ class AcademicRoute(APIRoute):
                      else str(e.get("msg", "invalid")).removeprefix("Value error, ")}
                     for e in exc.errors()
                 ]  # fmt: skip
-                return JSONResponse({"detail": validation_message(exc), "errors": errors},
-                                    status_code=422)  # fmt: skip
+                detail = validation_message(exc).replace("Value error, ", "")
+                return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
         return handle
 
