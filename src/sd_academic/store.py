@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,12 @@ def _row(kind: Kind, row: sqlite3.Row) -> dict[str, Any]:
     return data
 
 
+def fold(text: object) -> str:
+    """`text` without accents, case-folded: a search for "garcia" finds "García"."""
+    decomposed = unicodedata.normalize("NFKD", str(text or ""))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -99,6 +106,7 @@ class AcademicStore:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
                                check_same_thread=False)  # fmt: skip
         conn.row_factory = sqlite3.Row
+        conn.create_function("fold", 1, fold, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -209,8 +217,9 @@ class AcademicStore:
         where: list[str] = []
         params: list[Any] = []
         if q:
-            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in kind.search) + ")")
-            params += [_like(q)] * len(kind.search)
+            like = " OR ".join(f"fold({c}) LIKE ? ESCAPE '\\'" for c in kind.search)
+            where.append(f"({like})")
+            params += [_like(fold(q))] * len(kind.search)
         for column, value in (filters or {}).items():
             if value is None:
                 continue

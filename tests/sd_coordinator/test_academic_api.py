@@ -179,6 +179,9 @@ async def test_lists_page_search_and_filter(client: httpx.AsyncClient) -> None:
     assert first["total"] == 26 and len(first["items"]) == 10 and len(second["items"]) == 6
     found = (await client.get("/profesores", params={"q": "zapata"})).json()
     assert [p["email"] for p in found["items"]] == ["zoe@otra.mx"]
+    accents = (await client.get("/profesores", params={"q": "GARCIA 1"})).json()
+    assert {p["email"] for p in accents["items"]} >= {"ana1@escuela.edu.mx"}
+    assert all("García 1" in p["apellidos"] for p in accents["items"])
     by_mail = (await client.get("/profesores", params={"q": "otra.mx"})).json()
     assert by_mail["total"] == 1
     no_wildcards = (await client.get("/profesores", params={"q": "%"})).json()
