@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.sync_api import Page, expect
 
+from browser.test_dashboard import PHONE, scroll_width, unnamed_controls
 from support.broker import delete_queue_and_exchange_sync
 from support.cluster import Cluster, console_script
 
@@ -195,3 +196,20 @@ def test_csv_import_reports_rows_then_paging_search_and_export_work(
     exported = saved.read_text(encoding="utf-8").splitlines()
     assert exported[0] == "nombre,apellidos,email,departamento,activo"
     assert len(exported) == 15 and "Prof07,Apellido07,prof07@escuela.mx,Sistemas,sí" in exported
+
+
+def test_the_section_fits_a_phone_and_every_control_has_a_name(
+    school: Cluster, dashboard: Dashboard
+) -> None:
+    with school.client() as client:
+        p = client.post("/profesores", json={"nombre": "Ana", "apellidos": "García López",
+                                             "email": "ana@escuela.mx"}).json()  # fmt: skip
+        grupo = {"clave": "ISC-3A", "materia": "Bases de datos", "periodo": "2025-1", "cupo": 30}
+        client.post("/grupos", json={**grupo, "profesor_id": p["id"]})
+    page = dashboard.open(f"{school.url}/#academico", locale="es-MX", viewport=PHONE)
+    expect(page.get_by_test_id("grupo-ISC-3A")).to_be_visible()
+    assert scroll_width(page) <= PHONE["width"]
+    assert unnamed_controls(page) == []
+    page.get_by_test_id("new-grupo").click()
+    expect(page.get_by_test_id("grupo-form")).to_be_visible()
+    assert unnamed_controls(page) == []

@@ -99,12 +99,14 @@ export function GrupoTable({ refresh, profesor, onClearProfesor, onNew, onEdit, 
                   <td>{g.horario}</td>
                   <td data-testid="grupo-profesor">{g.profesor ?? <span className="muted">{t('nobody')}</span>}</td>
                   <td className="acad-actions">
-                    <button type="button" className="btn btn-small btn-secondary" onClick={() => onEdit(g)} data-testid="edit">
-                      {t('edit')}
-                    </button>
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => onDelete(g)} data-testid="delete">
-                      {t('delete')}
-                    </button>
+                    <div>
+                      <button type="button" className="btn btn-small btn-secondary" onClick={() => onEdit(g)} data-testid="edit">
+                        {t('edit')}
+                      </button>
+                      <button type="button" className="btn btn-small btn-ghost" onClick={() => onDelete(g)} data-testid="delete">
+                        {t('delete')}
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}

@@ -86,12 +86,14 @@ export function ProfesorTable({ refresh, onNew, onEdit, onDelete, onShowGrupos, 
                     </button>
                   </td>
                   <td className="acad-actions">
-                    <button type="button" className="btn btn-small btn-secondary" onClick={() => onEdit(p)} data-testid="edit">
-                      {t('edit')}
-                    </button>
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => onDelete(p)} data-testid="delete">
-                      {t('delete')}
-                    </button>
+                    <div>
+                      <button type="button" className="btn btn-small btn-secondary" onClick={() => onEdit(p)} data-testid="edit">
+                        {t('edit')}
+                      </button>
+                      <button type="button" className="btn btn-small btn-ghost" onClick={() => onDelete(p)} data-testid="delete">
+                        {t('delete')}
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}
