@@ -116,6 +116,10 @@ class Grupo(GrupoIn):
     updated_at: str
 
 
+FULL: dict[str, type[BaseModel]] = {"profesor": ProfesorIn, "grupo": GrupoIn}
+PARTIAL: dict[str, type[BaseModel]] = {"profesor": ProfesorPatch, "grupo": GrupoPatch}
+
+
 class Page(BaseModel):
     """One page of a list."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -15,18 +14,11 @@ from typing import Any, Protocol, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from sd_academic import csvio
+from sd_academic import csvio, importer, records
 from sd_academic.errors import AcademicError, Invalid
-from sd_academic.models import (
-    GrupoIn,
-    GrupoPatch,
-    ProfesorIn,
-    ProfesorPatch,
-    field_errors,
-    invalid,
-    parse,
-)  # fmt: skip
-from sd_academic.store import GRUPO, KINDS, PROFESOR, AcademicStore, Event, Kind
+from sd_academic.kinds import GRUPO, KINDS, PROFESOR, Kind
+from sd_academic.models import FULL, PARTIAL, parse
+from sd_academic.store import AcademicStore
 
 log = logging.getLogger("sd.academic")
 
@@ -34,9 +26,6 @@ T = TypeVar("T")
 SWEEP_INTERVAL_S = 5.0
 # Events a crashed service committed but never published; younger ones are still in flight.
 ORPHAN_AGE_S = 10.0
-
-FULL: dict[str, type[BaseModel]] = {"profesor": ProfesorIn, "grupo": GrupoIn}
-PARTIAL: dict[str, type[BaseModel]] = {"profesor": ProfesorPatch, "grupo": GrupoPatch}
 
 
 class EventPublisher(Protocol):
@@ -150,13 +139,13 @@ class AcademicService:
 
     async def _create(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
         data = parse(FULL[kind.name], parse(WriteArgs, args).data).model_dump()
-        return await self._write(request_id, lambda c, e: self.store.create(c, e, kind, data))
+        return await self._write(request_id, lambda c, e: records.create(c, e, kind, data))
 
     async def _replace(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
         a = parse(WriteArgs, args)
         record_id = _need_id(a)
         data = parse(FULL[kind.name], a.data).model_dump()
-        return await self._write(request_id, lambda c, e: self.store.update(
+        return await self._write(request_id, lambda c, e: records.update(
             c, e, kind, record_id, data, a.if_version))  # fmt: skip
 
     async def _patch(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
@@ -166,13 +155,13 @@ class AcademicService:
         for field, value in data.items():
             if value is None and field != "profesor_id":
                 raise Invalid.field(field, "may not be null")
-        return await self._write(request_id, lambda c, e: self.store.update(
+        return await self._write(request_id, lambda c, e: records.update(
             c, e, kind, record_id, data, a.if_version))  # fmt: skip
 
     async def _delete(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
         a = parse(WriteArgs, args)
         record_id = _need_id(a)
-        return await self._write(request_id, lambda c, e: self.store.delete(
+        return await self._write(request_id, lambda c, e: records.delete(
             c, e, kind, record_id, a.if_version, a.unassign))  # fmt: skip
 
     async def _export(self, kind: Kind, args: dict[str, Any], _: str | None) -> Any:
@@ -184,58 +173,7 @@ class AcademicService:
 
     async def _import(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
         rows = csvio.read_rows(kind.name, parse(ImportArgs, args).csv)
-        return await self._write(request_id, lambda c, e: self._import_rows(c, e, kind, rows))
-
-    def _import_rows(self, conn: sqlite3.Connection, events: list[Event], kind: Kind,
-                     rows: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
-        """Each row in a savepoint of the import's transaction: refused rows change nothing,
-        the others land together."""
-        report = []
-        for line, row in enumerate(rows, start=2):
-            conn.execute("SAVEPOINT import_row")
-            mark = len(events)
-            try:
-                entry = self._import_row(conn, events, kind, row)
-            except AcademicError as exc:
-                conn.execute("ROLLBACK TO import_row")
-                del events[mark:]
-                errors = exc.errors or [{"field": "row", "reason": exc.detail}]
-                entry = {"action": "refused", "detail": exc.detail, "errors": errors}
-            conn.execute("RELEASE import_row")
-            report.append({"row": line, "key": row.get(kind.unique, ""), **entry})
-        counts = {a: sum(1 for r in report if r["action"] == a)
-                  for a in ("created", "updated", "unchanged", "refused")}  # fmt: skip
-        return {"rows": report, **counts}
-
-    def _import_row(self, conn: sqlite3.Connection, events: list[Event], kind: Kind,
-                    row: dict[str, str]) -> dict[str, Any]:  # fmt: skip
-        if "__extra__" in row:
-            raise Invalid.field("row", "more cells than the header names")
-        values: dict[str, Any] = {k: v for k, v in row.items() if v != ""}
-        if kind is PROFESOR and "activo" in values:
-            values["activo"] = csvio.parse_bool(values["activo"])
-        if kind is GRUPO:
-            email = values.pop("profesor_email", None)
-            values["profesor_id"] = None
-            if email:
-                profesor = self.store.find_by_key(conn, PROFESOR, email.strip().lower())
-                if profesor is None:
-                    raise Invalid.field("profesor_email", f"no profesor with email {email!r}")
-                values["profesor_id"] = profesor["id"]
-        key = str(values.get(kind.unique, "")).strip()
-        existing = self.store.find_by_key(
-            conn, kind, key.lower() if kind is PROFESOR else key.upper()
-        )
-        if existing is None:
-            data = _validated(FULL[kind.name], values)
-            record = self.store.create(conn, events, kind, data)
-            return {"action": "created", "id": record["id"]}
-        data = _validated(PARTIAL[kind.name], values)
-        if kind is GRUPO:
-            data["profesor_id"] = values["profesor_id"]
-        before = len(events)
-        record = self.store.update(conn, events, kind, existing["id"], data, None)
-        return {"action": "updated" if len(events) > before else "unchanged", "id": record["id"]}
+        return await self._write(request_id, lambda c, e: importer.import_rows(c, e, kind, rows))
 
     # -- writes and their events -----------------------------------------------------------
 
@@ -287,12 +225,3 @@ def _need_id(args: WriteArgs) -> int:
     if args.id is None:
         raise Invalid.field("id", "Field required")
     return args.id
-
-
-def _validated(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(values).model_dump(exclude_unset=model in PARTIAL.values())
-    except ValidationError as exc:
-        raise invalid(field_errors(exc)) from None

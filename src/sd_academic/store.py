@@ -7,90 +7,19 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import unicodedata
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from sd_academic.errors import Conflict, Invalid, NotFound, Stale
+from sd_academic import records
+from sd_academic.kinds import ALIAS, Event, Kind, fold, like_pattern, row_dict
 from sd_academic.migrations import migrate
 
 BUSY_TIMEOUT_S = 30.0
 REPLY_TTL_S = 24 * 3600
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One entity: its table, the fields a client writes, its unique key and what search reads."""
-
-    name: str
-    table: str
-    fields: tuple[str, ...]
-    unique: str
-    search: tuple[str, ...]
-    columns: str
-    source: str
-    order: str
-
-    @property
-    def select(self) -> str:
-        return f"SELECT {self.columns} FROM {self.source}"
-
-
-PROFESOR = Kind(
-    "profesor", "profesores",
-    ("nombre", "apellidos", "email", "departamento", "activo"), "email",
-    ("p.nombre", "p.apellidos", "p.nombre || ' ' || p.apellidos", "p.email"),
-    "p.*, (SELECT COUNT(*) FROM grupos g WHERE g.profesor_id = p.id) AS grupos",
-    "profesores p",
-    "p.apellidos COLLATE NOCASE, p.nombre COLLATE NOCASE, p.id",
-)  # fmt: skip
-GRUPO = Kind(
-    "grupo", "grupos",
-    ("clave", "materia", "periodo", "cupo", "horario", "profesor_id"), "clave",
-    ("g.clave", "g.materia"),
-    "g.*, p.nombre || ' ' || p.apellidos AS profesor",
-    "grupos g LEFT JOIN profesores p ON p.id = g.profesor_id",
-    "g.clave COLLATE NOCASE, g.id",
-)  # fmt: skip
-KINDS = {k.name: k for k in (PROFESOR, GRUPO)}
-ALIAS = {"profesor": "p", "grupo": "g"}
-
-
-def now_iso() -> str:
-    """UTC now, ISO 8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _row(kind: Kind, row: sqlite3.Row) -> dict[str, Any]:
-    data = dict(row)
-    if kind is PROFESOR:
-        data["activo"] = bool(data["activo"])
-    return data
-
-
-def fold(text: object) -> str:
-    """`text` without accents, case-folded: a search for "garcia" finds "García"."""
-    decomposed = unicodedata.normalize("NFKD", str(text or ""))
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def _like(q: str) -> str:
-    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-@dataclass
-class Event:
-    """A change to publish: `routing_key` such as `profesor.created`, and its body."""
-
-    routing_key: str
-    body: dict[str, Any]
 
 
 class AcademicStore:
@@ -198,17 +127,9 @@ class AcademicStore:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def get(self, kind: Kind, record_id: int, conn: sqlite3.Connection | None = None
-            ) -> dict[str, Any]:  # fmt: skip
+    def get(self, kind: Kind, record_id: int) -> dict[str, Any]:
         """One record, or NotFound."""
-        row = (
-            (conn or self.conn)
-            .execute(f"{kind.select} WHERE {ALIAS[kind.name]}.id = ?", (record_id,))
-            .fetchone()
-        )
-        if row is None:
-            raise NotFound(f"no {kind.name} with id {record_id}")
-        return _row(kind, row)
+        return records.get(self.conn, kind, record_id)
 
     def list_page(self, kind: Kind, *, q: str = "", page: int = 1, per_page: int = 20,
              filters: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -219,7 +140,7 @@ class AcademicStore:
         if q:
             like = " OR ".join(f"fold({c}) LIKE ? ESCAPE '\\'" for c in kind.search)
             where.append(f"({like})")
-            params += [_like(fold(q))] * len(kind.search)
+            params += [like_pattern(fold(q))] * len(kind.search)
         for column, value in (filters or {}).items():
             if value is None:
                 continue
@@ -233,110 +154,10 @@ class AcademicStore:
             f"{kind.select}{clause} ORDER BY {kind.order} LIMIT ? OFFSET ?",
             [*params, per_page, (page - 1) * per_page],
         ).fetchall()
-        return {"items": [_row(kind, r) for r in rows], "total": int(total), "page": page,
+        return {"items": [row_dict(kind, r) for r in rows], "total": int(total), "page": page,
                 "per_page": per_page}  # fmt: skip
 
     def all(self, kind: Kind) -> list[dict[str, Any]]:
         """Every record, in list order (for export)."""
         rows = self.conn.execute(f"{kind.select} ORDER BY {kind.order}").fetchall()
-        return [_row(kind, r) for r in rows]
-
-    def find_by_key(self, conn: sqlite3.Connection, kind: Kind, key: str) -> dict[str, Any] | None:
-        """The record whose unique key is `key` (case-insensitive)."""
-        row = conn.execute(
-            f"{kind.select} WHERE {ALIAS[kind.name]}.{kind.unique} = ?", (key,)
-        ).fetchone()
-        return None if row is None else _row(kind, row)
-
-    # -- writes (called inside `write`) ----------------------------------------------------
-
-    def _check_refs(self, conn: sqlite3.Connection, kind: Kind, data: dict[str, Any]) -> None:
-        profesor_id = data.get("profesor_id")
-        if kind is GRUPO and profesor_id is not None:
-            if (
-                conn.execute("SELECT 1 FROM profesores WHERE id = ?", (profesor_id,)).fetchone()
-                is None
-            ):
-                raise Invalid.field("profesor_id", f"no profesor with id {profesor_id}")
-
-    def _duplicate(self, kind: Kind, data: dict[str, Any]) -> Conflict:
-        key = data.get(kind.unique)
-        return Conflict(
-            f"{kind.unique}: a {kind.name} with {kind.unique} {key!r} already exists",
-            errors=[{"field": kind.unique, "reason": f"{key!r} is already in use"}],
-        )
-
-    def _event(self, events: list[Event], kind: Kind, verb: str, data: dict[str, Any]) -> None:
-        events.append(Event(f"{kind.name}.{verb}", {
-            "event_id": uuid.uuid4().hex, "type": f"{kind.name}.{verb}", "entity": kind.name,
-            "id": data["id"], "data": data, "at": now_iso(),
-        }))  # fmt: skip
-
-    def create(self, conn: sqlite3.Connection, events: list[Event], kind: Kind,
-               data: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-        """Insert a record; Conflict on a duplicate key."""
-        self._check_refs(conn, kind, data)
-        at = now_iso()
-        columns = [*kind.fields, "created_at", "updated_at"]
-        values = [data.get(f) for f in kind.fields] + [at, at]
-        try:
-            cursor = conn.execute(
-                f"INSERT INTO {kind.table} ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' * len(columns))})", values,
-            )  # fmt: skip
-        except sqlite3.IntegrityError as exc:
-            raise self._duplicate(kind, data) from exc
-        record = self.get(kind, int(cursor.lastrowid or 0), conn)
-        self._event(events, kind, "created", record)
-        return record
-
-    def _current(self, conn: sqlite3.Connection, kind: Kind, record_id: int,
-                 if_version: int | None) -> dict[str, Any]:  # fmt: skip
-        current = self.get(kind, record_id, conn)
-        if if_version is not None and if_version != current["version"]:
-            raise Stale(
-                f"{kind.name} {record_id} changed since you read it (your version {if_version}, "
-                f"now {current['version']}): reload it and apply your change again"
-            )
-        return current
-
-    def update(self, conn: sqlite3.Connection, events: list[Event], kind: Kind, record_id: int,
-               changes: dict[str, Any], if_version: int | None) -> dict[str, Any]:  # fmt: skip
-        """Change the fields in `changes`; Stale if the version moved, Conflict on a duplicate."""
-        current = self._current(conn, kind, record_id, if_version)
-        merged = {f: changes.get(f, current[f]) for f in kind.fields}
-        if all(merged[f] == current[f] for f in kind.fields):
-            return current
-        self._check_refs(conn, kind, merged)
-        assignments = ", ".join(f"{f} = ?" for f in kind.fields)
-        try:
-            conn.execute(
-                f"UPDATE {kind.table} SET {assignments}, version = version + 1, updated_at = ? "
-                "WHERE id = ?", [*(merged[f] for f in kind.fields), now_iso(), record_id],
-            )  # fmt: skip
-        except sqlite3.IntegrityError as exc:
-            raise self._duplicate(kind, merged) from exc
-        record = self.get(kind, record_id, conn)
-        self._event(events, kind, "updated", record)
-        return record
-
-    def delete(self, conn: sqlite3.Connection, events: list[Event], kind: Kind, record_id: int,
-               if_version: int | None, unassign: bool) -> dict[str, Any]:  # fmt: skip
-        """Delete a record. A profesor who still teaches grupos: Conflict, unless `unassign`,
-        which leaves those grupos without a profesor first."""
-        current = self._current(conn, kind, record_id, if_version)
-        if kind is PROFESOR:
-            taught = conn.execute(
-                "SELECT id, clave FROM grupos WHERE profesor_id = ? ORDER BY clave", (record_id,)
-            ).fetchall()
-            if taught and not unassign:
-                claves = ", ".join(r["clave"] for r in taught[:10])
-                raise Conflict(
-                    f"profesor {record_id} still teaches {len(taught)} grupo(s) ({claves}): "
-                    "assign them to someone else first, or delete with unassign=true"
-                )
-            for grupo in taught:
-                self.update(conn, events, GRUPO, int(grupo["id"]), {"profesor_id": None}, None)
-        conn.execute(f"DELETE FROM {kind.table} WHERE id = ?", (record_id,))
-        self._event(events, kind, "deleted", {"id": record_id, kind.unique: current[kind.unique]})
-        return {"deleted": record_id}
+        return [row_dict(kind, r) for r in rows]

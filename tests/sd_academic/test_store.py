@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from sd_academic.errors import Conflict, Invalid, Stale
+from sd_academic.kinds import PROFESOR
 from sd_academic.migrations import MIGRATIONS, schema_version
 from sd_academic.service import AcademicService
-from sd_academic.store import PROFESOR, AcademicStore
+from sd_academic.store import AcademicStore
 
 
 class Recorder:
