@@ -26,6 +26,7 @@ T = TypeVar("T")
 SWEEP_INTERVAL_S = 5.0
 # Events a crashed service committed but never published; younger ones are still in flight.
 ORPHAN_AGE_S = 10.0
+PUBLISH_BATCH = 256
 
 
 class EventPublisher(Protocol):
@@ -71,6 +72,7 @@ class AcademicService:
         self._db: ThreadPoolExecutor | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._publishing = asyncio.Lock()
+        self._publishes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Open the database (applying migrations) and publish what a crash left unpublished."""
@@ -80,7 +82,8 @@ class AcademicService:
         self._sweeper = asyncio.create_task(self._sweep(), name="academic-outbox-sweep")
 
     async def stop(self) -> None:
-        """Stop sweeping and close the database (idempotent)."""
+        """Stop sweeping, let events in flight go out, close the database (idempotent)."""
+        await self.flush()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -182,8 +185,16 @@ class AcademicService:
         if replayed:
             log.info("request %s was applied before: answering as then", request_id)
         if seqs:
-            await self._publish(seqs)
+            # Answer now; the events are in the outbox and go out in commit order.
+            task = asyncio.create_task(self._publish(seqs), name="academic-publish")
+            self._publishes.add(task)
+            task.add_done_callback(self._publishes.discard)
         return result
+
+    async def flush(self) -> None:
+        """Wait until the events of every answered command went out (or failed to)."""
+        while self._publishes:
+            await asyncio.gather(*self._publishes, return_exceptions=True)
 
     async def _publish(self, seqs: list[int] | None = None) -> None:
         """Publish outbox events (those of `seqs`, or orphans) and forget the confirmed ones."""
@@ -191,12 +202,22 @@ class AcademicService:
             pending = await self._run(lambda: self.store.outbox(seqs, older_than_s=ORPHAN_AGE_S))
             done: list[int] = []
             try:
-                for seq, routing_key, body in pending:
-                    await self.publisher.publish(routing_key, body)
-                    done.append(seq)
-            except Exception as exc:
-                log.warning("academic events not published yet (%s); retrying in %.0f s",
-                            exc or type(exc).__name__, SWEEP_INTERVAL_S)  # fmt: skip
+                # A batch's publishes wait for their confirms together (an import of thousands
+                # of rows must still answer within the caller's timeout), batches in order.
+                for start in range(0, len(pending), PUBLISH_BATCH):
+                    batch = pending[start : start + PUBLISH_BATCH]
+                    results = await asyncio.gather(
+                        *(self.publisher.publish(key, body) for _, key, body in batch),
+                        return_exceptions=True,
+                    )
+                    done += [seq for (seq, _, _), r in zip(batch, results, strict=True)
+                             if not isinstance(r, BaseException)]  # fmt: skip
+                    failed = [r for r in results if isinstance(r, BaseException)]
+                    if failed:
+                        log.warning("%d academic event(s) not published yet (%s); retrying in "
+                                    "%.0f s", len(failed), failed[0] or type(failed[0]).__name__,
+                                    SWEEP_INTERVAL_S)  # fmt: skip
+                        break
             finally:
                 await self._run(self.store.published, done)
 

@@ -20,6 +20,7 @@ from sd_academic.migrations import migrate
 
 BUSY_TIMEOUT_S = 30.0
 REPLY_TTL_S = 24 * 3600
+SQL_BATCH = 500  # values bound in one IN (...)
 
 
 class AcademicStore:
@@ -107,11 +108,13 @@ class AcademicStore:
                ) -> list[tuple[int, str, dict[str, Any]]]:  # fmt: skip
         """Unpublished events: those of `seqs`, or every one older than `older_than_s`."""
         if seqs is not None:
-            marks = ",".join("?" * len(seqs))
-            rows = self.conn.execute(
-                f"SELECT seq, routing_key, body FROM outbox WHERE seq IN ({marks}) ORDER BY seq",
-                seqs,
-            ).fetchall()
+            rows = []
+            for start in range(0, len(seqs), SQL_BATCH):
+                chunk = seqs[start : start + SQL_BATCH]
+                rows += self.conn.execute(
+                    "SELECT seq, routing_key, body FROM outbox "
+                    f"WHERE seq IN ({','.join('?' * len(chunk))}) ORDER BY seq", chunk,
+                ).fetchall()  # fmt: skip
         else:
             rows = self.conn.execute(
                 "SELECT seq, routing_key, body FROM outbox WHERE created_at < ? ORDER BY seq "
@@ -123,7 +126,10 @@ class AcademicStore:
         """Forget events the broker confirmed."""
         if seqs:
             with self._write() as conn:
-                conn.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+                for start in range(0, len(seqs), SQL_BATCH):
+                    chunk = seqs[start : start + SQL_BATCH]
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", chunk)
 
     # -- reads -----------------------------------------------------------------------------
 

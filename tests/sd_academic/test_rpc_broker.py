@@ -113,7 +113,7 @@ async def coordinator(tmp_path: Path, queue_name: str, names: Names, **over: Any
     settings = make_settings(
         tmp_path / "coordinator", rabbit_host="127.0.0.1", queue_name=queue_name,
         cluster_token="tok", academic_queue=names.queue, academic_exchange=names.exchange,
-        academic_timeout_s=TIMEOUT_S, **{"academic_in_process": False, **over},
+        **{"academic_in_process": False, "academic_timeout_s": TIMEOUT_S, **over},
     )  # fmt: skip
     async with running_app(settings) as app, asgi_client(app) as client:
         yield client
@@ -272,3 +272,34 @@ async def test_by_default_the_coordinator_runs_the_service_itself_over_rabbitmq(
         assert created.status_code == 201, created.text
         assert (await client.get("/grupos", params={"q": "isc"})).json()["total"] == 1
     assert (tmp_path / "coordinator" / "academico.sqlite3").is_file()
+
+
+async def test_an_import_of_thousands_of_rows_publishes_an_event_for_each(
+    tmp_path: Path, queue_name: str, names: Names, services: Services
+) -> None:
+    services.start()
+    await wait_consumers(names.queue, 1, services)
+    rows = 2000
+    text = "nombre,apellidos,email\n" + "".join(f"N{n},A,n{n}@x.mx\n" for n in range(rows))
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection, coordinator(tmp_path, queue_name, names, academic_timeout_s=60) as c:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(names.exchange, aio_pika.ExchangeType.TOPIC,
+                                                  durable=True)  # fmt: skip
+        mine = await channel.declare_queue(exclusive=True)
+        await mine.bind(exchange, "#")
+        started = asyncio.get_running_loop().time()
+        response = await c.post("/profesores/import", content=text.encode())
+        elapsed = asyncio.get_running_loop().time() - started
+        assert response.status_code == 200, response.text
+        assert response.json()["created"] == rows
+        print(f"import of {rows} rows answered in {elapsed:.2f} s")
+        received = 0
+        deadline = asyncio.get_running_loop().time() + 30
+        while received < rows and asyncio.get_running_loop().time() < deadline:
+            message = await mine.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.1)
+            else:
+                received += 1
+        assert received == rows

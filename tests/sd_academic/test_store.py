@@ -111,6 +111,7 @@ async def test_a_repeated_request_id_answers_as_before_and_applies_once(tmp_path
         again = await service.execute("grupo.create", {"data": {
             "clave": "g-1", "materia": "M", "periodo": "2025-1", "cupo": 5}}, "req-1")  # fmt: skip
         assert first == again and first["clave"] == "G-1"
+        await service.flush()
         assert [k for k, _ in events.events] == ["grupo.created"]
         assert (await service.execute("grupo.list", {}))["total"] == 1
     finally:
@@ -125,6 +126,7 @@ async def test_events_not_published_stay_in_the_outbox_until_they_are(tmp_path: 
     await service.start()
     try:
         await service.execute("profesor.create", {"data": profesor(1)})
+        await service.flush()
         assert events.events == []
         assert len(store.outbox(older_than_s=-1)) == 1
         events.down = False

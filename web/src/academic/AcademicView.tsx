@@ -1,4 +1,4 @@
-import { useCallback, useState } from 'react'
+import { useCallback, useEffect, useRef, useState } from 'react'
 import type { Grupo, Profesor } from './api'
 import { ConfirmDelete } from './ConfirmDelete'
 import { GrupoForm } from './GrupoForm'
@@ -7,6 +7,8 @@ import { ProfesorForm } from './ProfesorForm'
 import { ProfesorTable } from './ProfesorTable'
 import { useAcademicEvents } from './useAcademicEvents'
 import './academic.css'
+
+const EVENT_BURST_MS = 200
 
 type Editing =
   | { kind: 'profesor'; record: Profesor | null }
@@ -21,11 +23,19 @@ export function AcademicView() {
   const [editing, setEditing] = useState<Editing>(null)
   const [profesor, setProfesor] = useState<Profesor | null>(null)
   const reload = useCallback(() => setRefresh((n) => n + 1), [])
+  const pending = useRef<ReturnType<typeof setTimeout> | undefined>(undefined)
+  useEffect(() => () => clearTimeout(pending.current), [])
 
   useAcademicEvents(
     useCallback(
       (event) => {
-        reload()
+        // An import of thousands of rows is thousands of events: reload once per burst.
+        if (pending.current === undefined) {
+          pending.current = setTimeout(() => {
+            pending.current = undefined
+            reload()
+          }, EVENT_BURST_MS)
+        }
         if (event?.type === 'profesor.deleted') setProfesor((p) => (p?.id === event.id ? null : p))
       },
       [reload],
