@@ -28,9 +28,10 @@ def parse_bool(value: str) -> bool | str:
     return value
 
 
-def read_rows(kind: str, text: str) -> list[dict[str, str]]:
+def read_rows(kind: str, text: str) -> list[tuple[int, dict[str, str]]]:
     """The rows of a CSV with a header line naming some of COLUMNS[kind] (any order; `,` or
-    `;` separated). Invalid if the header is unusable or there are too many rows."""
+    `;` separated), each with the line it ends on (a quoted cell may span lines). Invalid if
+    the header is unusable or there are too many rows."""
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise Invalid.field("file", "the CSV is empty; its first line must name the columns")
@@ -48,7 +49,7 @@ def read_rows(kind: str, text: str) -> list[dict[str, str]]:
     if missing:
         raise Invalid.field("file", f"the header lacks the column(s) {', '.join(missing)}")
     reader.fieldnames = header
-    rows: list[dict[str, str]] = []
+    rows: list[tuple[int, dict[str, str]]] = []
     try:
         for row in reader:
             if len(rows) >= MAX_ROWS:
@@ -57,7 +58,7 @@ def read_rows(kind: str, text: str) -> list[dict[str, str]]:
             cells = {k: (v or "").strip() for k, v in row.items()}
             if extra:
                 cells["__extra__"] = "more cells than columns"
-            rows.append(cells)
+            rows.append((reader.line_num, cells))
     except csv.Error as exc:
         raise Invalid.field("file", f"not readable as CSV: {exc}") from None
     return rows

@@ -15,11 +15,11 @@ from sd_academic.models import FULL, PARTIAL, field_errors, invalid
 
 
 def import_rows(conn: sqlite3.Connection, events: list[Event], kind: Kind,
-                rows: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
+                rows: list[tuple[int, dict[str, str]]]) -> dict[str, Any]:  # fmt: skip
     """Each row in a savepoint of the import's transaction: refused rows change nothing,
     the others land together."""
     report = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         conn.execute("SAVEPOINT import_row")
         mark = len(events)
         try:

@@ -208,6 +208,7 @@ async def test_csv_import_reports_each_row_and_export_reads_back(
         "Ana1,García 1,ana1@escuela.edu.mx,Sistemas,sí\n"  # unchanged
         "Luis,Pérez,luis@escuela.edu.mx,Física,no\n"  # created
         "Ana1,García 1,ana1@escuela.edu.mx,Química,sí\n"  # updated
+        'Ana2,"García\nDos",ana2@escuela.edu.mx,Sistemas,sí\n'  # refused: a line break
         "Mal,Correo,no-es-correo,,\n"  # refused
     )
     response = await client.post("/profesores/import", content=text.encode(),
@@ -215,10 +216,11 @@ async def test_csv_import_reports_each_row_and_export_reads_back(
     assert response.status_code == 200, response.text
     report = response.json()
     assert [(r["row"], r["action"]) for r in report["rows"]] == [
-        (2, "unchanged"), (3, "created"), (4, "updated"), (5, "refused"),
+        (2, "unchanged"), (3, "created"), (4, "updated"), (6, "refused"), (7, "refused"),
     ]  # fmt: skip
-    assert report["rows"][3]["errors"][0]["field"] == "email"
-    assert (report["created"], report["updated"], report["refused"]) == (1, 1, 1)
+    assert report["rows"][3]["errors"][0]["field"] == "apellidos"
+    assert report["rows"][4]["errors"][0]["field"] == "email"
+    assert (report["created"], report["updated"], report["refused"]) == (1, 1, 2)
     grupos_csv = (
         "clave;materia;periodo;cupo;profesor_email\n"
         "ISC-1A;Redes;2025-1;25;luis@escuela.edu.mx\n"
