@@ -303,3 +303,44 @@ async def test_an_import_of_thousands_of_rows_publishes_an_event_for_each(
             else:
                 received += 1
         assert received == rows
+
+
+async def test_the_service_answers_malformed_commands_with_an_error_and_keeps_serving(
+    tmp_path: Path, names: Names, services: Services
+) -> None:
+    services.start()
+    await wait_consumers(names.queue, 1, services)
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        replies = await channel.declare_queue(exclusive=True)
+
+        async def ask(body: bytes, reply: bool = True) -> dict[str, Any] | None:
+            correlation_id = uuid.uuid4().hex
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, correlation_id=correlation_id,
+                                 reply_to=replies.name if reply else None),
+                routing_key=names.queue,
+            )  # fmt: skip
+            if not reply:
+                return None
+            for _ in range(100):  # basic.get does not wait: poll for up to 10 s
+                message = await replies.get(no_ack=True, fail=False)
+                if message is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert message is not None and message.correlation_id == correlation_id
+            return dict(orjson.loads(message.body))
+
+        assert await ask(b"not json") == {
+            "ok": False, "error": {"status": 400, "detail": "command is not JSON"},
+        }  # fmt: skip
+        await ask(b'{"command": "profesor.create"}', reply=False)  # no reply_to: dropped
+        unknown = await ask(b'{"command": "profesor.drop", "args": {}}')
+        assert unknown is not None and unknown["error"]["status"] == 400
+        bad = await ask(orjson.dumps({"command": "profesor.create", "args": {"data": {}}}))
+        assert bad is not None and bad["error"]["status"] == 422
+        assert {e["field"] for e in bad["error"]["errors"]} == {"nombre", "apellidos", "email"}
+        good = await ask(orjson.dumps({"command": "profesor.list", "args": {}}))
+        assert good == {"ok": True, "result": {"items": [], "total": 0, "page": 1,
+                                               "per_page": 20}}  # fmt: skip
