@@ -64,7 +64,7 @@ def test_staff_create_validate_edit_and_delete_in_spanish(
     page.get_by_test_id("new-profesor").click()
     fill_profesor(page, "Ana", "García López", "ana-sin-arroba", "Sistemas")
     page.get_by_test_id("profesor-form-save").click()
-    expect(page.get_by_test_id("error-email")).to_contain_text("not an email address")
+    expect(page.get_by_test_id("error-email")).to_have_text("No es un correo (nombre@dominio.mx)")
     expect(page.get_by_test_id("input-email")).to_have_attribute("aria-invalid", "true")
     page.get_by_test_id("input-email").fill("ana.garcia@escuela.edu.mx")
     page.get_by_test_id("profesor-form-save").click()
@@ -76,7 +76,9 @@ def test_staff_create_validate_edit_and_delete_in_spanish(
     page.get_by_test_id("new-profesor").click()
     fill_profesor(page, "Otra", "Persona", "ANA.GARCIA@escuela.edu.mx")
     page.get_by_test_id("profesor-form-save").click()
-    expect(page.get_by_test_id("error-email")).to_contain_text("already in use")
+    expect(page.get_by_test_id("error-email")).to_have_text(
+        "«ana.garcia@escuela.edu.mx» ya está en uso"
+    )
     page.get_by_role("button", name="Cancelar").click()
 
     # A grupo taught by her: a capacity of 0 is refused at the field, then fixed.
@@ -88,7 +90,7 @@ def test_staff_create_validate_edit_and_delete_in_spanish(
     form.get_by_test_id("input-cupo").fill("0")
     form.get_by_test_id("input-profesor").select_option(label="García López, Ana")
     page.get_by_test_id("grupo-form-save").click()
-    expect(page.get_by_test_id("error-cupo")).to_contain_text("greater than or equal to 1")
+    expect(page.get_by_test_id("error-cupo")).to_have_text("Debe ser al menos 1")
     form.get_by_test_id("input-cupo").fill("35")
     page.get_by_test_id("grupo-form-save").click()
     grupo = page.get_by_test_id("grupo-ISC-3A")

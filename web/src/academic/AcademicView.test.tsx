@@ -44,7 +44,7 @@ describe('AcademicView', () => {
     await userEvent.click(await screen.findByTestId('new-profesor'))
     await userEvent.type(screen.getByTestId('input-email'), 'mal')
     await userEvent.click(screen.getByTestId('profesor-form-save'))
-    expect(await screen.findByTestId('error-email')).toHaveTextContent('not an email address')
+    expect(await screen.findByTestId('error-email')).toHaveTextContent('No es un correo (nombre@dominio.mx)')
     expect(screen.getByTestId('input-email')).toHaveAttribute('aria-invalid', 'true')
     expect(screen.queryByTestId('error-nombre')).toBeNull()
   })

@@ -146,3 +146,28 @@ export function useAcademicText(): AcademicTranslate {
     [lang],
   )
 }
+
+/** The service's reasons (English) for the fields it refuses, said in Spanish; anything not
+ * listed stays as the service wrote it. */
+const REASONS_ES: [RegExp, string][] = [
+  [/^Field required$/, 'Obligatorio'],
+  [/^String should have at least 1 character$/, 'Obligatorio'],
+  [/^String should have at most (\d+) characters$/, 'Como mucho $1 caracteres'],
+  [/^not an email address.*$/, 'No es un correo (nombre@dominio.mx)'],
+  [/^'(.*)' is already in use$/, '«$1» ya está en uso'],
+  [/^Input should be greater than or equal to (\d+)$/, 'Debe ser al menos $1'],
+  [/^Input should be less than or equal to (\d+)$/, 'Debe ser como mucho $1'],
+  [/^Input should be a valid (integer|number).*$/, 'Debe ser un número entero'],
+  [/^Input should be a valid boolean.*$/, 'Debe ser sí o no'],
+  [/^no profesor with id (\d+)$/, 'No existe el profesor $1'],
+  [/^no profesor with email '(.*)'$/, 'No hay ningún profesor con el correo «$1»'],
+  [/^must not contain control characters.*$/, 'Sin tabuladores ni saltos de línea'],
+  [/^letters, digits.*$/, "Letras, dígitos, '-', '.' o '_', empezando por letra o dígito"],
+  [/^may not be null$/, 'Obligatorio'],
+]
+
+export function localizeReason(lang: Lang, reason: string): string {
+  if (lang !== 'es') return reason
+  for (const [pattern, text] of REASONS_ES) if (pattern.test(reason)) return reason.replace(pattern, text)
+  return reason
+}
