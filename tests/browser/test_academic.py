@@ -95,7 +95,12 @@ def test_staff_create_validate_edit_and_delete_in_spanish(
     page.get_by_test_id("grupo-form-save").click()
     grupo = page.get_by_test_id("grupo-ISC-3A")
     expect(grupo.get_by_test_id("grupo-profesor")).to_have_text("Ana García López")
+    # Another grupo: the profesor found by typing, then left unassigned.
     page.get_by_test_id("new-grupo").click()
+    form.get_by_test_id("find-profesor").fill("garcia")
+    expect(form.get_by_test_id("input-profesor").locator("option")).to_have_count(2)
+    form.get_by_test_id("find-profesor").fill("nadie")
+    expect(form.get_by_test_id("input-profesor").locator("option")).to_have_count(1)
     form.get_by_test_id("input-clave").fill("ISC-5B")
     form.get_by_test_id("input-materia").fill("Redes")
     form.get_by_test_id("input-periodo").fill("2025-1")

@@ -24,13 +24,19 @@ export function GrupoForm({ grupo, onDone }: { grupo: Grupo | null; onDone: () =
   const [data, setData] = useState<GrupoData>(grupo ? dataOf(grupo) : BLANK)
   const [cupoText, setCupoText] = useState(String(grupo?.cupo ?? BLANK.cupo))
   const [profesores, setProfesores] = useState<Profesor[]>([])
+  const [profesorQuery, setProfesorQuery] = useState('')
+  const [chosenName, setChosenName] = useState(grupo?.profesor ?? null)
   const save = useSave(t('networkError'))
 
   useEffect(() => {
-    listRecords<Profesor>('profesores', { per_page: PROFESOR_CHOICES })
-      .then((page) => setProfesores(page.items))
-      .catch(() => setProfesores([]))
-  }, [])
+    let cancelled = false
+    listRecords<Profesor>('profesores', { q: profesorQuery.trim(), per_page: PROFESOR_CHOICES })
+      .then((page) => !cancelled && setProfesores(page.items))
+      .catch(() => !cancelled && setProfesores([]))
+    return () => {
+      cancelled = true
+    }
+  }, [profesorQuery])
 
   const set = (field: keyof GrupoData, value: string | number | null) => setData((d) => ({ ...d, [field]: value }))
 
@@ -49,6 +55,7 @@ export function GrupoForm({ grupo, onDone }: { grupo: Grupo | null; onDone: () =
     setCurrent(fresh)
     setData(dataOf(fresh))
     setCupoText(String(fresh.cupo))
+    setChosenName(fresh.profesor)
     save.reset()
   }
 
@@ -60,6 +67,7 @@ export function GrupoForm({ grupo, onDone }: { grupo: Grupo | null; onDone: () =
     </Field>
   )
 
+  // The chosen profesor stays a choice when a search hides them.
   const assigned = data.profesor_id !== null && !profesores.some((p) => p.id === data.profesor_id)
   return (
     <FormDialog
@@ -86,16 +94,29 @@ export function GrupoForm({ grupo, onDone }: { grupo: Grupo | null; onDone: () =
         )}
       </Field>
       {text('horario')}
+      <label className="field acad-field">
+        <span>{t('findProfesor')}</span>
+        <input
+          type="search"
+          value={profesorQuery}
+          placeholder={t('searchProfesores')}
+          onChange={(e) => setProfesorQuery(e.target.value)}
+          data-testid="find-profesor"
+        />
+      </label>
       <Field name="profesor_id" label={t('profesor')} error={save.fieldErrors.profesor_id}>
         {(props) => (
           <select
             {...props}
             value={data.profesor_id ?? ''}
-            onChange={(e) => set('profesor_id', e.target.value ? Number(e.target.value) : null)}
+            onChange={(e) => {
+              set('profesor_id', e.target.value ? Number(e.target.value) : null)
+              setChosenName(e.target.selectedOptions[0]?.text ?? null)
+            }}
             data-testid="input-profesor"
           >
             <option value="">{t('nobody')}</option>
-            {assigned && current?.profesor && <option value={data.profesor_id ?? ''}>{current.profesor}</option>}
+            {assigned && chosenName && <option value={data.profesor_id ?? ''}>{chosenName}</option>}
             {profesores.map((p) => (
               <option key={p.id} value={p.id}>
                 {p.apellidos}, {p.nombre}

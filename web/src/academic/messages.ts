@@ -63,6 +63,7 @@ const en = {
   networkError: 'Could not reach the coordinator.',
   required: 'Required',
   close: 'Close',
+  findProfesor: 'Find a teacher',
 }
 
 export type AcademicKey = keyof typeof en
@@ -128,6 +129,7 @@ const es: Record<AcademicKey, string> = {
   networkError: 'No se pudo contactar con el coordinador.',
   required: 'Obligatorio',
   close: 'Cerrar',
+  findProfesor: 'Buscar profesor',
 }
 
 export const ACADEMIC_MESSAGES: Record<Lang, Record<AcademicKey, string>> = { en, es }
