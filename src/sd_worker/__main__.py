@@ -13,6 +13,7 @@ from sd_common.cli import fail, load_settings, settle_heap, setup_logging
 from sd_common.settings import Settings
 from sd_common.tasks import load_task_modules
 from sd_common.topology import BrokerUnavailable, check_broker
+from sd_common.version import VERSION
 from sd_worker.worker_async import AsyncWorker
 
 log = logging.getLogger("sd.worker")
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rabbit-host", help="RabbitMQ host (RABBIT_HOST)")
     parser.add_argument("--cpu-limit", type=float, help="pause consuming above this CPU %%")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
 

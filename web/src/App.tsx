@@ -23,7 +23,7 @@ export function App() {
   const jobs = snapshot?.jobs ?? []
   return (
     <div className="app">
-      <Header connection={connection} />
+      <Header connection={connection} version={snapshot?.version} />
       {connection === 'disconnected' && <DisconnectedBanner />}
       <main className={`layout${connection === 'disconnected' ? ' is-stale' : ''}`}>
         <ClusterStrip snapshot={snapshot} tpsHistory={history.tps} />
@@ -32,6 +32,7 @@ export function App() {
           history={history}
           now={now}
           connecting={snapshot === null}
+          coordinatorVersion={snapshot?.version}
         />
         <div className="work">
           <UploadForm onUploaded={selectJob} />

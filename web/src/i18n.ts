@@ -95,6 +95,10 @@ const en = {
   tokenHelp: 'This coordinator requires an API token.',
   token: 'Token',
   save: 'Save',
+  coordinatorVersion: 'Coordinator version',
+  workerVersion: 'Version of this worker',
+  versionUnknown: 'version ?',
+  versionSkew: 'Runs {worker}, the coordinator {coordinator}: install the same release on both.',
 }
 
 export type MessageKey = keyof typeof en
@@ -189,6 +193,10 @@ const es: Record<MessageKey, string> = {
   tokenHelp: 'Este coordinador exige un token de API.',
   token: 'Token',
   save: 'Guardar',
+  coordinatorVersion: 'Versión del coordinador',
+  workerVersion: 'Versión de este worker',
+  versionUnknown: 'versión ?',
+  versionSkew: 'Ejecuta {worker} y el coordinador {coordinator}: instala la misma versión en ambos.',
 }
 
 export const MESSAGES: Record<Lang, Record<MessageKey, string>> = { en, es }

@@ -19,6 +19,8 @@ export interface Worker {
   prefetch: number
   processed: number
   failed: number
+  /** The worker's package version; null from workers older than version reporting. */
+  version?: string | null
 }
 
 export interface JobSummary {
@@ -47,6 +49,8 @@ export interface Snapshot {
   totals: Totals
   jobs: JobSummary[]
   server_time: number
+  /** The coordinator's package version. */
+  version?: string
 }
 
 export interface TaskDetail {
