@@ -52,8 +52,8 @@ def build_dashboard() -> None:
         # there: yesterday's hashed bundles would ship in the wheel beside today's.
         shutil.rmtree(Path("build", "lib", "sd_coordinator", "static"), ignore_errors=True)
     elif (STATIC / "index.html").is_file():
-        print(f"sd_build: npm not found; using the dashboard already built in {STATIC}",
-              file=sys.stderr)  # fmt: skip
+        why = "npm not found" if (WEB / "package.json").is_file() else f"no {WEB}/ (an sdist)"
+        print(f"sd_build: {why}; using the dashboard already built in {STATIC}", file=sys.stderr)
     else:
         raise SystemExit(
             "error: cannot build Sistema Distribuido without its dashboard: npm was not found "
