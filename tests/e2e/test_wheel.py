@@ -50,8 +50,6 @@ def test_a_wheel_from_a_clean_clone_serves_the_dashboard_installed_alone(tmp_pat
     installed = run([str(fresh / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)])
     assert installed.returncode == 0, installed.stdout + installed.stderr
     coordinator = str(fresh / "bin" / "sd-coordinator")
-    shown = run([coordinator, "--version"])
-    assert shown.stdout.strip() == f"sd-coordinator {version('sistema-distribuido')}"
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("RABBIT_HOST", "PYTHONPATH")}
@@ -72,6 +70,8 @@ def test_a_wheel_from_a_clean_clone_serves_the_dashboard_installed_alone(tmp_pat
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+    shown = run([coordinator, "--version"])
+    assert shown.stdout.strip() == f"sd-coordinator {version('sistema-distribuido')}"
 
 
 def fetch_when_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> httpx.Response:
