@@ -39,8 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         static_url=DOCS_ASSETS_URL,
         redoc_url=None,  # docs.install serves it, with its own page policy
-        # Swagger UI's validator badge would fetch an image from validator.swagger.io.
-        swagger_ui_parameters={"validatorUrl": None},
         lifespan=lifespan,
         # A path is a resource or a 404: `/result/x.png/` must not redirect to a stored file.
         redirect_slashes=False,
