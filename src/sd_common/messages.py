@@ -56,6 +56,7 @@ class WorkerHello(BaseModel):
     version: str | None = Field(
         None, max_length=64, description="the worker's package version (None: an older worker)"
     )
+    os: str = Field("", max_length=80, description="the node's operating system, for its card")
 
 
 class Working(BaseModel):

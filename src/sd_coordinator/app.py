@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from sd_common.settings import Settings, get_settings
 from sd_common.version import VERSION
 from sd_coordinator import docs
-from sd_coordinator.api import events, internal, jobs, metrics, problems, results, workers
+from sd_coordinator.api import academic, events, internal, jobs, metrics, problems, results, workers
 from sd_coordinator.lifespan import build_services, lifespan
 from sd_coordinator.limits import BodyLimit
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app, DOCS_ASSETS_URL)
 
     # Workers' endpoints first: they take most requests, and routes are matched in order.
-    for module in (internal, jobs, workers, results, events, metrics):
+    for module in (internal, jobs, workers, results, events, metrics, academic):
         app.include_router(module.router)
 
     if settings.cors_origins:

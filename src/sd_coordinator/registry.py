@@ -33,6 +33,7 @@ class WorkerState:
     processed: int = 0
     failed: int = 0
     version: str | None = None
+    os: str = ""
 
 
 class Registry:
@@ -87,6 +88,7 @@ class Registry:
             "consumers", "prefetch", "processed", "failed", "version",
         ):  # fmt: skip
             setattr(worker, field, getattr(hello, field))
+        worker.os = hello.os
         worker.is_local = is_local
         worker.last_seen = now
 

@@ -433,6 +433,8 @@ BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
                             ("status",)),
     "register version too long": ("/register", {"json": {"name": "w1", "version": "1" * 65}},
                                   422, ("version", "at most 64")),
+    "register os too long": ("/register", {"json": {"name": "w1", "os": "x" * 81}}, 422,
+                             ("os",)),
     "report unknown worker": ("/report", {"json": {"name": "ghost"}}, 404,
                               ("'ghost' is not registered",)),
     "report malformed json": ("/report", as_json(b"{"), 422, ("not valid JSON",)),

@@ -21,6 +21,8 @@ export interface Worker {
   failed: number
   /** The worker's package version; null from workers older than version reporting. */
   version?: string | null
+  /** The node's operating system ("Windows 11", "macOS 14.5"); empty from older workers. */
+  os?: string
 }
 
 export interface JobSummary {

@@ -36,6 +36,24 @@ describe('NodeCard', () => {
     expect(card).not.toHaveClass('node-offline')
   })
 
+  it('names the node’s operating system, in each language', () => {
+    const card = renderCard({ name: 'lab-pc-3', os: 'Windows 11' })
+    expect(within(card).getByTestId('node-os')).toHaveTextContent('Operating system: Windows 11')
+    expect(within(card).getByTestId('node-os')).toHaveAttribute('title', 'Operating system')
+    cleanup()
+    render(
+      <I18nProvider lang="es">
+        <NodeCard worker={worker({ name: 'mac', os: 'macOS 14.5' })} now={NOW} />
+      </I18nProvider>,
+    )
+    expect(screen.getByTestId('node-os')).toHaveTextContent('Sistema operativo: macOS 14.5')
+  })
+
+  it('shows no operating system for an older worker that does not send it', () => {
+    const card = renderCard({ name: 'old' })
+    expect(within(card).queryByTestId('node-os')).not.toBeInTheDocument()
+  })
+
   it('badges the node that runs on the coordinator', () => {
     const card = renderCard({ name: 'local', is_local: true, status: 'free', task_id: null })
     expect(within(card).getByTestId('coordinator-badge')).toHaveTextContent('coordinator')
