@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from sd_academic.runtime import AcademicServer
@@ -13,6 +12,7 @@ from sd_academic.topology import db_path
 from sd_common.cli import fail, load_settings, setup_logging
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, broker_display, check_broker
+from sd_worker.stop_signals import stop_signals
 
 log = logging.getLogger("sd.academic")
 
@@ -37,7 +37,6 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; the first signal finishes running commands, a second exits."""
     server = AcademicServer(settings)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     signals = 0
 
     def on_signal() -> None:
@@ -48,14 +47,13 @@ async def serve(settings: Settings) -> None:
         log.info("stopping: answering the commands in flight (signal again to stop at once)")
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        await server.start()
-        log.info("sd-academic ready: %s on %s", db_path(settings), broker_display(settings))
-        await stop.wait()
-    finally:
-        await server.stop()
+    with stop_signals(on_signal, use_loop=not settings.portable_runtime):
+        try:
+            await server.start()
+            log.info("sd-academic ready: %s on %s", db_path(settings), broker_display(settings))
+            await stop.wait()
+        finally:
+            await server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
