@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sd_common import topology
 from sd_common.messages import TaskMessage, WorkerHello, Working
 from sd_common.settings import Settings
+from sd_common.version import VERSION
 from sd_worker.acks import AckCoalescer, Delivery
 from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient, CoordinatorRejected
@@ -364,7 +365,7 @@ class AsyncWorker:
             cpus=self.executor.workers, status=self._status(),
             task_id=self.processor.current_task, consumers=len(self.consumers),
             prefetch=self.prefetch, processed=self.processor.processed,
-            failed=self.processor.failed, os=self.os,
+            failed=self.processor.failed, version=VERSION, os=self.os,
         )  # fmt: skip
 
     async def _register(self) -> None:

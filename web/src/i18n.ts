@@ -111,6 +111,10 @@ const en = {
   filter_failed: 'failed',
   filter_queued: 'queued',
   filter_cancelled: 'cancelled',
+  coordinatorVersion: 'Coordinator version',
+  workerVersion: 'Version of this worker',
+  versionUnknown: 'version ?',
+  versionSkew: 'Runs {worker}, the coordinator {coordinator}: install the same release on both.',
 }
 
 export type MessageKey = keyof typeof en
@@ -221,6 +225,10 @@ const es: Record<MessageKey, string> = {
   filter_failed: 'fallidas',
   filter_queued: 'en cola',
   filter_cancelled: 'canceladas',
+  coordinatorVersion: 'Versión del coordinador',
+  workerVersion: 'Versión de este worker',
+  versionUnknown: 'versión ?',
+  versionSkew: 'Ejecuta {worker} y el coordinador {coordinator}: instala la misma versión en ambos.',
 }
 
 export const MESSAGES: Record<Lang, Record<MessageKey, string>> = { en, es }
