@@ -151,8 +151,9 @@ class CoordinatorClient:
         return result
 
     async def report(self, hello: WorkerHello) -> dict[str, Any]:
-        """POST /report, once: a missed report is replaced by the next one. Answers what the
-        coordinator says of the other workers (`others_consuming`)."""
+        """POST /report, once: a missed report is replaced by the next one. Answers the
+        recently cancelled jobs (`cancelled_jobs`) and what the coordinator says of the other
+        workers and the unfinished tasks (`others_consuming`, `unfinished_tasks`)."""
         answer = await self.call("POST", "/report", retry=False, json=hello.model_dump())
         return answer if isinstance(answer, dict) else {}
 

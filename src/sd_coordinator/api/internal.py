@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from sd_common.messages import (
     Working,
 )
 from sd_common.result_frames import ResultHeader
+from sd_common.version import VERSION, release_line
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
@@ -31,6 +33,7 @@ from sd_coordinator.ingest import ImageResult
 from sd_coordinator.lifespan import Services
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
+log = logging.getLogger("sd.coordinator.workers")
 
 UNFINISHED_MAX_AGE_S = 0.5
 # POST /result-images spools its results to files every SPOOL_BYTES of them.
@@ -60,6 +63,11 @@ def is_local(request: Request, hello: WorkerHello) -> bool:
 async def register(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
     """A worker starts: record it (409 if a live worker holds the name)."""
     worker = services.registry.register(hello, is_local=is_local(request, hello))
+    if release_line(hello.version) != release_line(VERSION):
+        log.warning(
+            "worker %r runs version %s and this coordinator %s: install the same release on both",
+            hello.name, hello.version or "unknown (older)", VERSION,
+        )  # fmt: skip
     s = services.settings
     return {"session": worker.session, "queue": s.queue_name,
             "report_interval_s": s.report_interval_s,
@@ -69,12 +77,14 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
 @router.post("/report")
 async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Periodic resources and state of a registered worker (404: register again). The answer
-    says how many other workers consume the queue and their cores (`others_consuming`) and how
-    many tasks are unfinished (`unfinished_tasks`): the worker's look at the cluster, the same
-    size however large the cluster."""
+    has the recently cancelled jobs, whose tasks the worker skips, and its look at the
+    cluster, the same size however large the cluster: how many other workers consume the
+    queue and their cores (`others_consuming`), and how many tasks are unfinished
+    (`unfinished_tasks`)."""
     registry = services.registry
     registry.report(hello, is_local=is_local(request, hello))
-    return {"status": "ok", "others_consuming": registry.others_consuming(hello.name),
+    return {"status": "ok", "cancelled_jobs": services.jobs.cancelled.recent(),
+            "others_consuming": registry.others_consuming(hello.name),
             "unfinished_tasks": await unfinished_tasks(services)}  # fmt: skip
 
 

@@ -32,11 +32,12 @@ interface NodeGridProps {
   now: number
   /** No snapshot yet: say so instead of "no workers". */
   connecting?: boolean
+  coordinatorVersion?: string
 }
 
 /** Every known node, searchable by name, filtered by state and sorted; paused and offline
  * nodes in groups of their own (folded when large), so a lab of 300 PCs stays readable. */
-export function NodeGrid({ workers, history, now, connecting = false }: NodeGridProps) {
+export function NodeGrid({ workers, history, now, connecting = false, coordinatorVersion }: NodeGridProps) {
   const { t } = useI18n()
   const [query, setQuery] = useState('')
   const [filter, setFilter] = useState<Filter>('all')
@@ -54,7 +55,13 @@ export function NodeGrid({ workers, history, now, connecting = false }: NodeGrid
   const cards = (list: Worker[]) => (
     <div className="node-grid">
       {list.map((worker) => (
-        <NodeCard key={worker.name} worker={worker} history={history.nodes[worker.name]} now={now} />
+        <NodeCard
+          key={worker.name}
+          worker={worker}
+          history={history.nodes[worker.name]}
+          now={now}
+          coordinatorVersion={coordinatorVersion}
+        />
       ))}
     </div>
   )
