@@ -539,7 +539,8 @@ class Store:
 
         def read() -> int:
             row = self.db.execute(
-                "SELECT COALESCE(SUM(total - done - failed), 0) FROM jobs WHERE finished_at IS NULL"
+                "SELECT COALESCE(SUM(total - done - failed - cancelled), 0) FROM jobs"
+                " WHERE finished_at IS NULL AND cancelled_at IS NULL"
             ).fetchone()
             return max(0, int(row[0]))
 
