@@ -10,6 +10,7 @@ MESSAGE_VERSION = 1
 HEX64 = r"^[0-9a-f]{64}$"
 ID = r"^[0-9a-f]{32}$"
 NAME = r"^[\w.\-@]{1,64}$"
+HELD_MAX = 20_000
 
 
 class InputRef(BaseModel):
@@ -53,6 +54,25 @@ class WorkerHello(BaseModel):
     prefetch: int = Field(0, ge=0, le=100_000)
     processed: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+    held: list[Annotated[str, Field(pattern=ID)]] = Field(
+        default_factory=list, max_length=HELD_MAX,
+        description="task ids of the deliveries this worker holds unacked, oldest first: the "
+        "coordinator runs them elsewhere if this worker goes silent",
+    )  # fmt: skip
+    rtt_ms: float | None = Field(
+        None, ge=0, le=600_000, description="round trip of this worker's previous report"
+    )
+
+
+class ReportAnswer(BaseModel):
+    """The coordinator's answer to POST /report."""
+
+    status: str = "ok"
+    settled: list[str] = Field(
+        default_factory=list,
+        description="held tasks whose outcome is already stored (run elsewhere after this "
+        "worker was lost or lagged): the worker acks them without running them",
+    )
 
 
 class Working(BaseModel):

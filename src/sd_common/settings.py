@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     report_interval_s: float = Field(1.0, gt=0)
     tune_interval_s: float = Field(3.0, gt=0)
     delivery_limit: int = Field(5, ge=1)
+    rabbit_heartbeat_s: int = Field(
+        10,
+        ge=0,
+        le=600,
+        description="AMQP heartbeat: the broker gives a silent connection's unacked tasks back "
+        "after about two of these (0: the broker's own, usually 60)",
+    )
 
     @field_validator("cors_origins", "task_modules", mode="before")
     @classmethod

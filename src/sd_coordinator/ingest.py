@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from sd_coordinator.rates import RateWindow
 from sd_coordinator.store import FINISHED, Finish, Ingest, Store
 
 log = logging.getLogger("sd.coordinator.ingest")
+
+DURATIONS_KEPT = 200
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Ingestor:
         self.blobs = blobs
         self.rates = rates
         self.metrics = metrics or Metrics()
+        # Recent tasks' durations: how long a task usually takes (sd_coordinator.rescue).
+        self.durations: deque[float] = deque(maxlen=DURATIONS_KEPT)
 
     def _answer(
         self, task_id: str, result: Ingest, *, failed: bool = False, duration_s: float = 0
@@ -52,6 +57,8 @@ class Ingestor:
         if result is Ingest.STORED:
             self.rates.record()
             self.metrics.finished(failed=failed, duration_s=duration_s)
+            if duration_s > 0:
+                self.durations.append(duration_s)
         return IngestAnswer(task_id=task_id, stored=True, duplicate=result is Ingest.DUPLICATE)
 
     async def image_result(

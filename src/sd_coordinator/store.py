@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job_id, seq);
 CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(state) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS reruns (
+    task_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reruns_by_job ON reruns(job_id);
 """
 
 FINISHED = ("done", "failed")
@@ -370,6 +377,11 @@ class Store:
                 "SELECT * FROM tasks WHERE job_id = ? ORDER BY seq", (job_id,)
             ).fetchall()
             job["tasks"] = [_task_view(t) for t in tasks]
+            reruns = dict(self.db.execute(
+                "SELECT task_id, reason FROM reruns WHERE job_id = ?", (job_id,)
+            ).fetchall())  # fmt: skip
+            for task in job["tasks"]:
+                task["rerun"] = reruns.get(task["task_id"])
             return job
 
         return await self._call(read)
@@ -422,3 +434,34 @@ class Store:
             return [dict(r) for r in self.db.execute(sql + " ORDER BY j.created_at, t.seq")]
 
         return await self._call(read)
+
+    # -- backup runs (sd_coordinator.rescue) ------------------------------------------------
+
+    async def tasks_to_rerun(self, task_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The unfinished tasks among `task_ids`, with their job's ops, to publish again."""
+
+        def read() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = []
+            for marks, chunk in _in_chunks(task_ids):
+                rows += [dict(r) for r in self.db.execute(
+                    "SELECT t.*, j.ops FROM tasks t JOIN jobs j USING (job_id)"
+                    f" WHERE t.task_id IN ({marks}) AND t.state IN ('queued', 'running')"
+                    " ORDER BY t.seq",
+                    chunk,
+                )]  # fmt: skip
+            return rows
+
+        return await self._call(read)
+
+    async def note_reruns(self, tasks: Sequence[tuple[str, str]], reason: str) -> None:
+        """Record that these (task_id, job_id) were published again, and why (the job view
+        marks them)."""
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO reruns (task_id, job_id, reason, at) VALUES (?,?,?,?)",
+                [(task_id, job_id, reason, now) for task_id, job_id in tasks],
+            )
+
+        await self._write(op)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 
 import aiormq
@@ -11,7 +12,7 @@ from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustCon
 from pydantic import ValidationError
 
 from sd_common import topology
-from sd_common.messages import TaskMessage, WorkerHello, Working
+from sd_common.messages import HELD_MAX, TaskMessage, WorkerHello, Working
 from sd_common.settings import Settings
 from sd_worker.acks import AckCoalescer, Delivery
 from sd_worker.cache import InputCache
@@ -174,6 +175,12 @@ class AsyncWorker:
         self.paused = False
         self.draining = False
         self.inflight: set[asyncio.Task[None]] = set()
+        # Task id → the handlers of its deliveries here (a backup copy may land beside the
+        # original), oldest first: reported, so the coordinator can rerun them if we go silent.
+        self.held: dict[str, list[asyncio.Task[None]]] = {}
+        # Held tasks the coordinator says are finished elsewhere: acked without running.
+        self.settled_elsewhere: set[str] = set()
+        self._report_rtt_ms: float | None = None
         self.acks = AckCoalescer()
         self._stopped = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
@@ -254,8 +261,11 @@ class AsyncWorker:
     async def on_message(self, message: Delivery) -> None:
         """Handle one delivery; ack only after the coordinator stored the outcome."""
         task = asyncio.current_task()
+        task_id = message.message_id
         if task is not None:
             self.inflight.add(task)
+            if task_id:
+                self.held.setdefault(task_id, []).append(task)
         if self.prefetch < MAX_PREFETCH and len(self.inflight) >= self.prefetch * len(
             self.consumers
         ):
@@ -265,6 +275,11 @@ class AsyncWorker:
         finally:
             if task is not None:
                 self.inflight.discard(task)
+                if task_id and (handlers := self.held.get(task_id)):
+                    handlers.remove(task)
+                    if not handlers:
+                        del self.held[task_id]
+                        self.settled_elsewhere.discard(task_id)
             self.client.in_flight_changed()
 
     async def _handle(self, message: Delivery) -> None:
@@ -279,7 +294,24 @@ class AsyncWorker:
         except RetryLater:
             await self._settle(message, ack=False)
             return
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.task_id not in self.settled_elsewhere or current is None:
+                raise
+            current.uncancel()  # cancelled by `drop_settled`, not by a shutdown
+            log.info("task %s was finished elsewhere meanwhile: acked without running it here",
+                     task.task_id)  # fmt: skip
         await self._settle(message, ack=True)
+
+    def drop_settled(self, task_ids: list[str]) -> None:
+        """The coordinator stored these held tasks' outcomes already (they ran elsewhere while
+        this worker was cut off or behind): stop working on them; each is acked as it ends."""
+        for task_id in task_ids:
+            handlers = self.held.get(task_id)
+            if handlers:
+                self.settled_elsewhere.add(task_id)
+                for handler in handlers:
+                    handler.cancel()
 
     async def _settle(self, message: Delivery, *, ack: bool, requeue: bool = True) -> None:
         try:
@@ -352,7 +384,8 @@ class AsyncWorker:
             cpus=self.executor.workers, status=self._status(),
             task_id=self.processor.current_task, consumers=len(self.consumers),
             prefetch=self.prefetch, processed=self.processor.processed,
-            failed=self.processor.failed,
+            failed=self.processor.failed, held=list(self.held)[:HELD_MAX],
+            rtt_ms=self._report_rtt_ms,
         )  # fmt: skip
 
     async def _register(self) -> None:
@@ -394,7 +427,10 @@ class AsyncWorker:
             cpu, ram, net = self.sampler.sample()
             await self._set_paused(cpu > self.settings.cpu_limit)
             try:
-                await self.client.report(self._hello(cpu, ram, net))
+                sent = time.perf_counter()
+                answer = await self.client.report(self._hello(cpu, ram, net))
+                self._report_rtt_ms = round((time.perf_counter() - sent) * 1000, 1)
+                self.drop_settled(answer.settled)
             except CoordinatorRejected as exc:
                 if exc.status == 404:  # the coordinator restarted and forgot us
                     await self._register()

@@ -18,6 +18,7 @@ from sd_common.messages import (
     NAME,
     IngestAnswer,
     OutcomeBatch,
+    ReportAnswer,
     TaskOutcome,
     WorkerHello,
     Working,
@@ -63,11 +64,13 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
             "storage": services.blobs.storage_offer()}  # fmt: skip
 
 
-@router.post("/report")
-async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, str]:
-    """Periodic resources and state of a registered worker (404: register again)."""
+@router.post("/report", response_model=ReportAnswer)
+async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> ReportAnswer:
+    """Periodic resources and state of a registered worker (404: register again); the answer
+    names held tasks already finished elsewhere."""
     services.registry.report(hello, is_local=is_local(request, hello))
-    return {"status": "ok"}
+    rescuer = services.rescuer
+    return ReportAnswer(settled=await rescuer.settled(hello.held) if rescuer else [])
 
 
 @router.post("/working")

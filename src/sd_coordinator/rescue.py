@@ -1,0 +1,156 @@
+"""Backup runs: the tasks a lost or lagging worker holds are published again; first result wins.
+
+RabbitMQ gives a silent connection's unacked deliveries back only after its heartbeat timeout,
+and a slow worker keeps its prefetched tasks until it gets to them. Workers report the task ids
+they hold; when one goes silent (offline after a few report intervals), or is far behind while
+the queue is empty and another worker idles, those tasks are published once more. Outcomes are
+stored once by task id (the first wins, later ones are answered as duplicates), and the worker
+that still holds a copy learns from its next report's answer that it can ack it unrun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from sd_common.messages import InputRef, TaskMessage
+from sd_common.tasks import IMAGE_TASK
+from sd_coordinator.blobs import Blobs
+from sd_coordinator.broker import Broker
+from sd_coordinator.registry import Registry, WorkerState
+from sd_coordinator.store import FINISHED, Store
+
+log = logging.getLogger("sd.coordinator.rescue")
+
+LOST = "host lost"
+STRAGGLER = "straggler"
+# A held task is a straggler's hostage once held this long, and this many typical task
+# durations (a job of long tasks is not a job of stragglers).
+STRAGGLER_MIN_S = 3.0
+STRAGGLER_DURATIONS = 3.0
+RESCUED_MAX = 200_000  # task ids remembered as published again (oldest forgotten first)
+
+
+class Rescuer:
+    """Publishes backup copies of held tasks; `start()` runs its sweep every interval."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        blobs: Blobs,
+        broker: Broker,
+        durations: deque[float],
+        interval_s: float = 0.5,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.blobs = blobs
+        self.broker = broker
+        self.durations = durations  # recent task durations (the ingestor appends them)
+        self.interval_s = interval_s
+        self.rescued: OrderedDict[str, str] = OrderedDict()  # task id → reason
+        self._retry: list[tuple[list[str], str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Sweep in the background until `stop()`."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="sd-rescuer")
+
+    async def stop(self) -> None:
+        """Stop sweeping (idempotent)."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.sweep()
+            except Exception as exc:  # the broker or the database is away: next sweep
+                log.warning("could not publish backup tasks yet (%s); retrying", exc)
+
+    async def sweep(self) -> int:
+        """Publish again what lost workers held and what stragglers sit on; how many."""
+        retry, self._retry = self._retry, []
+        count = 0
+        for ids, reason in retry:
+            count += await self.rerun(ids, reason)
+        for name, ids in self.registry.take_lost().items():
+            count += await self.rerun(ids, f"{LOST}: {name}")
+        for name, ids in (await self._hostages()).items():
+            count += await self.rerun(ids, f"{STRAGGLER}: {name}")
+        return count
+
+    async def _hostages(self) -> dict[str, list[str]]:
+        """Per worker, held tasks it will not get to soon while the queue is empty and another
+        worker idles: beyond what its own rate finishes within the threshold, held longer
+        than it."""
+        live = self.registry.live()
+        if len(self.durations) < 3 or not any(w.holding == 0 for w in live):
+            return {}
+        threshold = max(STRAGGLER_MIN_S, STRAGGLER_DURATIONS * statistics.median(self.durations))
+        now = time.time()
+        candidates = {w.name: self._late(w, threshold, now) for w in live if w.holding}
+        candidates = {name: ids for name, ids in candidates.items() if ids}
+        if not candidates or await self.broker.pending() > 0:
+            return {}
+        return candidates
+
+    def _late(self, worker: WorkerState, threshold_s: float, now: float) -> list[str]:
+        will_do = int(worker.rate * threshold_s)
+        held = list(worker.held_since.items())[will_do:]
+        return [t for t, since in held if now - since >= threshold_s and t not in self.rescued]
+
+    async def rerun(self, task_ids: Sequence[str], reason: str) -> int:
+        """Publish the unfinished ones among `task_ids` once more (each at most once)."""
+        fresh = [t for t in task_ids if t not in self.rescued]
+        if not fresh:
+            return 0
+        try:
+            rows = await self.store.tasks_to_rerun(fresh)
+            messages = [self._message(row) for row in rows]
+            if messages:
+                await self.broker.publish(messages)
+                await self.store.note_reruns([(m.task_id, m.job_id) for m in messages], reason)
+        except Exception:
+            self._retry.append((fresh, reason))
+            raise
+        for message in messages:
+            self.rescued[message.task_id] = reason
+        while len(self.rescued) > RESCUED_MAX:
+            self.rescued.popitem(last=False)
+        if messages:
+            log.warning("%d task(s) published again (%s); the first result of each is kept",
+                        len(messages), reason)  # fmt: skip
+        return len(messages)
+
+    def _message(self, row: dict[str, Any]) -> TaskMessage:
+        ref = None
+        if row["input"]:
+            path = self.blobs.input_path(row["input"])
+            ref = InputRef(sha256=row["input"], size=path.stat().st_size if path else 0)
+        return TaskMessage(
+            task_id=row["task_id"], job_id=row["job_id"], type=row["type"],
+            ops=row["ops"] if row["type"] == IMAGE_TASK else "", input=ref,
+            params=orjson.loads(row["params"]),
+        )  # fmt: skip
+
+    async def settled(self, held: Sequence[str]) -> list[str]:
+        """Which of a worker's held tasks were published again and are already finished: it
+        can ack them without running them."""
+        again = [t for t in held if t in self.rescued]
+        if not again:
+            return []
+        states = await self.store.task_states(again)
+        return [t for t in again if states.get(t) in FINISHED]
