@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,10 +30,12 @@ log = logging.getLogger("sd.coordinator.rescue")
 
 LOST = "host lost"
 STRAGGLER = "straggler"
-# A held task is a straggler's hostage once held this long, and this many typical task
-# durations (a job of long tasks is not a job of stragglers).
-STRAGGLER_MIN_S = 3.0
-STRAGGLER_DURATIONS = 3.0
+# While the queue is empty and a worker idles, a held task is a hostage once held this long
+# and beyond what its holder finishes in as long at its own rate.
+STRAGGLER_AFTER_S = 3.0
+# Backups published per sweep for each core of the idle workers (a few more than the pool
+# runs at once, to cover the link's round trip); the next sweep adds more as they finish.
+BACKUPS_PER_IDLE_CPU = 3
 RESCUED_MAX = 200_000  # task ids remembered as published again (oldest forgotten first)
 
 
@@ -47,14 +48,12 @@ class Rescuer:
         store: Store,
         blobs: Blobs,
         broker: Broker,
-        durations: deque[float],
         interval_s: float = 0.5,
     ) -> None:
         self.registry = registry
         self.store = store
         self.blobs = blobs
         self.broker = broker
-        self.durations = durations  # recent task durations (the ingestor appends them)
         self.interval_s = interval_s
         self.rescued: OrderedDict[str, str] = OrderedDict()  # task id → reason
         self._retry: list[tuple[list[str], str]] = []
@@ -94,23 +93,32 @@ class Rescuer:
 
     async def _hostages(self) -> dict[str, list[str]]:
         """Per worker, held tasks it will not get to soon while the queue is empty and another
-        worker idles: beyond what its own rate finishes within the threshold, held longer
-        than it."""
+        worker idles: the last ones it holds, beyond what its own rate finishes within
+        STRAGGLER_AFTER_S and held at least that long; as many as the idle workers can start."""
         live = self.registry.live()
-        if len(self.durations) < 3 or not any(w.holding == 0 for w in live):
+        idle = [w for w in live if w.holding == 0 and w.status in ("free", "busy")]
+        room = sum(w.cpus for w in idle) * BACKUPS_PER_IDLE_CPU
+        if not room:
             return {}
-        threshold = max(STRAGGLER_MIN_S, STRAGGLER_DURATIONS * statistics.median(self.durations))
         now = time.time()
-        candidates = {w.name: self._late(w, threshold, now) for w in live if w.holding}
-        candidates = {name: ids for name, ids in candidates.items() if ids}
+        candidates: dict[str, list[str]] = {}
+        for worker in sorted((w for w in live if w.holding), key=lambda w: w.rate):
+            late = self._late(worker, now)[:room]
+            if late:
+                candidates[worker.name] = late
+                room -= len(late)
+            if not room:
+                break
         if not candidates or await self.broker.pending() > 0:
             return {}
         return candidates
 
-    def _late(self, worker: WorkerState, threshold_s: float, now: float) -> list[str]:
-        will_do = int(worker.rate * threshold_s)
+    def _late(self, worker: WorkerState, now: float) -> list[str]:
+        """The worker's held tasks from the last one back, down to what it finishes soon."""
+        will_do = int(worker.rate * STRAGGLER_AFTER_S)
         held = list(worker.held_since.items())[will_do:]
-        return [t for t, since in held if now - since >= threshold_s and t not in self.rescued]
+        return [t for t, since in reversed(held)
+                if now - since >= STRAGGLER_AFTER_S and t not in self.rescued]  # fmt: skip
 
     async def rerun(self, task_ids: Sequence[str], reason: str) -> int:
         """Publish the unfinished ones among `task_ids` once more (each at most once)."""

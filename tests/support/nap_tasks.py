@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,3 +29,18 @@ async def run_nap(payload: dict[str, Any]) -> dict[str, Any]:
     factor = payload["slow_factor"] if node == payload["slow_node"] else 1
     await asyncio.sleep(payload["seconds"] * factor)
     return {"node": node}
+
+
+class PoolNapPayload(BaseModel):
+    """Payload of the `pool_nap` task."""
+
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = Field(ge=0, le=60)
+
+
+@task_type("pool_nap", PoolNapPayload, cpu=True, description="Hold a pool process for "
+           "`seconds` without using its CPU.")  # fmt: skip
+def run_pool_nap(payload: dict[str, Any]) -> dict[str, Any]:
+    """Sleep in a pool process: the worker's throughput is its pool size / seconds."""
+    time.sleep(payload["seconds"])
+    return {"node": os.environ.get("NODE_NAME", "")}
