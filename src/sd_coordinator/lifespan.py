@@ -67,7 +67,7 @@ def build_services(settings: Settings) -> Services:
     submitter = Submitter(settings, store, blobs, broker, metrics)
     rescuer = None
     if not settings.embedded:
-        rescuer = Rescuer(registry, store, blobs, broker, settings.report_interval_s / 2)
+        rescuer = Rescuer(registry, store, blobs, broker, settings.report_interval_s)
     return Services(
         settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
         metrics=metrics, rescuer=rescuer,

@@ -36,6 +36,11 @@ STRAGGLER_AFTER_S = 3.0
 # Backups published per sweep for each core of the idle workers (a few more than the pool
 # runs at once, to cover the link's round trip); the next sweep adds more as they finish.
 BACKUPS_PER_IDLE_CPU = 3
+# Unfinished tasks that no live worker holds while the queue is empty were delivered to a worker
+# that went silent before it reported them: published again once orphaned this many report
+# intervals (a live worker reports a new delivery within one).
+ORPHAN_AFTER_INTERVALS = 3
+ORPHANS_MAX = 50_000  # unfinished tasks looked at per sweep (the queue is empty: few are)
 RESCUED_MAX = 200_000  # task ids remembered as published again (oldest forgotten first)
 
 
@@ -48,13 +53,15 @@ class Rescuer:
         store: Store,
         blobs: Blobs,
         broker: Broker,
-        interval_s: float = 0.5,
+        report_interval_s: float = 1.0,
     ) -> None:
         self.registry = registry
         self.store = store
         self.blobs = blobs
         self.broker = broker
-        self.interval_s = interval_s
+        self.interval_s = report_interval_s / 2
+        self.orphan_after_s = ORPHAN_AFTER_INTERVALS * report_interval_s
+        self._orphans: dict[str, float] = {}  # task id → since when no live worker holds it
         self.rescued: OrderedDict[str, str] = OrderedDict()  # task id → reason
         self._retry: list[tuple[list[str], str]] = []
         self._task: asyncio.Task[None] | None = None
@@ -89,7 +96,30 @@ class Rescuer:
             count += await self.rerun(ids, f"{LOST}: {name}")
         for name, ids in (await self._hostages()).items():
             count += await self.rerun(ids, f"{STRAGGLER}: {name}")
+        for name, ids in (await self._orphaned()).items():
+            count += await self.rerun(ids, f"{LOST}: {name}" if name else LOST)
         return count
+
+    async def _orphaned(self) -> dict[str, list[str]]:
+        """Unfinished tasks, by the worker that last ran them, that no live worker has held
+        for `orphan_after_s` while the queue stayed empty."""
+        if await self.broker.pending() > 0:
+            self._orphans.clear()
+            return {}
+        held: set[str] = set()
+        for worker in self.registry.live():
+            held.update(worker.held_since)
+        now = time.monotonic()
+        orphans: dict[str, float] = {}
+        due: dict[str, list[str]] = {}  # by worker name, "" when none ever started it
+        for task_id, worker_name in await self.store.unfinished_published(ORPHANS_MAX):
+            if task_id in held or task_id in self.rescued:
+                continue
+            orphans[task_id] = since = self._orphans.get(task_id, now)
+            if now - since >= self.orphan_after_s:
+                due.setdefault(worker_name or "", []).append(task_id)
+        self._orphans = orphans
+        return due
 
     async def _hostages(self) -> dict[str, list[str]]:
         """Per worker, held tasks it will not get to soon while the queue is empty and another

@@ -453,6 +453,17 @@ class Store:
 
         return await self._call(read)
 
+    async def unfinished_published(self, limit: int) -> list[tuple[str, str | None]]:
+        """(task_id, worker) of up to `limit` published tasks not yet finished."""
+
+        def read() -> list[tuple[str, str | None]]:
+            return [(r[0], r[1]) for r in self.db.execute(
+                "SELECT task_id, worker FROM tasks WHERE state IN ('queued', 'running')"
+                " AND published = 1 LIMIT ?", (limit,),
+            )]  # fmt: skip
+
+        return await self._call(read)
+
     async def note_reruns(self, tasks: Sequence[tuple[str, str]], reason: str) -> None:
         """Record that these (task_id, job_id) were published again, and why (the job view
         marks them)."""

@@ -289,6 +289,12 @@ class AsyncWorker:
             log.error("rejecting a malformed message %s: %s", message.message_id, exc)
             await self._settle(message, ack=False, requeue=False)  # dead-letters it
             return
+        if len(self.held.get(task.task_id, ())) > 1:
+            # A backup copy of a task this worker already runs: the first delivery's outcome
+            # (or its redelivery, should this channel close) covers both.
+            log.info("task %s delivered again while running here: acked once", task.task_id)
+            await self._settle(message, ack=True)
+            return
         try:
             await self.processor.handle(task)
         except RetryLater:

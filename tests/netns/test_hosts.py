@@ -132,7 +132,7 @@ def test_a_cut_link_costs_seconds_and_the_host_comes_back_by_itself(hosts: HostC
     assert (job["state"], job["done"], job["failed"]) == ("done", 300, 0)
     # Two thirds of the cores remain after the cut, and finding it offline takes ~3 s.
     assert took_s < reference_s * 1.5 + 8, (took_s, reference_s, hosts.log_tail())
-    assert any(t["rerun"] == "host lost: h3" for t in job["tasks"])
+    assert any(t["rerun"] == "host lost: h3" for t in job["tasks"]), job["tasks"]
 
     hosts.heal("h3")
     hosts.wait_until(lambda: hosts.worker("h3").get("alive") is True, 60, "h3 back after heal")
