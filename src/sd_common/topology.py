@@ -107,6 +107,11 @@ def _connection_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of `aio_pika.connect` for the configured broker."""
+    return _connection_options(settings)
+
+
 async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:
     """Open a robust, named connection to the configured broker."""
     return await aio_pika.connect_robust(

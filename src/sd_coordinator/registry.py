@@ -124,6 +124,11 @@ class Registry:
                 worker.holding = 0
         return lost
 
+    def is_live(self, name: str) -> bool:
+        """Whether a worker called `name` reported recently."""
+        worker = self._workers.get(name)
+        return worker is not None and self._alive(worker, time.time())
+
     def live(self) -> list[WorkerState]:
         """The workers that reported recently."""
         now = time.time()

@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="coordinator port (COORDINATOR_PORT)")
     parser.add_argument("--rabbit-host", help="RabbitMQ host (RABBIT_HOST)")
     parser.add_argument("--cpu-limit", type=float, help="pause consuming above this CPU %%")
+    parser.add_argument(
+        "--check", action="store_true",
+        help="test every hop this worker needs (names, TCP, RabbitMQ login and queue, the "
+        "coordinator, token, clock, how it sees this node), one line each with its fix; exit 1 "
+        "if any fails",
+    )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -84,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         node_name=args.name, coordinator_ip=args.coordinator, coordinator_port=args.port,
         rabbit_host=args.rabbit_host, cpu_limit=args.cpu_limit,
     )  # fmt: skip
+    if args.check:
+        from sd_worker.check import run_check
+
+        raise SystemExit(run_check(settings))
     if settings.rabbit_host is None:
         fail(
             "RABBIT_HOST is not set: a worker needs the cluster's RabbitMQ. On one machine, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,6 +72,17 @@ async def report(hello: WorkerHello, request: Request, services: ServicesDep) ->
     services.registry.report(hello, is_local=is_local(request, hello))
     rescuer = services.rescuer
     return ReportAnswer(settled=await rescuer.settled(hello.held) if rescuer else [])
+
+
+@router.get("/whoami")
+async def whoami(
+    request: Request, services: ServicesDep, name: Annotated[str | None, Query(pattern=NAME)] = None
+) -> dict[str, Any]:
+    """What the coordinator sees of a worker about to join (`sd-worker --check`): the address
+    its requests come from, the time here, and whether a live worker already holds `name`."""
+    return {"peer": request.client.host if request.client else "",
+            "server_time": time.time(), "queue": services.settings.queue_name,
+            "name_in_use": name is not None and services.registry.is_live(name)}  # fmt: skip
 
 
 @router.post("/working")
