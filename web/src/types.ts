@@ -19,6 +19,8 @@ export interface Worker {
   prefetch: number
   processed: number
   failed: number
+  /** Round trip of its previous report, as the worker timed it (null before the second). */
+  rtt_ms?: number | null
 }
 
 export interface JobSummary {
@@ -58,6 +60,8 @@ export interface TaskDetail {
   error: string | null
   input: string | null
   filename: string | null
+  /** Why the task was published again (its host was lost, or lagged), or null. */
+  rerun?: string | null
 }
 
 export interface JobDetail extends JobSummary {
