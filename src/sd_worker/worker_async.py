@@ -32,6 +32,7 @@ TUNE_RAISE_GAP_S = 0.1
 QUEUE_PROBE_TIMEOUT_S = 2.0
 RECONSUME_FIRST_S = 0.5
 RECONSUME_MAX_S = 10.0
+FINAL_REPORT_TIMEOUT_S = 2.0
 
 
 class Consumer:
@@ -253,6 +254,13 @@ class AsyncWorker:
         await asyncio.gather(*self._background, *self.inflight, return_exceptions=True)
         if self.connection is not None:
             await self.connection.close()
+        # The broker has every unsettled delivery back: say so, or the coordinator would
+        # publish what this worker last reported holding once more when it falls silent.
+        try:
+            async with asyncio.timeout(FINAL_REPORT_TIMEOUT_S):
+                await self.client.report(self._hello())
+        except Exception as exc:
+            log.debug("final report failed: %s", exc)
         await self.client.stop()
         self.executor.stop()
 
