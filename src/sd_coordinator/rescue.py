@@ -41,7 +41,10 @@ BACKUPS_PER_IDLE_CPU = 3
 # intervals (a live worker reports a new delivery within one).
 ORPHAN_AFTER_INTERVALS = 3
 ORPHANS_MAX = 50_000  # unfinished tasks looked at per sweep (the queue is empty: few are)
-RESCUED_MAX = 200_000  # task ids remembered as published again (oldest forgotten first)
+RESCUED_MAX = 200_000
+# A backup can land on a stalled worker too (the broker still sees free prefetch slots on its
+# open connection): an orphaned backup is published again, up to this many times in all.
+RERUNS_MAX = 3  # task ids remembered as published again (oldest forgotten first)
 
 
 class Rescuer:
@@ -62,7 +65,7 @@ class Rescuer:
         self.interval_s = report_interval_s / 2
         self.orphan_after_s = ORPHAN_AFTER_INTERVALS * report_interval_s
         self._orphans: dict[str, float] = {}  # task id → since when no live worker holds it
-        self.rescued: OrderedDict[str, str] = OrderedDict()  # task id → reason
+        self.rescued: OrderedDict[str, int] = OrderedDict()  # task id → times published again
         self._retry: list[tuple[list[str], str]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -113,7 +116,7 @@ class Rescuer:
         orphans: dict[str, float] = {}
         due: dict[str, list[str]] = {}  # by worker name, "" when none ever started it
         for task_id, worker_name in await self.store.unfinished_published(ORPHANS_MAX):
-            if task_id in held or task_id in self.rescued:
+            if task_id in held or self.rescued.get(task_id, 0) >= RERUNS_MAX:
                 continue
             orphans[task_id] = since = self._orphans.get(task_id, now)
             if now - since >= self.orphan_after_s:
@@ -151,8 +154,9 @@ class Rescuer:
                 if now - since >= STRAGGLER_AFTER_S and t not in self.rescued]  # fmt: skip
 
     async def rerun(self, task_ids: Sequence[str], reason: str) -> int:
-        """Publish the unfinished ones among `task_ids` once more (each at most once)."""
-        fresh = [t for t in task_ids if t not in self.rescued]
+        """Publish the unfinished ones among `task_ids` once more (each at most RERUNS_MAX
+        times)."""
+        fresh = [t for t in task_ids if self.rescued.get(t, 0) < RERUNS_MAX]
         if not fresh:
             return 0
         try:
@@ -165,7 +169,7 @@ class Rescuer:
             self._retry.append((fresh, reason))
             raise
         for message in messages:
-            self.rescued[message.task_id] = reason
+            self.rescued[message.task_id] = self.rescued.get(message.task_id, 0) + 1
         while len(self.rescued) > RESCUED_MAX:
             self.rescued.popitem(last=False)
         if messages:
