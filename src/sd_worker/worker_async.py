@@ -148,7 +148,14 @@ class Consumer:
             if self.tag is not None and self._underlay is not None:
                 tag, self.tag = self.tag, None
                 if not self._underlay.is_closed:  # a closed channel delivers nothing more anyway
-                    await self._underlay.basic_cancel(tag)
+                    try:
+                        await self._underlay.basic_cancel(tag)
+                    except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
+                            ConnectionError, TimeoutError) as exc:  # fmt: skip
+                        # The link to the broker is down (a cut, a timed-out RPC): no
+                        # deliveries come now, and the broker cancels the consumer itself.
+                        log.info("could not cancel consumer %s (%s); it stops with its channel",
+                                 tag, exc or type(exc).__name__)  # fmt: skip
 
 
 class AsyncWorker:

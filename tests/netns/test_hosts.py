@@ -75,9 +75,11 @@ def test_a_job_spreads_over_three_hosts_with_results_equal_to_pillows(hosts: Hos
             got = client.get(f"/result/{task['result']}")
             assert got.status_code == 200
             assert same_pixels(decode(got.content), expected[task["filename"]])
-    # No host saw the coordinator's files: each fetched the inputs into a cache of its own.
+    # No host saw the coordinator's files: each fetched the inputs it used into its own cache.
     for name in HOSTS:
-        assert len(list((hosts.root / name / "worker-cache" / name).iterdir())) == 2
+        used = {t["input"] for t in job["tasks"] if t["worker"] == name}
+        cached = {f.name for f in (hosts.root / name / "worker-cache" / name).iterdir()}
+        assert cached == used, (name, cached, used)
 
 
 def test_each_input_crosses_each_hosts_link_once(hosts: HostCluster) -> None:
@@ -132,7 +134,8 @@ def test_a_cut_link_costs_seconds_and_the_host_comes_back_by_itself(hosts: HostC
     assert (job["state"], job["done"], job["failed"]) == ("done", 300, 0)
     # Two thirds of the cores remain after the cut, and finding it offline takes ~3 s.
     assert took_s < reference_s * 1.5 + 8, (took_s, reference_s, hosts.log_tail())
-    assert any(t["rerun"] == "host lost: h3" for t in job["tasks"]), job["tasks"]
+    # By name if a report listed them before the cut, or as held by no live worker.
+    assert any((t["rerun"] or "").startswith("host lost") for t in job["tasks"]), job["tasks"]
 
     hosts.heal("h3")
     hosts.wait_until(lambda: hosts.worker("h3").get("alive") is True, 60, "h3 back after heal")
