@@ -188,6 +188,7 @@ class AsyncWorker:
         self.held: dict[str, list[asyncio.Task[None]]] = {}
         # Held tasks the coordinator says are finished elsewhere: acked without running.
         self.settled_elsewhere: set[str] = set()
+        self._processing: set[asyncio.Task[None]] = set()  # handlers inside processor.handle
         self._report_rtt_ms: float | None = None
         self.acks = AckCoalescer()
         self._stopped = asyncio.Event()
@@ -310,18 +311,23 @@ class AsyncWorker:
             log.info("task %s delivered again while running here: acked once", task.task_id)
             await self._settle(message, ack=True)
             return
+        current = asyncio.current_task()
+        if current is not None:
+            self._processing.add(current)
         try:
             await self.processor.handle(task)
         except RetryLater:
             await self._settle(message, ack=False)
             return
         except asyncio.CancelledError:
-            current = asyncio.current_task()
             if task.task_id not in self.settled_elsewhere or current is None:
                 raise
             current.uncancel()  # cancelled by `drop_settled`, not by a shutdown
             log.info("task %s was finished elsewhere meanwhile: acked without running it here",
                      task.task_id)  # fmt: skip
+        finally:
+            if current is not None:
+                self._processing.discard(current)
         await self._settle(message, ack=True)
 
     def drop_settled(self, task_ids: list[str]) -> None:
@@ -332,7 +338,8 @@ class AsyncWorker:
             if handlers:
                 self.settled_elsewhere.add(task_id)
                 for handler in handlers:
-                    handler.cancel()
+                    if handler in self._processing:  # not one already settling its delivery
+                        handler.cancel()
 
     async def _settle(self, message: Delivery, *, ack: bool, requeue: bool = True) -> None:
         try:
