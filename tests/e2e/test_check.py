@@ -65,3 +65,35 @@ def test_each_broken_hop_is_named_with_its_fix(cluster: Cluster) -> None:
                           env=cluster.env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1
     assert "already uses NODE_NAME='taken'" in done.stdout, done.stdout
+
+
+def test_a_worker_refused_says_why_in_one_line_and_exits_or_retries_saying_so(
+    cluster: Cluster,
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("taken")
+
+    def run(seconds: float, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run([console_script("sd-worker"), "--async", *args],
+                                  env={**cluster.env, **env}, capture_output=True, text=True,
+                                  timeout=seconds, cwd=cluster.root)  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+            return subprocess.CompletedProcess(exc.cmd, -1, "", out)
+
+    wrong_token = run(60, "--name", "w1", CLUSTER_TOKEN="wrong")
+    assert wrong_token.returncode != 0
+    assert "error: the coordinator refused this worker (401): set CLUSTER_TOKEN" in (
+        wrong_token.stderr)  # fmt: skip
+
+    wrong_pass = run(60, "--name", "w2", RABBIT_PASS="wrong")
+    assert wrong_pass.returncode == 2
+    assert wrong_pass.stderr.strip().splitlines()[-1].startswith("error: RabbitMQ at ")
+    assert "refused user 'guest'" in wrong_pass.stderr
+
+    # A live name may be freed soon (its worker stops): the newcomer keeps trying, and says so.
+    in_use = run(8, "--name", "taken")
+    assert in_use.returncode == -1
+    assert "worker name 'taken' is in use by a live worker" in in_use.stderr
+    assert "retrying in 2 s" in in_use.stderr
