@@ -51,6 +51,7 @@ WORKER_CALLS: dict[str, tuple[str, str, dict[str, Any]]] = {
                      {"params": {"task_id": HEX32, "worker": "w1"}, "content": png_bytes()}),
     "results": ("POST", "/results", {"json": {"outcomes": [{"task_id": HEX32, "worker": "w1"}]}}),
     "result-images": ("POST", "/result-images", {"content": b"\x00\x00\x00\x02{}"}),
+    "whoami": ("GET", "/whoami", {"params": {"name": "w1"}}),
 }  # fmt: skip
 
 WRONG_CREDENTIALS: dict[str, dict[str, str]] = {
