@@ -51,6 +51,7 @@ class Bench:
         self.seed = 0
         self.link_bytes: dict[str, list[float]] = {}
         self.workers: list[str] = []
+        self.reruns: dict[str, list[float]] = {}  # share of a job's tasks run again (hosts)
 
     def start(self) -> None:
         self.cluster.start_coordinator()
@@ -104,6 +105,9 @@ class Bench:
         job = self.cluster.wait_job(job_id, timeout_s=900)
         assert job["state"] == "done", job
         cpu_ms = (self._cpu() - cpu_before) * 1000 / job["total"]
+        if len(self.workers) > 1:
+            reruns = sum(1 for t in job["tasks"] if t.get("rerun"))
+            self.reruns.setdefault(kind, []).append(reruns / job["total"])
         moved = sum(h.tx_bytes() + h.rx_bytes() for h in hosts) - before
         return job["total"] / (job["finished_at"] - job["created_at"]), cpu_ms, moved
 
@@ -149,7 +153,7 @@ def main() -> None:
                 print(f"round {r + 1}: {rounds[-1]}", flush=True)
         finally:
             bench.stop()
-    report = render(rounds, sizes, bench.link_bytes, time.monotonic() - started,
+    report = render(bench.reruns, rounds, sizes, bench.link_bytes, time.monotonic() - started,
                     load_start, loadavg())  # fmt: skip
     args.out.write_text(report)
     print(report)
@@ -172,9 +176,9 @@ def _spread(values: list[float], digits: int) -> str:
             f"({min(values):.{digits}f}–{max(values):.{digits}f})")  # fmt: skip
 
 
-def render(rounds: list[dict[str, dict[str, float]]], sizes: dict[str, int],
-           link_bytes: dict[str, list[float]], took_s: float, load_start: str,
-           load_end: str) -> str:  # fmt: skip
+def render(reruns: dict[str, list[float]], rounds: list[dict[str, dict[str, float]]],
+           sizes: dict[str, int], link_bytes: dict[str, list[float]], took_s: float,
+           load_start: str, load_end: str) -> str:  # fmt: skip
     """The report: wall-clock rates, CPU per task, and both as ratios to the local worker."""
     names = {"thumbs": f"{sizes['thumbs']} thumbnails (640×480 → thumbnail:128)",
              "images": f"{sizes['images']} × 1080p JPEG → grayscale PNG"}  # fmt: skip
@@ -208,6 +212,11 @@ def render(rounds: list[dict[str, dict[str, float]]], sizes: dict[str, int],
         "",
         "Bytes over the three hosts' links per task (both ways, medians): "
         + ", ".join(f"{k} {statistics.median(v) / 1000:.1f} kB" for k, v in link_bytes.items())
+        + ".",
+        "",
+        "Tasks run again as backups on the three hosts (stragglers at a job's end: the first "
+        "result is kept, the other run is CPU spent twice), share of a job's tasks: "
+        + ", ".join(f"{k} {statistics.median(v):.1%}" for k, v in reruns.items())
         + ".",
         "",
         WHERE_THE_REST_GOES,
