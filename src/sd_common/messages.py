@@ -54,6 +54,7 @@ class WorkerHello(BaseModel):
     prefetch: int = Field(0, ge=0, le=100_000)
     processed: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+    os: str = Field("", max_length=80, description="the node's operating system, for its card")
     held: list[Annotated[str, Field(pattern=ID)]] = Field(
         default_factory=list, max_length=HELD_MAX,
         description="task ids of the deliveries this worker holds unacked, oldest first: the "
@@ -68,6 +69,9 @@ class ReportAnswer(BaseModel):
     """The coordinator's answer to POST /report."""
 
     status: str = "ok"
+    cancelled_jobs: list[str] = Field(
+        default_factory=list, description="recently cancelled jobs, whose tasks the worker skips"
+    )
     settled: list[str] = Field(
         default_factory=list,
         description="held tasks whose outcome is already stored (run elsewhere after this "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -10,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from sd_common.settings import Settings, get_settings
-from sd_coordinator.api import events, internal, jobs, metrics, problems, results, workers
+from sd_coordinator.api import academic, events, internal, jobs, metrics, problems, results, workers
 from sd_coordinator.lifespan import build_services, lifespan
 from sd_coordinator.limits import BodyLimit
 
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
 
     # Workers' endpoints first: they take most requests, and routes are matched in order.
-    for module in (internal, jobs, workers, results, events, metrics):
+    for module in (internal, jobs, workers, results, events, metrics, academic):
         app.include_router(module.router)
 
     if settings.cors_origins:
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/result-images": RESULT_BODY_LIMIT,
         },
         default=JSON_BODY_LIMIT,
+        patterns=[(re.compile(r"/jobs/[^/]+/files"), settings.max_upload_bytes)],
     )
 
     if (STATIC_DIR / "index.html").is_file():

@@ -15,6 +15,8 @@ from sd_common.storage import RESULT_NAME, SHA256
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPOOL_PREFIX = ".spool-"
+# Windows opens a descriptor in text mode unless asked for binary (0 elsewhere).
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 ResultData = bytes | memoryview | Path
 """A result image's bytes, or the Path of its file spooled by `Blobs.spool_results`."""
@@ -100,7 +102,7 @@ class Blobs:
             self.results_dir.mkdir(parents=True, exist_ok=True)  # even if someone cleared it
             for name, (_, data) in zip(names, results, strict=True):
                 if isinstance(data, Path):
-                    os.replace(data, self.results_dir / name)
+                    storage.replace_file(data, self.results_dir / name)
                 else:
                     _write_atomic(self.results_dir / name, data)
 
@@ -144,14 +146,14 @@ class Blobs:
         folder = str(self.results_dir)
 
         def check(task_id: str) -> bool:
-            # os.open and pread: a Python file object costs twice the syscalls (8.4 against
+            # os.open and read: a Python file object costs twice the syscalls (8.4 against
             # 3.9 µs a file), and a batch checks up to a few hundred.
             try:
-                fd = os.open(os.path.join(folder, self.result_name(task_id)), os.O_RDONLY)
+                fd = os.open(os.path.join(folder, self.result_name(task_id)), READ_FLAGS)
             except OSError:
                 return False
             try:
-                return os.pread(fd, len(PNG_SIGNATURE), 0) == PNG_SIGNATURE
+                return os.read(fd, len(PNG_SIGNATURE)) == PNG_SIGNATURE
             except OSError:
                 return False
             finally:

@@ -11,11 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from sd_academic.runtime import AcademicRuntime
 from sd_common.settings import Settings
 from sd_common.tasks import load_task_modules
 from sd_common.topology import broker_display
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import AmqpBroker, Broker, EmbeddedBroker
+from sd_coordinator.growing import CancelledJobs, GrowingJobs
 from sd_coordinator.ingest import Ingestor
 from sd_coordinator.local_worker import LocalLink, LocalWorker
 from sd_coordinator.metrics import Metrics
@@ -45,7 +47,16 @@ class Services:
     stopping: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    academic: AcademicRuntime | None = None
+    growing: GrowingJobs | None = None
     rescuer: Rescuer | None = None  # distributed mode: backup runs of lost workers' tasks
+
+    @property
+    def jobs(self) -> GrowingJobs:
+        """Growing jobs and cancelling (built by `build_services`)."""
+        if self.growing is None:
+            raise RuntimeError("Services built without growing jobs")
+        return self.growing
 
 
 def build_services(settings: Settings) -> Services:
@@ -56,11 +67,13 @@ def build_services(settings: Settings) -> Services:
     registry = Registry(settings.report_interval_s)
     metrics = Metrics()
     ingestor = Ingestor(store, blobs, rates, metrics)
+    cancelled = CancelledJobs()
     broker: Broker
     local_worker = None
     if settings.embedded:
         embedded = EmbeddedBroker(settings, ingestor.dead_letter)
         local_worker = LocalWorker(settings, embedded, registry, store, LocalLink(blobs, ingestor))
+        local_worker.processor.cancelled_jobs = cancelled
         broker = embedded
     else:
         broker = AmqpBroker(settings, ingestor.dead_letter)
@@ -70,7 +83,9 @@ def build_services(settings: Settings) -> Services:
         rescuer = Rescuer(registry, store, blobs, broker, settings.report_interval_s)
     return Services(
         settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
-        metrics=metrics, rescuer=rescuer,
+        metrics=metrics, academic=AcademicRuntime(settings),
+        growing=GrowingJobs(settings, store, blobs, broker, cancelled, metrics),
+        rescuer=rescuer,
     )  # fmt: skip
 
 
@@ -81,6 +96,9 @@ async def start_services(services: Services) -> None:
     await services.blobs.start()
     await services.store.start()
     await services.broker.start()
+    await services.jobs.start()
+    if services.academic is not None:
+        await services.academic.start()
     recovered = await services.submitter.republish_unfinished(unpublished_only=not s.embedded)
     if recovered:
         log.info("re-enqueued %d unfinished task(s) from %s", recovered, s.data_dir)
@@ -103,6 +121,8 @@ async def stop_services(services: Services) -> None:
         await services.rescuer.stop()
     if services.local_worker is not None:
         await services.local_worker.stop()
+    if services.academic is not None:
+        await services.academic.stop()
     await services.broker.stop()
     await services.store.stop()
     await services.blobs.stop()

@@ -35,6 +35,7 @@ class WorkerState:
     prefetch: int = 0
     processed: int = 0
     failed: int = 0
+    os: str = ""
     rtt_ms: float | None = None  # round trip of its previous report, as the worker timed it
     rate: float = 0.0  # tasks/s, smoothed over its reports
     holding: int = 0  # deliveries it holds unacked
@@ -104,6 +105,7 @@ class Registry:
             "consumers", "prefetch", "processed", "failed",
         ):  # fmt: skip
             setattr(worker, name, getattr(hello, name))
+        worker.os = hello.os
         if hello.rtt_ms is not None:
             worker.rtt_ms = hello.rtt_ms
         since = worker.held_since

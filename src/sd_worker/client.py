@@ -161,7 +161,8 @@ class CoordinatorClient:
         return result
 
     async def report(self, hello: WorkerHello) -> ReportAnswer:
-        """POST /report, once: a missed report is replaced by the next one."""
+        """POST /report, once: a missed report is replaced by the next one. Answers the
+        recently cancelled jobs and the held tasks already finished elsewhere."""
         answer = await self.call("POST", "/report", retry=False, json=hello.model_dump(),
                                  timeout=REPORT_TIMEOUT)  # fmt: skip
         # An older coordinator answers {"status": "ok"} only.

@@ -19,11 +19,15 @@ import logging
 import os
 import pickle
 import struct
+import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
+
+# Non-blocking pipes watched by add_reader: POSIX loops only (the Executor takes it on Linux).
+assert sys.platform != "win32", "sd_worker.loop_pool is not for Windows: see portable_pool"
 
 log = logging.getLogger("sd.worker.pool")
 

@@ -1,4 +1,6 @@
 import { useEffect, useState } from 'react'
+import { AcademicView } from './academic/AcademicView'
+import { SectionTabs, useSection } from './academic/SectionTabs'
 import { onUnauthorized } from './auth'
 import { ClusterStrip } from './components/ClusterStrip'
 import { DisconnectedBanner } from './components/DisconnectedBanner'
@@ -8,6 +10,7 @@ import { JobView } from './components/JobView'
 import { NodeGrid } from './components/NodeGrid'
 import { TokenPrompt } from './components/TokenPrompt'
 import { UploadForm } from './components/UploadForm'
+import type { Sending } from './upload'
 import { useSelectedJob } from './useSelectedJob'
 import { useSnapshot } from './useSnapshot'
 
@@ -16,6 +19,8 @@ export function App() {
   const { snapshot, history, connection } = useSnapshot()
   const [selectedJob, selectJob] = useSelectedJob()
   const [askToken, setAskToken] = useState(false)
+  const [uploading, setUploading] = useState<Sending | null>(null)
+  const [section, setSection] = useSection()
 
   useEffect(() => onUnauthorized(() => setAskToken(true)), [])
 
@@ -25,7 +30,9 @@ export function App() {
     <div className="app">
       <Header connection={connection} />
       {connection === 'disconnected' && <DisconnectedBanner />}
-      <main className={`layout${connection === 'disconnected' ? ' is-stale' : ''}`}>
+      <SectionTabs value={section} onChange={setSection} />
+      {section === 'academic' && <AcademicView />}
+      <main className={`layout${connection === 'disconnected' ? ' is-stale' : ''}`} hidden={section !== 'cluster'}>
         <ClusterStrip snapshot={snapshot} tpsHistory={history.tps} />
         <NodeGrid
           workers={Object.values(snapshot?.workers ?? {})}
@@ -34,7 +41,7 @@ export function App() {
           connecting={snapshot === null}
         />
         <div className="work">
-          <UploadForm onUploaded={selectJob} />
+          <UploadForm onUploaded={selectJob} onProgress={setUploading} />
           <JobList jobs={jobs} now={now} selectedId={selectedJob} onSelect={selectJob} />
         </div>
         {selectedJob && (
@@ -43,6 +50,7 @@ export function App() {
             jobId={selectedJob}
             summary={jobs.find((job) => job.job_id === selectedJob)}
             now={now}
+            upload={uploading?.jobId === selectedJob ? uploading : undefined}
             onClose={() => selectJob(null)}
           />
         )}

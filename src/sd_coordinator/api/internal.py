@@ -67,11 +67,13 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
 
 @router.post("/report", response_model=ReportAnswer)
 async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> ReportAnswer:
-    """Periodic resources and state of a registered worker (404: register again); the answer
-    names held tasks already finished elsewhere."""
+    """Periodic resources and state of a registered worker (404: register again); answers the
+    recently cancelled jobs, whose tasks the worker skips, and the held tasks already finished
+    elsewhere, which it acks unrun."""
     services.registry.report(hello, is_local=is_local(request, hello))
     rescuer = services.rescuer
-    return ReportAnswer(settled=await rescuer.settled(hello.held) if rescuer else [])
+    return ReportAnswer(cancelled_jobs=services.jobs.cancelled.recent(),
+                        settled=await rescuer.settled(hello.held) if rescuer else [])  # fmt: skip
 
 
 @router.get("/whoami")

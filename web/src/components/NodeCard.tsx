@@ -35,6 +35,12 @@ export function NodeCard({ worker, history = NO_HISTORY, now }: NodeCardProps) {
       </header>
       <div className="node-sub">
         <span className="node-ip">{worker.ip}</span>
+        {worker.os && (
+          <span className="node-os" title={t('osTitle')} data-testid="node-os">
+            <span className="sr-only">{t('osTitle')}: </span>
+            {worker.os}
+          </span>
+        )}
         {!offline && (
           <span className="node-link" title={t('linkTitle')} data-testid="node-link">
             {t('link', {
