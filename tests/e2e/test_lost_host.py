@@ -60,7 +60,10 @@ def test_a_stalled_workers_tasks_run_elsewhere_within_seconds_and_it_comes_back(
     assert took_s < 15, f"the job finished {took_s:.1f} s after beta stalled\n{cluster.log_tail()}"
     assert (job["state"], job["done"], job["failed"], job["total"]) == ("done", 16, 0, 16)
     rerun = [t for t in job["tasks"] if t["rerun"]]
-    assert rerun and all(t["rerun"] == "host lost: beta" for t in rerun), job["tasks"]
+    # By name when beta's last report listed them; deliveries it got after that report (or
+    # backups the broker still handed its open connection) as held by no live worker.
+    assert any(t["rerun"] == "host lost: beta" for t in rerun), job["tasks"]
+    assert all(t["rerun"] in ("host lost: beta", "host lost") for t in rerun), job["tasks"]
     assert all(t["worker"] == "alfa" for t in rerun), rerun
 
     # beta wakes up: its late results are duplicates, the deliveries it held are settled, and
