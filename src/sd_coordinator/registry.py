@@ -35,6 +35,7 @@ class WorkerState:
     prefetch: int = 0
     processed: int = 0
     failed: int = 0
+    version: str | None = None
     os: str = ""
     rtt_ms: float | None = None  # round trip of its previous report, as the worker timed it
     rate: float = 0.0  # tasks/s, smoothed over its reports
@@ -102,7 +103,7 @@ class Registry:
         worker.reported_at = now
         for name in (
             "cpu", "ram", "net", "ip", "cpus", "status", "task_id",
-            "consumers", "prefetch", "processed", "failed",
+            "consumers", "prefetch", "processed", "failed", "version",
         ):  # fmt: skip
             setattr(worker, name, getattr(hello, name))
         worker.os = hello.os

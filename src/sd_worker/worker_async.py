@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sd_common import topology
 from sd_common.messages import HELD_MAX, TaskMessage, WorkerHello, Working
 from sd_common.settings import Settings
+from sd_common.version import VERSION
 from sd_worker.acks import AckCoalescer, Delivery
 from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient, CoordinatorRejected
@@ -424,8 +425,8 @@ class AsyncWorker:
             cpus=self.executor.workers, status=self._status(),
             task_id=self.processor.current_task, consumers=len(self.consumers),
             prefetch=self.prefetch, processed=self.processor.processed,
-            failed=self.processor.failed, os=self.os, held=list(self.held)[:HELD_MAX],
-            rtt_ms=self._report_rtt_ms,
+            failed=self.processor.failed, version=VERSION, os=self.os,
+            held=list(self.held)[:HELD_MAX], rtt_ms=self._report_rtt_ms,
         )  # fmt: skip
 
     async def _register(self) -> None:

@@ -28,7 +28,7 @@ export function App() {
   const jobs = snapshot?.jobs ?? []
   return (
     <div className="app">
-      <Header connection={connection} />
+      <Header connection={connection} version={snapshot?.version} />
       {connection === 'disconnected' && <DisconnectedBanner />}
       <SectionTabs value={section} onChange={setSection} />
       {section === 'academic' && <AcademicView />}
@@ -39,6 +39,7 @@ export function App() {
           history={history}
           now={now}
           connecting={snapshot === null}
+          coordinatorVersion={snapshot?.version}
         />
         <div className="work">
           <UploadForm onUploaded={selectJob} onProgress={setUploading} />

@@ -19,6 +19,8 @@ export interface Worker {
   prefetch: number
   processed: number
   failed: number
+  /** The worker's package version; null from workers older than version reporting. */
+  version?: string | null
   /** The node's operating system ("Windows 11", "macOS 14.5"); empty from older workers. */
   os?: string
   /** Round trip of its previous report, as the worker timed it (null before the second). */
@@ -54,6 +56,8 @@ export interface Snapshot {
   totals: Totals
   jobs: JobSummary[]
   server_time: number
+  /** The coordinator's package version. */
+  version?: string
 }
 
 export interface TaskDetail {

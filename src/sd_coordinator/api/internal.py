@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -25,12 +26,14 @@ from sd_common.messages import (
     Working,
 )
 from sd_common.result_frames import ResultHeader
+from sd_common.version import VERSION, release_line
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
 from sd_coordinator.errors import Invalid, NotFound, ServiceError
 from sd_coordinator.ingest import ImageResult
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
+log = logging.getLogger("sd.coordinator.workers")
 
 # POST /result-images spools its results to files every SPOOL_BYTES of them.
 SPOOL_BYTES = 4 * 1024 * 1024
@@ -59,6 +62,11 @@ def is_local(request: Request, hello: WorkerHello) -> bool:
 async def register(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
     """A worker starts: record it (409 if a live worker holds the name)."""
     worker = services.registry.register(hello, is_local=is_local(request, hello))
+    if release_line(hello.version) != release_line(VERSION):
+        log.warning(
+            "worker %r runs version %s and this coordinator %s: install the same release on both",
+            hello.name, hello.version or "unknown (older)", VERSION,
+        )  # fmt: skip
     s = services.settings
     return {"session": worker.session, "queue": s.queue_name,
             "report_interval_s": s.report_interval_s,
