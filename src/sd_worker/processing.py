@@ -97,6 +97,16 @@ class TaskProcessor:
             except PoolCrashed as exc:
                 await self._report(message, error=str(exc), started=started, retry=True)
                 raise RetryLater(str(exc)) from exc
+            except (RetryLater, CoordinatorRejected):
+                raise
+            except Exception as exc:
+                # Not one of the expected task errors (a disk that refuses writes, a bug): this
+                # attempt fails with its reason and the task goes back to the queue, where the
+                # delivery limit ends it if it keeps failing. The consuming loop goes on.
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+                log.error("task %s: %s", message.task_id, reason, exc_info=exc)
+                await self._report(message, error=reason, started=started, retry=True)
+                raise RetryLater(reason) from exc
         except CoordinatorRejected as exc:
             # 404: the coordinator no longer knows the task (its data was reset); drop it.
             log.warning("coordinator refused the outcome of task %s: %s", message.task_id, exc)

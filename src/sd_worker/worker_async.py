@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiormq
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
@@ -31,6 +32,18 @@ TUNE_RAISE_GAP_S = 0.1
 QUEUE_PROBE_TIMEOUT_S = 2.0
 RECONSUME_FIRST_S = 0.5
 RECONSUME_MAX_S = 10.0
+LOOP_RESTART_S = 1.0
+
+
+async def _restarting(loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop for ever: one that dies of an unexpected error is logged and
+    started again, so one bad report never ends reporting or tuning."""
+    while True:
+        try:
+            await loop()
+        except Exception:
+            log.exception("%s died; starting it again", getattr(loop, "__name__", "a loop"))
+            await asyncio.sleep(LOOP_RESTART_S)
 
 
 class Consumer:
@@ -195,7 +208,7 @@ class AsyncWorker:
         consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
         await self._apply(consumers, prefetch)
         for loop in (self._report_loop, self._tune_loop, self._working_loop):
-            self._background.append(asyncio.create_task(loop(), name=loop.__name__))
+            self._background.append(asyncio.create_task(_restarting(loop), name=loop.__name__))
         log.info(
             "worker %s consuming %r on %s with %d pool processes (consumers=%d prefetch=%d)",
             self.name, self.settings.queue_name, topology.broker_display(self.settings),
@@ -277,6 +290,14 @@ class AsyncWorker:
         try:
             await self.processor.handle(task)
         except RetryLater:
+            await self._settle(message, ack=False)
+            return
+        except Exception:
+            # Even its outcome could not be stored: the delivery must not hold a prefetch slot
+            # until the channel closes, so it goes back to the queue (the delivery limit ends
+            # a task that keeps failing).
+            log.exception("task %s: could not store its outcome; returned to the queue",
+                          task.task_id)  # fmt: skip
             await self._settle(message, ack=False)
             return
         await self._settle(message, ack=True)
