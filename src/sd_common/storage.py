@@ -42,6 +42,17 @@ def result_name(task_id: str) -> str:
     return f"{task_id}.png"
 
 
+INCOMING_PREFIX = ".incoming-"
+INCOMING_NAME = re.compile(r"^\.incoming-([0-9a-f]{32})-[0-9a-f]{32}\.png$")
+
+
+def incoming_name(task_id: str) -> str:
+    """A fresh name under which a worker that shares DATA_DIR writes a task's result: it
+    becomes `result_name(task_id)` only when the coordinator accepts it for an unfinished task,
+    so a late or duplicate result never replaces a stored one."""
+    return f"{INCOMING_PREFIX}{task_id}-{os.urandom(16).hex()}.png"
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
     """Write a file that readers see whole or not at all: a temporary sibling, renamed over

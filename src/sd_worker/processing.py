@@ -143,7 +143,8 @@ class TaskProcessor:
         path = await self._input_path(sha256, shared)
         s = self.settings
         args = (message.ops, s.png_compress_level, s.max_image_pixels)
-        name = storage.result_name(message.task_id)
+        # Under a name of its own: it becomes the result only if the coordinator accepts it.
+        name = storage.incoming_name(message.task_id)
         try:
             # The pool process reads the input file itself: its bytes never cross the pool's
             # pipe. With shared storage it also writes the result where the coordinator keeps

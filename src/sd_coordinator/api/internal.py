@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import psutil
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from sd_common import result_frames
@@ -24,8 +24,9 @@ from sd_common.messages import (
 )
 from sd_common.result_frames import ResultHeader
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
+from sd_coordinator.api.files import stored_file
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
-from sd_coordinator.errors import Invalid, NotFound, ServiceError
+from sd_coordinator.errors import Invalid, ServiceError
 from sd_coordinator.ingest import ImageResult
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
@@ -82,13 +83,11 @@ async def working(update: Working, services: ServicesDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/blobs/{sha256}", response_class=FileResponse)
-async def blob(sha256: str, services: ServicesDep) -> FileResponse:
+@router.get("/blobs/{sha256}", response_class=StreamingResponse)
+async def blob(sha256: str, services: ServicesDep) -> StreamingResponse:
     """A task's input by its sha256."""
-    path = services.blobs.input_path(sha256)
-    if path is None:
-        raise NotFound(f"no input {sha256!r}")
-    return FileResponse(path, media_type="application/octet-stream")
+    return await stored_file(services.blobs.input_path(sha256), "application/octet-stream",
+                             f"input {sha256!r}")  # fmt: skip
 
 
 @router.post("/result-image", response_model=IngestAnswer)

@@ -1,0 +1,52 @@
+"""Serving stored files: regular files only, opened without following links or blocking."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from fastapi.responses import StreamingResponse
+
+from sd_coordinator.blobs import open_regular
+from sd_coordinator.errors import NotFound
+
+CHUNK_BYTES = 1024 * 1024
+SNIFF_BYTES = 16
+
+
+def _chunks(fd: int, first: bytes) -> Iterator[bytes]:
+    with os.fdopen(fd, "rb") as f:
+        f.seek(len(first))
+        if first:
+            yield first
+        while chunk := f.read(CHUNK_BYTES):
+            yield chunk
+
+
+async def stored_file(
+    path: Path | None,
+    media_type: str | Callable[[bytes], str],
+    what: str,
+    headers: dict[str, str] | None = None,
+) -> StreamingResponse:
+    """The file at `path` as the answer; 404 naming `what` if there is none or it is not a
+    regular file. `media_type` may be a function of the file's first bytes. The file is read
+    from the descriptor opened here, so swapping it for a link afterwards changes nothing."""
+    opened = None if path is None else await asyncio.to_thread(open_regular, path)
+    if opened is None:
+        raise NotFound(f"no {what}")
+    fd, size = opened
+    first = b""
+    if callable(media_type):
+        try:
+            first = await asyncio.to_thread(os.pread, fd, SNIFF_BYTES, 0)
+        except OSError:
+            os.close(fd)
+            raise NotFound(f"no {what}") from None
+        media_type = media_type(first)
+    return StreamingResponse(
+        _chunks(fd, first), media_type=media_type,
+        headers={"Content-Length": str(size), **(headers or {})},
+    )  # fmt: skip
