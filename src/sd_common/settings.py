@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     cluster_token: str | None = Field(None, description="shared secret for worker endpoints")
     api_token: str | None = Field(None, description="optional token for the user API")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="more host names the coordinator answers to (besides localhost, its "
+        "addresses, its host name and COORDINATOR_IP); * answers any",
+    )
     data_dir: Path = Path("./sd-data")
     max_upload_mb: float = Field(20, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0, description="larger images are rejected")
@@ -70,7 +75,7 @@ class Settings(BaseSettings):
     tune_interval_s: float = Field(3.0, gt=0)
     delivery_limit: int = Field(5, ge=1)
 
-    @field_validator("cors_origins", "task_modules", mode="before")
+    @field_validator("cors_origins", "task_modules", "allowed_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from sd_common.settings import Settings, get_settings
 from sd_coordinator.api import events, internal, jobs, metrics, problems, results, workers
+from sd_coordinator.guard import RequestGuard, machine_addresses
 from sd_coordinator.lifespan import build_services, lifespan
 from sd_coordinator.limits import BodyLimit
 
@@ -58,6 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/result-images": RESULT_BODY_LIMIT,
         },
         default=JSON_BODY_LIMIT,
+    )
+    # Outermost: foreign Host names and cross-site writes never reach anything else.
+    app.add_middleware(
+        RequestGuard,
+        allowed_hosts=[*settings.allowed_hosts, settings.coordinator_ip, settings.bind_host],
+        cors_origins=settings.cors_origins,
+        own_addresses=machine_addresses,
     )
 
     if (STATIC_DIR / "index.html").is_file():

@@ -285,9 +285,9 @@ async def first_event(app: FastAPI, query: str, headers: dict[str, str]) -> tupl
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": "/events", "raw_path": b"/events", "root_path": "",
-        "query_string": query.encode(), "server": ("coordinator", 80),
+        "query_string": query.encode(), "server": ("localhost", 80),
         "client": ("127.0.0.1", 50000),
-        "headers": [(b"host", b"coordinator")]
+        "headers": [(b"host", b"localhost")]
         + [(k.encode(), v.encode()) for k, v in headers.items()],
     }  # fmt: skip
     got: dict[str, Any] = {"status": 0, "body": b""}
