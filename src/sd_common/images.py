@@ -100,6 +100,8 @@ def _open(data: bytes, max_pixels: int, full_decode: bool) -> tuple[Image.Image,
                 img.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 raise _bomb(exc, max_pixels) from None
+            except MemoryError:  # the image is fine; this process could not hold it
+                raise
             except Exception as exc:
                 raise ImageRejected(f"truncated or corrupt {image_format} image: {exc}") from None
             # Frames decoded on load (GIF, TIFF) can be larger than the header claimed.

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
         description="image memory blocks (at most 16 MB each) every pool process keeps for the "
         "next image, Pillow's PILLOW_BLOCKS_MAX; 0 is Pillow's default (none kept)",
     )
+    pool_memory_mb: int = Field(
+        2048,
+        ge=0,
+        description="worker: address space each pool process may use; a task past it fails "
+        "out of memory and its process is replaced (0: no cap)",
+    )
+    task_time_limit_s: float = Field(
+        300,
+        ge=0,
+        description="worker: a task running longer in the pool fails, and its process is "
+        "killed and replaced (0: no limit)",
+    )
     shared_storage: Literal["auto", "off"] = Field(
         "auto",
         description="auto: a worker that sees the coordinator's DATA_DIR (same machine or a "

@@ -75,8 +75,9 @@ class LocalWorker:
         self.name = f"{settings.node_name}-local"
         self.session = uuid.uuid4().hex
         self.executor = Executor(
-            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max
-        )
+            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
+            memory_mb=settings.pool_memory_mb, time_limit_s=settings.task_time_limit_s,
+        )  # fmt: skip
         self.processor = TaskProcessor(
             self.name,
             settings,

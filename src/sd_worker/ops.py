@@ -61,6 +61,8 @@ def normalize(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation and bring the image to "L" or "RGB", the modes every op takes."""
     try:
         upright = ImageOps.exif_transpose(img)
+    except MemoryError:
+        raise
     except Exception as exc:
         # The EXIF block is as untrusted as the pixels; a malformed one means a corrupt file.
         raise ImageRejected(f"corrupt EXIF data: {exc}") from None

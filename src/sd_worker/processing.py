@@ -24,6 +24,7 @@ from sd_common.tasks import IMAGE_TASK, get_task_type
 from sd_worker.cache import InputCache, InputMismatch
 from sd_worker.client import CoordinatorRejected
 from sd_worker.executor import Executor, PoolCrashed
+from sd_worker.loop_pool import TaskTimedOut
 from sd_worker.ops import process_image_file, process_image_into
 from sd_worker.shared import SharedStorage
 
@@ -160,8 +161,10 @@ class TaskProcessor:
             if shared is not None:
                 self._stop_sharing(f"{exc.filename} vanished")
             raise RetryLater(f"input {sha256[:12]}… or its result folder vanished") from exc
-        except (ImageRejected, PipelineError) as exc:
+        except (ImageRejected, PipelineError, TaskTimedOut) as exc:
             raise TaskFailed(str(exc)) from exc
+        except MemoryError as exc:
+            raise TaskFailed(self._out_of_memory()) from exc
         duration_s = time.perf_counter() - started
         if shared is None:
             await self.link.post_image(message.task_id, self.name, png, duration_s)
@@ -187,6 +190,11 @@ class TaskProcessor:
         except CoordinatorRejected as exc:
             raise TaskFailed(f"input unavailable: {exc.detail}") from exc
 
+    def _out_of_memory(self) -> str:
+        cap = self.settings.pool_memory_mb
+        limit = f"the limit of POOL_MEMORY_MB={cap}" if cap else "the memory it could get"
+        return f"the task ran out of memory ({limit}); its pool process was replaced"
+
     def _stop_sharing(self, why: str) -> None:
         if self.shared is not None:
             self.shared = None
@@ -207,5 +215,7 @@ class TaskProcessor:
             return await task_type.run(params)
         except PoolCrashed:
             raise
+        except MemoryError as exc:
+            raise TaskFailed(self._out_of_memory()) from exc
         except Exception as exc:  # the task's own code failed: deterministic, report it
             raise TaskFailed(f"{type(exc).__name__}: {exc}") from exc

@@ -170,8 +170,9 @@ class AsyncWorker:
         self.name = settings.node_name
         self.session = uuid.uuid4().hex
         self.executor = Executor(
-            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max
-        )
+            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
+            memory_mb=settings.pool_memory_mb, time_limit_s=settings.task_time_limit_s,
+        )  # fmt: skip
         self.client = CoordinatorClient(
             settings, tasks_in_flight=lambda: len(self.inflight), keep_busy=self.executor.capacity
         )
