@@ -9,10 +9,10 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from sd_coordinator.api.deps import ServicesDep, UserRoute
+from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
 from sd_coordinator.snapshot import SnapshotCache
 
-router = APIRouter(route_class=UserRoute, tags=["cluster"])
+router = APIRouter(route_class=BrowserLoadRoute, tags=["cluster"])
 
 PUSH_INTERVAL_S = 1.0
 

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from sd_coordinator.api.deps import ServicesDep, UserRoute
+from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
 from sd_coordinator.api.files import stored_file
 from sd_coordinator.errors import NotFound
 
-router = APIRouter(route_class=UserRoute, tags=["results"])
+router = APIRouter(route_class=BrowserLoadRoute, tags=["results"])
 
 IMAGE_MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
