@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         description="worker: a task running longer in the pool fails, and its process is "
         "killed and replaced (0: no limit)",
     )
+    max_event_streams: int = Field(
+        100, ge=1, description="coordinator: live GET /events streams at once; more get 503"
+    )
     shared_storage: Literal["auto", "off"] = Field(
         "auto",
         description="auto: a worker that sees the coordinator's DATA_DIR (same machine or a "

@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from sd_common import result_frames
 from sd_common.settings import Settings, get_settings
 from sd_coordinator.api import events, internal, jobs, metrics, problems, results, workers
 from sd_coordinator.guard import RequestGuard, machine_addresses
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit,
         limits={
             "/upload": settings.max_upload_bytes,
-            "/result-image": RESULT_BODY_LIMIT,
+            "/result-image": result_frames.max_result_bytes(settings.max_image_pixels),
             "/result-images": RESULT_BODY_LIMIT,
         },
         default=JSON_BODY_LIMIT,

@@ -58,7 +58,7 @@ class Ingestor:
         return IngestAnswer(task_id=task_id, stored=True, duplicate=result is Ingest.DUPLICATE)
 
     async def image_result(
-        self, task_id: str, worker: str, png: bytes, duration_s: float = 0
+        self, task_id: str, worker: str, png: ResultData, duration_s: float = 0
     ) -> IngestAnswer:
         """Store a result image, then mark its task done."""
         (answer,) = await self.image_results([ImageResult(task_id, worker, png, duration_s)])

@@ -26,13 +26,15 @@ from sd_common.result_frames import ResultHeader
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.api.files import stored_file
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
-from sd_coordinator.errors import Invalid, ServiceError
+from sd_coordinator.errors import Invalid, ServiceError, TooLarge
 from sd_coordinator.ingest import ImageResult
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
 
 # POST /result-images spools its results to files every SPOOL_BYTES of them.
 SPOOL_BYTES = 4 * 1024 * 1024
+# A JSON outcome sent to POST /result-image (custom outputs, failures).
+OUTCOME_BYTES = 1024 * 1024
 
 
 @lru_cache(maxsize=1)
@@ -99,9 +101,13 @@ async def result_image(
     duration_s: Annotated[float, Query(ge=0, le=86_400)] = 0,
 ) -> IngestAnswer:
     """A task's result as the raw PNG body (`?task_id=&worker=&duration_s=`), or a JSON
-    failure report."""
-    body = await request.body()
+    failure report. The image is spooled to a file as it streams in, never held whole."""
     if request.headers.get("content-type", "").startswith("application/json"):
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > OUTCOME_BYTES:
+                raise TooLarge(f"a JSON outcome may be at most {OUTCOME_BYTES} bytes")
         try:
             outcome = TaskOutcome.model_validate_json(body)
         except ValidationError as exc:
@@ -109,7 +115,13 @@ async def result_image(
         return await services.ingestor.outcome(outcome)
     if task_id is None or worker is None:
         raise Invalid("a result image needs the query parameters task_id and worker")
-    return await services.ingestor.image_result(task_id, worker, body, duration_s)
+    path, head = await services.blobs.spool_stream(request.stream())
+    try:
+        # What is not a PNG keeps only its first bytes: enough for the answer that refuses it.
+        png: Path | bytes = path if head == PNG_SIGNATURE else head
+        return await services.ingestor.image_result(task_id, worker, png, duration_s)
+    finally:
+        await services.blobs.discard([path])  # a stored one was renamed into place
 
 
 @router.post(
@@ -125,7 +137,9 @@ async def result_images(request: Request, services: ServicesDep) -> dict[str, li
     been read and found well formed; a malformed one leaves no trace.
     """
     blobs = services.blobs
-    reader = result_frames.FrameReader()
+    reader = result_frames.FrameReader(
+        result_frames.max_result_bytes(services.settings.max_image_pixels)
+    )
     results: list[ImageResult] = []
     held: list[tuple[ResultHeader, bytes]] = []
     held_bytes = 0
