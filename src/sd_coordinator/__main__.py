@@ -57,6 +57,18 @@ def check_startup(settings: Settings) -> None:
             )
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """What to tell the user when the user API is open to the network, else None."""
+    if not listens_beyond_loopback(settings.bind_host) or settings.api_token:
+        return None
+    return (
+        f"the user API listens on {settings.bind_host}:{settings.coordinator_port}, beyond this "
+        "machine, without API_TOKEN: anyone who reaches that port can submit work and read "
+        "every job and result. Set API_TOKEN, or listen on 127.0.0.1 (--host); see "
+        "docs/security.md"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the sd-coordinator console script."""
     args = parse_args(argv)
@@ -65,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         coordinator_bind=args.host, coordinator_port=args.port, data_dir=args.data_dir
     )
     check_startup(settings)
+    if (warning := exposure_warning(settings)) is not None:
+        log.warning(warning)
     if not settings.embedded:
         try:
             asyncio.run(check_broker(settings))
