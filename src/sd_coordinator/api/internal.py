@@ -92,7 +92,14 @@ async def blob(sha256: str, services: ServicesDep) -> StreamingResponse:
                              f"input {sha256!r}")  # fmt: skip
 
 
-@router.post("/result-image", response_model=IngestAnswer)
+@router.post(
+    "/result-image",
+    response_model=IngestAnswer,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": TaskOutcome.model_json_schema()},
+    }}},
+)  # fmt: skip
 async def result_image(
     request: Request,
     services: ServicesDep,
@@ -126,8 +133,15 @@ async def result_image(
 
 @router.post(
     "/result-images",
+    # Documented as plain binary, so any OpenAPI tool can send one; workers label the same
+    # bytes with result_frames.MEDIA_TYPE, and the body is read the same whatever its type.
     openapi_extra={"requestBody": {"required": True, "content": {
-        result_frames.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+        "application/octet-stream": {"schema": {
+            "type": "string", "format": "binary",
+            "description": "frames: a 4-byte big-endian header length, a JSON header "
+            "{task_id, worker, size, duration_s}, then `size` bytes of PNG; repeated "
+            f"(also accepted as {result_frames.MEDIA_TYPE})",
+        }}}}},
 )  # fmt: skip
 async def result_images(request: Request, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     """Several result images in one raw body (see sd_common.result_frames); one answer each.
