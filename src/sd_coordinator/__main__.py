@@ -87,8 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     from sd_coordinator.app import create_app
 
     app = create_app(settings)
-    log.info("dashboard and API on http://%s:%d (API docs at /docs)",
-             "localhost" if not listens_beyond_loopback(settings.bind_host) else settings.bind_host,
+    # A wildcard address is no place to browse to (and not a host name this coordinator answers).
+    shown = settings.bind_host
+    if not listens_beyond_loopback(shown) or shown in ("0.0.0.0", "::"):
+        shown = "localhost"
+    log.info("dashboard and API on http://%s:%d (API docs at /docs)", shown,
              settings.coordinator_port)  # fmt: skip
     settle_heap()
     uvicorn.run(
