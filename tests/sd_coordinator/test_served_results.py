@@ -123,3 +123,17 @@ async def test_a_late_duplicate_from_a_worker_sharing_the_data_dir_leaves_the_st
     after = stored.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert sorted(p.name for p in results_dir(app).iterdir()) == [stored.name]
+
+
+async def test_serving_results_and_inputs_leaves_no_file_open(
+    served: tuple[FastAPI, httpx.AsyncClient, dict],
+) -> None:
+    _, client, job = served
+    task = job["tasks"][0]
+    paths = [f"/result/{task['result']}", f"/inputs/{task['input']}", f"/blobs/{task['input']}"]
+    await client.get(paths[0])  # anything opened once for good is open by now
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        for path in paths:
+            assert (await client.get(path)).status_code == 200
+    assert len(os.listdir("/proc/self/fd")) <= before + 2

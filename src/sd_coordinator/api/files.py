@@ -6,8 +6,10 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from sd_coordinator.blobs import open_regular
 from sd_coordinator.errors import NotFound
@@ -16,13 +18,23 @@ CHUNK_BYTES = 1024 * 1024
 SNIFF_BYTES = 16
 
 
-def _chunks(fd: int, first: bytes) -> Iterator[bytes]:
-    with os.fdopen(fd, "rb") as f:
-        f.seek(len(first))
-        if first:
-            yield first
-        while chunk := f.read(CHUNK_BYTES):
-            yield chunk
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    while chunk := f.read(CHUNK_BYTES):
+        yield chunk
+
+
+class FileStream(StreamingResponse):
+    """Streams an open file and closes it however the answer ends (sent, hung up, failed)."""
+
+    def __init__(self, f: BinaryIO, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_chunks(f), *args, **kwargs)
+        self.file = f
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.file.close()
 
 
 async def stored_file(
@@ -38,15 +50,13 @@ async def stored_file(
     if opened is None:
         raise NotFound(f"no {what}")
     fd, size = opened
-    first = b""
+    f = os.fdopen(fd, "rb")
     if callable(media_type):
         try:
             first = await asyncio.to_thread(os.pread, fd, SNIFF_BYTES, 0)
         except OSError:
-            os.close(fd)
+            f.close()
             raise NotFound(f"no {what}") from None
         media_type = media_type(first)
-    return StreamingResponse(
-        _chunks(fd, first), media_type=media_type,
-        headers={"Content-Length": str(size), **(headers or {})},
-    )  # fmt: skip
+    return FileStream(f, media_type=media_type,
+                      headers={"Content-Length": str(size), **(headers or {})})  # fmt: skip
