@@ -42,17 +42,6 @@ def result_name(task_id: str) -> str:
     return f"{task_id}.png"
 
 
-INCOMING_PREFIX = ".incoming-"
-INCOMING_NAME = re.compile(r"^\.incoming-([0-9a-f]{32})-[0-9a-f]{32}\.png$")
-
-
-def incoming_name(task_id: str) -> str:
-    """A fresh name under which a worker that shares DATA_DIR writes a task's result: it
-    becomes `result_name(task_id)` only when the coordinator accepts it for an unfinished task,
-    so a late or duplicate result never replaces a stored one."""
-    return f"{INCOMING_PREFIX}{task_id}-{os.urandom(16).hex()}.png"
-
-
 @contextlib.contextmanager
 def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
     """Write a file that readers see whole or not at all: a temporary sibling, renamed over
@@ -81,3 +70,13 @@ def file_has_sha256(path: Path, sha256: str) -> bool:
     except OSError:
         return False
     return digest.hexdigest() == sha256
+
+
+INCOMING_PREFIX = ".incoming-"
+
+
+def incoming_name(task_id: str) -> str:
+    """A fresh name under which a worker that shares DATA_DIR writes a task's result: it
+    becomes `result_name(task_id)` only when the coordinator accepts it for an unfinished task,
+    so a late or duplicate result never replaces a stored one."""
+    return f"{INCOMING_PREFIX}{task_id}-{os.urandom(16).hex()}.png"
