@@ -2,6 +2,9 @@
 # Install everything the tests need and run the whole suite: Python unit, integration and
 # end-to-end tests on the real RabbitMQ, the dashboard's component tests (Vitest) and its
 # browser tests in headless Chromium. Arguments go to pytest (e.g. -k upload).
+# A whole run (no test paths, no -k/-m) also type-checks src for Linux, Windows and macOS and
+# runs the worker and end-to-end tests once more as Windows and macOS run them
+# (PORTABLE_RUNTIME=true); PORTABLE_PASS=0 leaves that pass out, PORTABLE_PASS=1 forces it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -36,6 +39,19 @@ build_web force
 say "dashboard component tests (Vitest)"
 (cd web && npm test --silent)
 
+whole=1
+for arg in "$@"; do
+  case "$arg" in -k|-m|-k?*|-m?*|[!-]*) whole=0 ;; esac
+done
+
+if [ $whole = 1 ]; then
+  say "type check of src for Linux, Windows and macOS (mypy --platform)"
+  for platform in linux win32 darwin; do
+    "$VENV/bin/mypy" --platform "$platform" --cache-dir ".mypy_cache/$platform" \
+      || { echo "error: mypy found errors for --platform $platform" >&2; exit 1; }
+  done
+fi
+
 say "Python tests (unit, integration, end to end, browser)"
 set +e
 "$VENV/bin/python" -m pytest "$@"
@@ -43,5 +59,15 @@ status=$?
 set -e
 if [ $status -eq 5 ]; then
   echo "error: pytest collected no tests" >&2
+fi
+
+if [ "${PORTABLE_PASS:-$whole}" = 1 ]; then
+  say "worker and end-to-end tests again as on Windows and macOS (PORTABLE_RUNTIME=true:" \
+      "concurrent.futures pool, spawn, signal.signal, no uvloop)"
+  set +e
+  PORTABLE_RUNTIME=true "$VENV/bin/python" -m pytest "$@" tests/sd_worker tests/e2e
+  portable_status=$?
+  set -e
+  [ $status -ne 0 ] || status=$portable_status
 fi
 exit $status

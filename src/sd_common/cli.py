@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import platform
 import sys
 from typing import Any, NoReturn
 
@@ -37,6 +38,19 @@ def fail(message: str) -> NoReturn:
     """Stop the program with one clear line on stderr."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+MIN_PYTHON = (3, 11)
+
+
+def check_python() -> None:
+    """Stop with one line on a Python older than the programs need."""
+    if sys.version_info < MIN_PYTHON:
+        fail(
+            f"Python {platform.python_version()} is too old: Sistema Distribuido needs Python "
+            "3.11 or newer. Install one (Windows: winget install Python.Python.3.12; macOS: "
+            "brew install python@3.12) and create the venv with it (py -3.12 -m venv .venv)."
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

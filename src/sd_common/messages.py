@@ -53,6 +53,7 @@ class WorkerHello(BaseModel):
     prefetch: int = Field(0, ge=0, le=100_000)
     processed: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+    os: str = Field("", max_length=80, description="the node's operating system, for its card")
 
 
 class Working(BaseModel):

@@ -86,9 +86,32 @@ class Settings(BaseSettings):
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="extra modules that register custom task types"
     )
+    portable_runtime: bool = Field(
+        False,
+        description="run as on Windows and macOS everywhere: a concurrent.futures process pool "
+        "with the spawn start method, stop signals through signal.signal, asyncio's own loop",
+    )
     report_interval_s: float = Field(1.0, gt=0)
     tune_interval_s: float = Field(3.0, gt=0)
     delivery_limit: int = Field(5, ge=1)
+    academic_db: Path | None = Field(
+        None, description="SQLite file of the academic records; unset: DATA_DIR/academico.sqlite3"
+    )
+    academic_in_process: bool = Field(
+        True, description="with RabbitMQ, the coordinator runs the academic service itself; "
+        "false when sd-academic runs elsewhere",
+    )  # fmt: skip
+    academic_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="how long the REST layer waits for the academic service"
+    )
+    academic_queue: str | None = Field(
+        None, max_length=200, pattern=r"^[\w.\-:]+$",
+        description="queue of academic commands; unset: <QUEUE_NAME>.academico.rpc",
+    )  # fmt: skip
+    academic_exchange: str | None = Field(
+        None, max_length=200, pattern=r"^[\w.\-:]+$",
+        description="topic exchange of academic changes; unset: <QUEUE_NAME>.academico.events",
+    )  # fmt: skip
 
     @field_validator("cors_origins", "task_modules", "allowed_hosts", mode="before")
     @classmethod
@@ -99,7 +122,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rabbit_host", "cluster_token", "api_token", "coordinator_bind",
-        "rabbit_ca_file", "rabbit_cert_file", "rabbit_key_file", mode="before",
+        "rabbit_ca_file", "rabbit_cert_file", "rabbit_key_file", "academic_db", "academic_queue",
+        "academic_exchange", mode="before",
     )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -13,6 +13,8 @@ import contextlib
 import hashlib
 import os
 import re
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -42,6 +44,24 @@ def result_name(task_id: str) -> str:
     return f"{task_id}.png"
 
 
+# Windows refuses to replace a file that another process holds open (an antivirus scanning the
+# new file, a reader of the old one) with a sharing violation that passes within moments.
+WINDOWS_REPLACE_RETRY_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def replace_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """`os.replace`: atomic on each platform (readers see the old file or the new one, never a
+    part), retried on Windows while another process holds `dst` open for a moment."""
+    if sys.platform == "win32":
+        for delay in WINDOWS_REPLACE_RETRY_S:
+            try:
+                os.replace(src, dst)
+                return
+            except PermissionError:
+                time.sleep(delay)
+    os.replace(src, dst)
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
     """Write a file that readers see whole or not at all: a temporary sibling, renamed over
@@ -52,7 +72,7 @@ def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
     try:
         with open(tmp, "wb") as f:
             yield f
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

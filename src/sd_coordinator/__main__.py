@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import logging
 import socket
+import sys
 
 import uvicorn
 
-from sd_common.cli import fail, load_settings, settle_heap, setup_logging
+from sd_common.cli import check_python, fail, load_settings, settle_heap, setup_logging
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, check_broker
 from sd_coordinator.security import listens_beyond_loopback
@@ -46,7 +47,8 @@ def check_startup(settings: Settings) -> None:
             "CLUSTER_TOKEN (the same on every worker), or --host 127.0.0.1."
         )
     with socket.socket(socket.AF_INET6 if ":" in settings.bind_host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sys.platform != "win32":  # there it would let the probe bind over a listening port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((settings.bind_host, settings.coordinator_port))
         except OSError as exc:
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the sd-coordinator console script."""
     args = parse_args(argv)
     setup_logging(args.verbose)
+    check_python()
     settings = load_settings(
         coordinator_bind=args.host, coordinator_port=args.port, data_dir=args.data_dir
     )
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.bind_host,
         port=settings.coordinator_port,
         log_level="warning",
+        # uvloop where uvicorn finds it (not on Windows); PORTABLE_RUNTIME runs as Windows does.
+        loop="asyncio" if settings.portable_runtime else "auto",
         timeout_graceful_shutdown=5,
     )
 

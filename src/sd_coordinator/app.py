@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from sd_common import result_frames
 from sd_common.settings import Settings, get_settings
-from sd_coordinator.api import events, internal, jobs, metrics, problems, results, workers
+from sd_coordinator.api import academic, events, internal, jobs, metrics, problems, results, workers
 from sd_coordinator.guard import RequestGuard, machine_addresses
 from sd_coordinator.lifespan import build_services, lifespan
 from sd_coordinator.limits import BodyLimit
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
 
     # Workers' endpoints first: they take most requests, and routes are matched in order.
-    for module in (internal, jobs, workers, results, events, metrics):
+    for module in (internal, jobs, workers, results, events, metrics, academic):
         app.include_router(module.router)
 
     if settings.cors_origins:

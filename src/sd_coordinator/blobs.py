@@ -17,6 +17,10 @@ from sd_common.storage import RESULT_NAME, SHA256
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPOOL_PREFIX = ".spool-"
 STREAM_SPOOL_BYTES = 4 * 1024 * 1024
+# Windows opens a descriptor in text mode unless asked for binary (0 elsewhere).
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+# Never through a symlink, never waiting on a FIFO (where the platform has these flags).
+STORED_FLAGS = READ_FLAGS | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 ResultData = bytes | memoryview | Path
 """A result image's bytes, or the Path of its file spooled by `Blobs.spool_results`."""
@@ -31,7 +35,7 @@ def open_regular(path: Path | str) -> tuple[int, int] | None:
     """(descriptor, size) of the regular file at `path`, opened without following a symlink
     and without blocking (a FIFO planted there would hang the reader); None for anything else."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, STORED_FLAGS)
     except OSError:
         return None
     try:
@@ -128,7 +132,7 @@ class Blobs:
             self.results_dir.mkdir(parents=True, exist_ok=True)  # even if someone cleared it
             for name, (_, data) in zip(names, results, strict=True):
                 if isinstance(data, Path):
-                    os.replace(data, self.results_dir / name)
+                    storage.replace_file(data, self.results_dir / name)
                 else:
                     _write_atomic(self.results_dir / name, data)
 
@@ -206,7 +210,7 @@ class Blobs:
                 return False
             fd, _ = opened
             try:
-                ok = os.pread(fd, len(PNG_SIGNATURE), 0) == PNG_SIGNATURE
+                ok = os.read(fd, len(PNG_SIGNATURE)) == PNG_SIGNATURE
             except OSError:
                 ok = False
             finally:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from sd_academic.runtime import AcademicRuntime
 from sd_common.settings import Settings
 from sd_common.tasks import load_task_modules
 from sd_common.topology import broker_display
@@ -44,6 +45,7 @@ class Services:
     stopping: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    academic: AcademicRuntime | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -65,7 +67,7 @@ def build_services(settings: Settings) -> Services:
     submitter = Submitter(settings, store, blobs, broker, metrics)
     return Services(
         settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
-        metrics=metrics,
+        metrics=metrics, academic=AcademicRuntime(settings),
     )  # fmt: skip
 
 
@@ -76,6 +78,8 @@ async def start_services(services: Services) -> None:
     await services.blobs.start()
     await services.store.start()
     await services.broker.start()
+    if services.academic is not None:
+        await services.academic.start()
     recovered = await services.submitter.republish_unfinished(unpublished_only=not s.embedded)
     if recovered:
         log.info("re-enqueued %d unfinished task(s) from %s", recovered, s.data_dir)
@@ -94,6 +98,8 @@ async def stop_services(services: Services) -> None:
     services.stopping = True
     if services.local_worker is not None:
         await services.local_worker.stop()
+    if services.academic is not None:
+        await services.academic.stop()
     await services.broker.stop()
     await services.store.stop()
     await services.blobs.stop()

@@ -20,7 +20,7 @@ from sd_worker.client import CoordinatorRejected
 from sd_worker.executor import Executor
 from sd_worker.params import get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
-from sd_worker.resources import ResourceSampler
+from sd_worker.resources import ResourceSampler, os_name
 from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.coordinator.local_worker")
@@ -76,7 +76,8 @@ class LocalWorker:
         self.session = uuid.uuid4().hex
         self.executor = Executor(
             preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            memory_mb=settings.pool_memory_mb, time_limit_s=settings.task_time_limit_s,
+            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
+            time_limit_s=settings.task_time_limit_s,
         )  # fmt: skip
         self.processor = TaskProcessor(
             self.name,
@@ -87,6 +88,7 @@ class LocalWorker:
             self._changed,
         )
         self.sampler = ResourceSampler()
+        self.os = os_name()
         self._tasks: list[asyncio.Task[None]] = []
         self.loops = 0
         self._marks: set[asyncio.Task[None]] = set()
@@ -144,7 +146,7 @@ class LocalWorker:
             name=self.name, session=self.session, cpu=cpu, ram=ram, net=net, ip="127.0.0.1",
             cpus=self.executor.workers, status="busy" if p.current else "free",
             task_id=p.current_task, consumers=self.loops, prefetch=1,
-            processed=p.processed, failed=p.failed,
+            processed=p.processed, failed=p.failed, os=self.os,
         )  # fmt: skip
 
     def _changed(self) -> None:

@@ -32,6 +32,7 @@ class WorkerState:
     prefetch: int = 0
     processed: int = 0
     failed: int = 0
+    os: str = ""
 
 
 class Registry:
@@ -86,6 +87,7 @@ class Registry:
             "consumers", "prefetch", "processed", "failed",
         ):  # fmt: skip
             setattr(worker, field, getattr(hello, field))
+        worker.os = hello.os
         worker.is_local = is_local
         worker.last_seen = now
 

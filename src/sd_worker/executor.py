@@ -5,23 +5,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from multiprocessing.context import BaseContext
+from typing import Any, Protocol, TypeVar
 
 import psutil
 
-from sd_worker.loop_pool import DEPTH, LoopPool
+from sd_worker.portable_pool import DEPTH, PortablePool
 
 log = logging.getLogger("sd.worker.executor")
 
 T = TypeVar("T")
 
 OWNER_CHECK_S = 1.0
+# ProcessPoolExecutor's limit on Windows (WaitForMultipleObjects).
+WINDOWS_MAX_WORKERS = 61
+
+
+class Pool(Protocol):
+    """What the Executor needs of a pool: LoopPool (Linux) and PortablePool (everywhere)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]: ...
+    def shutdown(self, wait: bool = True, cancel_futures: bool = True) -> None: ...
+
+
+class PoolUnavailable(RuntimeError):
+    """The process pool cannot start on this machine; the message says what to do."""
 
 
 class PoolCrashed(RuntimeError):
@@ -101,15 +117,27 @@ def ignore_stop_signals() -> None:
 
 def pool_size() -> int:
     """One process per core this process may use."""
-    try:
+    if sys.platform == "linux":
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    if sys.platform == "win32":
+        return max(1, min(os.cpu_count() or 1, WINDOWS_MAX_WORKERS))
+    return max(1, os.cpu_count() or 1)
+
+
+def _noop() -> None:
+    """Run once by every pool process at start: the pool is up when each has answered."""
+
+
+def fast_path_available() -> bool:
+    """True where the event-loop pool (sd_worker.loop_pool) runs: Linux, with a forkserver."""
+    return sys.platform == "linux" and "forkserver" in multiprocessing.get_all_start_methods()
 
 
 class Executor:
-    """A process pool (sd_worker.loop_pool) whose dying process fails only the task it ran,
-    and that task only after it killed a process of its own."""
+    """A process pool whose dying process fails only the task it ran, and that task only after
+    it killed a process of its own. On Linux the event-loop pool (sd_worker.loop_pool, with a
+    forkserver); elsewhere, or with `portable` (PORTABLE_RUNTIME), sd_worker.portable_pool
+    with spawn."""
 
     def __init__(
         self,
@@ -117,6 +145,7 @@ class Executor:
         preload: list[str] | None = None,
         pillow_blocks_max: int | None = None,
         *,
+        portable: bool = False,
         memory_mb: int = 0,
         time_limit_s: float | None = None,
     ) -> None:
@@ -128,7 +157,8 @@ class Executor:
         self.pillow_blocks_max = pillow_blocks_max
         self.memory_mb = memory_mb
         self.time_limit_s = time_limit_s or None
-        self._pool: LoopPool | None = None
+        self.portable = portable or not fast_path_available()
+        self._pool: Pool | None = None
         self._alone = asyncio.Semaphore(self.workers)
 
     @property
@@ -136,26 +166,60 @@ class Executor:
         """How many calls the pool holds at once (each process runs one, the next waits)."""
         return self.workers * DEPTH
 
+    @property
+    def kind(self) -> str:
+        """How the pool runs, for the start-up log line."""
+        if self.portable:
+            return "spawn, concurrent.futures (portable)"
+        return "forkserver, driven by the event loop (Linux fast path)"
+
     def start(self) -> None:
-        """Create the pool (forkserver: forking a threaded asyncio process is unsafe)."""
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            context.set_forkserver_preload(
-                ["sd_worker.forkserver_init", "PIL.Image", "sd_worker.ops", *self.preload]
-            )
-        self._context = context
+        """Create the pool (never fork: forking a threaded asyncio process is unsafe)."""
+        self._preloaded = ["PIL.Image", "sd_worker.ops", *self.preload]
+        self._context: BaseContext
+        if self.portable:
+            self._context = multiprocessing.get_context("spawn")
+            try:  # ProcessPoolExecutor needs working POSIX semaphores (sem_open) off Windows
+                multiprocessing.synchronize.Lock(ctx=self._context)
+            except (ImportError, NotImplementedError, OSError) as exc:
+                raise PoolUnavailable(
+                    f"this system cannot run a process pool ({exc}): multiprocessing needs "
+                    "working semaphores (on Linux, a writable /dev/shm)"
+                ) from exc
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["sd_worker.forkserver_init", *self._preloaded])
+            self._context = context
         self._pool = self._new_pool()
 
-    def _new_pool(self, workers: int | None = None, *, respawn: bool = True) -> LoopPool:
-        return LoopPool(
-            workers or self.workers,
-            self._context,
-            initializer=prepare_pool_process,
-            initargs=(os.getpid(), self.pillow_blocks_max, self.memory_mb),
-            respawn=respawn,
-            time_limit_s=self.time_limit_s,
-        )
+    def _new_pool(self, workers: int | None = None, *, respawn: bool = True) -> Pool:
+        workers = workers or self.workers
+        initargs = (os.getpid(), self.pillow_blocks_max, self.memory_mb)
+        if sys.platform == "linux" and not self.portable:
+            from sd_worker.loop_pool import LoopPool  # imported where it runs: not on Windows
+
+            return LoopPool(
+                workers, self._context, initializer=prepare_pool_process, initargs=initargs,
+                respawn=respawn, time_limit_s=self.time_limit_s,
+            )  # fmt: skip
+        return PortablePool(
+            workers, self._context, prepare_pool_process, initargs, respawn=respawn,
+            preload=self._preloaded, time_limit_s=self.time_limit_s,
+        )  # fmt: skip
+
+    async def ready(self) -> None:
+        """Wait until every pool process has started and run a call (after `start()`); a pool
+        that cannot start raises here, at start-up, not on the first task."""
+        if self._pool is None:
+            raise RuntimeError("Executor used before start()")
+        pool = self._pool
+        try:
+            await asyncio.gather(*(pool.submit(_noop) for _ in range(self.workers)))
+        except BrokenProcessPool as exc:
+            raise PoolUnavailable(
+                f"the process pool ({self.kind}) could not start: {exc}. Check that TASK_MODULES "
+                "import in a fresh Python process; PORTABLE_RUNTIME=true takes the portable pool"
+            ) from exc
 
     def stop(self) -> None:
         """Shut the pool down (idempotent)."""

@@ -19,11 +19,17 @@ import logging
 import os
 import pickle
 import struct
+import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
+
+from sd_worker.pool_limits import TaskTimedOut, timed_out_message
+
+# Non-blocking pipes watched by add_reader: POSIX loops only (the Executor takes it on Linux).
+assert sys.platform != "win32", "sd_worker.loop_pool is not for Windows: see portable_pool"
 
 log = logging.getLogger("sd.worker.pool")
 
@@ -34,10 +40,6 @@ _LONG = struct.Struct("!Q")
 READY = b"ready"  # a pool process's first frame; every later one is a pickled answer
 
 Call = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
-
-
-class TaskTimedOut(Exception):
-    """The call ran past the pool's time limit: its process was killed and replaced."""
 
 
 def serve(
@@ -122,11 +124,8 @@ class _Worker:
         self.deadline = None
         if not self.calls or self.calls[0][2] is not future or future.done():
             return
-        limit = self.pool.time_limit_s
-        future.set_exception(TaskTimedOut(
-            f"the task ran longer than the time limit of {limit:g} s; its pool process was "
-            "stopped"
-        ))  # fmt: skip
+        limit = self.pool.time_limit_s or 0
+        future.set_exception(TaskTimedOut(timed_out_message(limit)))
         log.warning("a task ran longer than %g s: killed its pool process", limit)
         # Its end of file settles the calls behind it and starts a fresh process.
         with contextlib.suppress(OSError):

@@ -24,8 +24,8 @@ from sd_common.tasks import IMAGE_TASK, get_task_type
 from sd_worker.cache import InputCache, InputMismatch
 from sd_worker.client import CoordinatorRejected
 from sd_worker.executor import Executor, PoolCrashed
-from sd_worker.loop_pool import TaskTimedOut
 from sd_worker.ops import process_image_file, process_image_into
+from sd_worker.pool_limits import TaskTimedOut
 from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.worker.processing")

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import platform
 import socket
+import sys
 import time
 
 import psutil
+
+
+def os_name() -> str:
+    """This machine's operating system as a person would name it: "Windows 11", "macOS 14.5",
+    "Debian GNU/Linux 12 (bookworm)"."""
+    if sys.platform == "win32":
+        # Windows 11 still reports version 10.0; its build numbers start at 22000.
+        release, build = platform.release(), platform.version().rsplit(".", 1)[-1]
+        if release == "10" and build.isdigit() and int(build) >= 22000:
+            release = "11"
+        return f"Windows {release}"
+    if sys.platform == "darwin":
+        return f"macOS {platform.mac_ver()[0]}".strip()
+    if sys.platform == "linux":
+        try:
+            return platform.freedesktop_os_release()["PRETTY_NAME"]
+        except (OSError, KeyError):
+            return f"Linux {platform.release()}"
+    return f"{platform.system()} {platform.release()}".strip()
 
 
 class ResourceSampler:

@@ -20,7 +20,7 @@ from sd_worker.client import CoordinatorClient, CoordinatorRejected
 from sd_worker.executor import Executor
 from sd_worker.params import MAX_PREFETCH, get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
-from sd_worker.resources import ResourceSampler, ip_towards
+from sd_worker.resources import ResourceSampler, ip_towards, os_name
 from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.worker")
@@ -171,7 +171,8 @@ class AsyncWorker:
         self.session = uuid.uuid4().hex
         self.executor = Executor(
             preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            memory_mb=settings.pool_memory_mb, time_limit_s=settings.task_time_limit_s,
+            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
+            time_limit_s=settings.task_time_limit_s,
         )  # fmt: skip
         self.client = CoordinatorClient(
             settings, tasks_in_flight=lambda: len(self.inflight), keep_busy=self.executor.capacity
@@ -182,6 +183,7 @@ class AsyncWorker:
         )
         self.sampler = ResourceSampler()
         self.ip = ip_towards(settings.coordinator_ip, settings.coordinator_port)
+        self.os = os_name()
         self.connection: AbstractRobustConnection | None = None
         self.consumers: list[Consumer] = []
         self.prefetch = 0
@@ -197,14 +199,20 @@ class AsyncWorker:
         self._saturated = asyncio.Event()
         self._live: int | None = None  # live workers at the last look that asked
         self._background: list[asyncio.Task[None]] = []
+        self.phase = "start-up"  # what start() is doing, for the line a stop during it logs
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the pool, register, connect, and begin consuming."""
+        self.phase = "the process pool's start"
+        log.info("process pool: %d processes, %s", self.executor.workers, self.executor.kind)
         self.executor.start()
+        await self.executor.ready()
         await self.client.start()
+        self.phase = "registration with the coordinator"
         await self._register()
+        self.phase = "the connection to RabbitMQ"
         self.connection = await topology.connect(self.settings, f"sd-worker {self.name}")
         consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
         await self._apply(consumers, prefetch)
@@ -219,6 +227,10 @@ class AsyncWorker:
     async def run(self) -> None:
         """Start, then serve until `stop()`."""
         await self.start()
+        await self.stopped()
+
+    async def stopped(self) -> None:
+        """Wait until the worker stops (a drain or `stop()`)."""
         await self._stopped.wait()
 
     async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
@@ -374,7 +386,7 @@ class AsyncWorker:
             cpus=self.executor.workers, status=self._status(),
             task_id=self.processor.current_task, consumers=len(self.consumers),
             prefetch=self.prefetch, processed=self.processor.processed,
-            failed=self.processor.failed,
+            failed=self.processor.failed, os=self.os,
         )  # fmt: skip
 
     async def _register(self) -> None:

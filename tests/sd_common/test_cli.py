@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from sd_common.cli import GC_YOUNG_THRESHOLD
 
 
@@ -38,3 +40,24 @@ def test_settle_heap_freezes_start_up_objects_and_still_collects_cycles_made_lat
     assert out[0] == "True True"  # start-up objects frozen, out of the collector's sight
     assert int(out[1]) == GC_YOUNG_THRESHOLD
     assert out[2] == "True"  # a cycle made afterwards is still collected, without gc.collect()
+
+
+def test_an_old_python_is_named_in_one_line_with_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sd_common import cli
+
+    monkeypatch.setattr(cli.sys, "version_info", (3, 10, 12, "final", 0))
+    monkeypatch.setattr(cli.platform, "python_version", lambda: "3.10.12")
+    with pytest.raises(SystemExit) as stopped:
+        cli.check_python()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "Python 3.10.12 is too old" in err and "3.11 or newer" in err and "winget" in err
+
+
+def test_the_running_python_passes_the_version_check() -> None:
+    from sd_common.cli import check_python
+
+    check_python()

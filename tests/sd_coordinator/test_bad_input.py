@@ -431,6 +431,8 @@ BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
                                   ("ram",)),
     "register bad status": ("/register", {"json": {"name": "w1", "status": "asleep"}}, 422,
                             ("status",)),
+    "register os too long": ("/register", {"json": {"name": "w1", "os": "x" * 81}}, 422,
+                             ("os",)),
     "report unknown worker": ("/report", {"json": {"name": "ghost"}}, 404,
                               ("'ghost' is not registered",)),
     "report malformed json": ("/report", as_json(b"{"), 422, ("not valid JSON",)),

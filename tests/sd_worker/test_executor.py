@@ -7,14 +7,34 @@ import asyncio
 
 import pytest
 
-from sd_worker.executor import Executor, PoolCrashed
+from sd_worker.executor import Executor, PoolCrashed, PoolUnavailable
 from support import pool_tasks
 
 
+async def pids_of(executor: Executor, expected: int) -> set[int]:
+    """The pool's process ids, asked with calls slow enough to reach every process (a fresh
+    portable pool's processes start one after another)."""
+    pids: set[int] = set()
+    for _ in range(20):
+        calls = (executor.run(pool_tasks.slow_pid, 0.1) for _ in range(2 * expected))
+        pids |= set(await asyncio.gather(*calls))
+        if len(pids) >= expected:
+            break
+    return pids
+
+
+@pytest.fixture(params=[False, True], ids=["linux-fast-path", "portable"])
+def portable(request: pytest.FixtureRequest) -> bool:
+    """Every test runs on both pools: the event-loop one Linux uses and the portable one that
+    Windows and macOS use (concurrent.futures, spawn)."""
+    return bool(request.param)
+
+
 @pytest.fixture
-async def executor():
-    pool = Executor(2)
+async def executor(portable: bool):
+    pool = Executor(2, portable=portable)
     pool.start()
+    await pool.ready()
     yield pool
     pool.stop()
 
@@ -39,8 +59,7 @@ async def test_a_task_that_kills_its_process_fails_alone_and_the_pool_goes_on(
 
     assert results[:6] == [i * i for i in range(6)]
     assert isinstance(results[6], PoolCrashed)
-    pids = set(await asyncio.gather(*(executor.run(pool_tasks.pid) for _ in range(20))))
-    assert len(pids) == 2
+    assert len(await pids_of(executor, 2)) == 2
 
 
 async def test_a_task_shot_from_outside_is_run_again_and_succeeds(executor: Executor) -> None:
@@ -74,8 +93,10 @@ async def test_an_answer_that_cannot_be_unpickled_fails_its_task_not_the_worker(
     assert await executor.run(pool_tasks.square, 4) == 16
 
 
-async def test_pool_processes_keep_the_configured_pillow_blocks_even_after_a_crash() -> None:
-    pool = Executor(2, pillow_blocks_max=3)
+async def test_pool_processes_keep_the_configured_pillow_blocks_even_after_a_crash(
+    portable: bool,
+) -> None:
+    pool = Executor(2, pillow_blocks_max=3, portable=portable)
     pool.start()
     try:
         assert set(await asyncio.gather(
@@ -83,8 +104,7 @@ async def test_pool_processes_keep_the_configured_pillow_blocks_even_after_a_cra
         )) == {3}  # fmt: skip
         with pytest.raises(PoolCrashed):
             await pool.run(pool_tasks.die)
-        pids = set(await asyncio.gather(*(pool.run(pool_tasks.pid) for _ in range(20))))
-        assert len(pids) == 2
+        assert len(await pids_of(pool, 2)) == 2
         # The fresh process that replaced the dead one was set up the same way.
         assert set(await asyncio.gather(
             *(pool.run(pool_tasks.pillow_blocks_max) for _ in range(10))
@@ -99,3 +119,18 @@ async def test_without_a_setting_pool_processes_keep_pillows_own_default(
     from PIL import Image
 
     assert await executor.run(pool_tasks.pillow_blocks_max) == Image.core.get_blocks_max()
+
+
+async def test_a_system_without_working_semaphores_is_named_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import multiprocessing.synchronize
+
+    def no_sem_open(*args: object, **kwargs: object) -> None:
+        # What multiprocessing raises where sem_open is missing (some BSDs, a read-only /dev/shm).
+        raise ImportError("This platform lacks a functioning sem_open implementation")
+
+    monkeypatch.setattr(multiprocessing.synchronize, "Lock", no_sem_open)
+    pool = Executor(1, portable=True)
+    with pytest.raises(PoolUnavailable, match=r"cannot run a process pool .*sem_open.*/dev/shm"):
+        pool.start()

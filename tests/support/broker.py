@@ -19,15 +19,21 @@ def unique_queue() -> str:
 
 
 async def delete_queues(queue_name: str) -> None:
-    """Delete a test's work queue and its dead-letter queue."""
+    """Delete a test's work queue and its dead-letter queue (and the academic service's queue
+    and exchange, whose default names derive from it)."""
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
-        for name in (queue_name, failed_queue_name(queue_name)):
+        for name in (queue_name, failed_queue_name(queue_name), f"{queue_name}.academico.rpc"):
             channel = await connection.channel()
             try:
                 await channel.queue_delete(name)
             except aio_pika.exceptions.AMQPError:
                 pass
+        channel = await connection.channel()
+        try:
+            await channel.exchange_delete(f"{queue_name}.academico.events")
+        except aio_pika.exceptions.AMQPError:
+            pass
 
 
 def delete_queues_sync(queue_name: str) -> None:
@@ -53,3 +59,18 @@ async def queue_counts(queue_name: str, delivery_limit: int = 5) -> tuple[int, i
             int(work.declaration_result.message_count or 0),
             int(failed.declaration_result.message_count or 0),
         )
+
+
+async def delete_queue_and_exchange(queue_name: str, exchange_name: str) -> None:
+    """Delete a test's queue and exchange (the academic service's request queue and events)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue_name)
+        await channel.exchange_delete(exchange_name)
+
+
+def delete_queue_and_exchange_sync(queue_name: str, exchange_name: str) -> None:
+    """`delete_queue_and_exchange` from synchronous code, in a thread of its own (see above)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, delete_queue_and_exchange(queue_name, exchange_name)).result()

@@ -82,10 +82,14 @@ class Cluster:
                     self.root / "coordinator", **env)  # fmt: skip
         self.wait_until(lambda: self._healthy(), timeout_s, "coordinator to answer /health")
 
-    def start_worker(self, name: str, timeout_s: float = 30, **env: str) -> None:
-        """Start `sd-worker --async --name NAME` and wait until the coordinator sees it alive."""
+    def launch_worker(self, name: str, **env: str) -> None:
+        """Start `sd-worker --async --name NAME` (without waiting for anything)."""
         self._spawn(name, [console_script("sd-worker"), "--async", "--name", name],
                     self.root / name, **env)  # fmt: skip
+
+    def start_worker(self, name: str, timeout_s: float = 30, **env: str) -> None:
+        """Start `sd-worker --async --name NAME` and wait until the coordinator sees it alive."""
+        self.launch_worker(name, **env)
         self.wait_until(lambda: self.worker(name).get("alive") is True, timeout_s,
                         f"worker {name} to register")  # fmt: skip
 

@@ -41,6 +41,11 @@ def pid() -> int:
     return os.getpid()
 
 
+def slow_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
 def echo(data: bytes) -> bytes:
     return data
 

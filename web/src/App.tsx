@@ -1,4 +1,6 @@
 import { useEffect, useState } from 'react'
+import { AcademicView } from './academic/AcademicView'
+import { SectionTabs, useSection } from './academic/SectionTabs'
 import { onUnauthorized } from './auth'
 import { ClusterStrip } from './components/ClusterStrip'
 import { DisconnectedBanner } from './components/DisconnectedBanner'
@@ -16,6 +18,7 @@ export function App() {
   const { snapshot, history, connection } = useSnapshot()
   const [selectedJob, selectJob] = useSelectedJob()
   const [askToken, setAskToken] = useState(false)
+  const [section, setSection] = useSection()
 
   useEffect(() => onUnauthorized(() => setAskToken(true)), [])
 
@@ -25,7 +28,9 @@ export function App() {
     <div className="app">
       <Header connection={connection} />
       {connection === 'disconnected' && <DisconnectedBanner />}
-      <main className={`layout${connection === 'disconnected' ? ' is-stale' : ''}`}>
+      <SectionTabs value={section} onChange={setSection} />
+      {section === 'academic' && <AcademicView />}
+      <main className={`layout${connection === 'disconnected' ? ' is-stale' : ''}`} hidden={section !== 'cluster'}>
         <ClusterStrip snapshot={snapshot} tpsHistory={history.tps} />
         <NodeGrid
           workers={Object.values(snapshot?.workers ?? {})}

@@ -19,6 +19,8 @@ export interface Worker {
   prefetch: number
   processed: number
   failed: number
+  /** The node's operating system ("Windows 11", "macOS 14.5"); empty from older workers. */
+  os?: string
 }
 
 export interface JobSummary {

@@ -52,8 +52,14 @@ async def stored_file(
     fd, size = opened
     f = os.fdopen(fd, "rb")
     if callable(media_type):
+
+        def sniff() -> bytes:
+            head = f.read(SNIFF_BYTES)
+            f.seek(0)
+            return head
+
         try:
-            first = await asyncio.to_thread(os.pread, fd, SNIFF_BYTES, 0)
+            first = await asyncio.to_thread(sniff)
         except OSError:
             f.close()
             raise NotFound(f"no {what}") from None

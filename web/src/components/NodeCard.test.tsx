@@ -1,4 +1,4 @@
-import { render, screen, within } from '@testing-library/react'
+import { cleanup, render, screen, within } from '@testing-library/react'
 import { I18nProvider } from '../i18n'
 import { worker } from '../test/fakes'
 import { NodeCard } from './NodeCard'
@@ -30,6 +30,24 @@ describe('NodeCard', () => {
     expect(within(card).getByText('prefetch').nextSibling).toHaveTextContent('8')
     expect(within(card).queryByTestId('coordinator-badge')).not.toBeInTheDocument()
     expect(card).not.toHaveClass('node-offline')
+  })
+
+  it('names the node’s operating system, in each language', () => {
+    const card = renderCard({ name: 'lab-pc-3', os: 'Windows 11' })
+    expect(within(card).getByTestId('node-os')).toHaveTextContent('Operating system: Windows 11')
+    expect(within(card).getByTestId('node-os')).toHaveAttribute('title', 'Operating system')
+    cleanup()
+    render(
+      <I18nProvider lang="es">
+        <NodeCard worker={worker({ name: 'mac', os: 'macOS 14.5' })} now={NOW} />
+      </I18nProvider>,
+    )
+    expect(screen.getByTestId('node-os')).toHaveTextContent('Sistema operativo: macOS 14.5')
+  })
+
+  it('shows no operating system for an older worker that does not send it', () => {
+    const card = renderCard({ name: 'old' })
+    expect(within(card).queryByTestId('node-os')).not.toBeInTheDocument()
   })
 
   it('badges the node that runs on the coordinator', () => {

@@ -35,6 +35,12 @@ export function NodeCard({ worker, history = NO_HISTORY, now }: NodeCardProps) {
       </header>
       <div className="node-sub">
         <span className="node-ip">{worker.ip}</span>
+        {worker.os && (
+          <span className="node-os" title={t('osTitle')} data-testid="node-os">
+            <span className="sr-only">{t('osTitle')}: </span>
+            {worker.os}
+          </span>
+        )}
         {worker.is_local && (
           <span className="badge badge-coordinator" title={t('coordinatorTitle')} data-testid="coordinator-badge">
             {t('coordinator')}
