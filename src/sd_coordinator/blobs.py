@@ -217,7 +217,7 @@ class Blobs:
                 os.close(fd)
             try:
                 if ok:
-                    os.replace(path, os.path.join(folder, self.result_name(task_id)))
+                    storage.replace_file(path, os.path.join(folder, self.result_name(task_id)))
                 else:
                     os.unlink(path)
             except OSError:

@@ -62,10 +62,10 @@ def cap_memory(memory_mb: int) -> bool:
     """Cap this process's address space at `memory_mb` (RLIMIT_AS): past it, allocations fail
     with MemoryError instead of the machine swapping or the OOM killer picking a victim. False
     where the platform cannot enforce it (no `resource` module, or no RLIMIT_AS)."""
-    try:
-        import resource
-    except ImportError:  # Windows
+    if sys.platform == "win32":  # no `resource` module
         return False
+    import resource
+
     limit = getattr(resource, "RLIMIT_AS", None)
     if limit is None:
         return False
