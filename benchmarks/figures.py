@@ -34,6 +34,13 @@ from sd_common.settings import Settings
 # pool processes do by default (PILLOW_BLOCKS_MAX): (a) against it is like for like.
 BARE_BLOCKS = "bare pool, block cache"
 OUR_PILLOW_BLOCKS = int(Settings.model_fields["pillow_blocks_max"].default)
+# The physical limit, like for like: ProcessPoolExecutor(cpu_count) doing only decode →
+# operation → PNG on bytes in memory (map, chunksize=1), at the system's zlib level and with
+# its Pillow block cache; every image figure is reported against it.
+PILLOW_ALONE = "Pillow work alone"
+OUR_PNG_LEVEL = int(Settings.model_fields["png_compress_level"].default)
+# Thumbnails as a worker on another machine makes them: every result posted over HTTP.
+OURS_HTTP = "ours, results over HTTP"
 
 
 @dataclass
@@ -113,6 +120,10 @@ class Bench:
         self.celery = CeleryPeer(work)
         self.bare: BarePool | None = None
         self.bare_blocks: BarePool | None = None
+        self.alone: BarePool | None = None
+        if workload.OUR_PNG_LEVEL != OUR_PNG_LEVEL:
+            raise RuntimeError(f"workload.OUR_PNG_LEVEL is {workload.OUR_PNG_LEVEL}, the "
+                               f"system's PNG_COMPRESS_LEVEL default {OUR_PNG_LEVEL}")  # fmt: skip
         self.components: dict[str, Callable[[], list[Any]]] = {
             "coordinator": self.ours.coordinator,
             "worker": self.ours.worker,
@@ -120,6 +131,7 @@ class Bench:
             "celery": self.celery.worker,
             "bare": lambda: self.bare.children() if self.bare else [],
             "bare blocks": lambda: self.bare_blocks.children() if self.bare_blocks else [],
+            "pillow alone": lambda: self.alone.children() if self.alone else [],
             "rabbitmq": lambda: [p] if (p := BROKER.process()) else [],
             "client": lambda: [_self_process()],
         }
@@ -134,9 +146,10 @@ class Bench:
         self.celery.start()
         self.bare = BarePool(2)
         self.bare_blocks = BarePool(2, pillow_blocks_max=OUR_PILLOW_BLOCKS)
+        self.alone = BarePool(os.cpu_count() or 1, pillow_blocks_max=OUR_PILLOW_BLOCKS)
 
     def stop(self) -> None:
-        for pool in (self.bare, self.bare_blocks):
+        for pool in (self.bare, self.bare_blocks, self.alone):
             if pool is not None:
                 pool.stop()
         for stop in (self.ours.stop, self.celery.stop):
@@ -188,10 +201,11 @@ class Bench:
     def images(self) -> None:
         n, n_nat = self.sizes.images, self.sizes.images_natural
         src = [self.photo_path] * n
-        assert self.bare is not None and self.bare_blocks is not None
-        bare, bare_blocks = self.bare, self.bare_blocks
+        assert self.bare is not None and self.bare_blocks is not None and self.alone is not None
+        bare, bare_blocks, alone = self.bare, self.bare_blocks, self.alone
         peer = self.celery.peer
         rnd = 0
+        photos, levels = [self.photo] * n, [OUR_PNG_LEVEL] * n
 
         def ours() -> tuple[int, float]:
             return self.ours_images(self.ours, n)
@@ -206,6 +220,11 @@ class Bench:
             dst = self.fresh("gray-bare-blocks", rnd, n)
             t0 = time.perf_counter()
             bare_blocks.map(workload.gray_path, src, dst)
+            return n, time.perf_counter() - t0
+
+        def pillow_alone() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self._alone = alone.map(workload.gray_alone, photos, levels, chunksize=1)
             return n, time.perf_counter() - t0
 
         def celery_bytes() -> tuple[int, float]:
@@ -227,13 +246,14 @@ class Bench:
 
         systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
                    ("celery path", celery_path), ("celery natural", celery_natural),
-                   (BARE_BLOCKS, bare_pool_blocks)]  # fmt: skip
+                   (BARE_BLOCKS, bare_pool_blocks), (PILLOW_ALONE, pillow_alone)]  # fmt: skip
         for rnd in range(self.sizes.rounds):
             for name, body in self.rotated(systems, rnd):
                 self.timed("images", name, rnd, body)
             if rnd == 0:
                 self._check_pixels("images", self.fresh("gray-bare", 0, 1)[0], {
                     "ours": self._our_first_result(),
+                    PILLOW_ALONE: self._alone[0],
                     "bare pool, block cache": Path(self.fresh("gray-bare-blocks", 0, 1)[0]),
                     "celery bytes": self._celery_bytes[0],
                     "celery path": Path(self.fresh("gray-celery", 0, 1)[0]),
@@ -246,13 +266,27 @@ class Bench:
         n = self.sizes.thumbs
         src = [self.small_paths[i % 2] for i in range(n)]
         data = [self.smalls[i % 2] for i in range(n)]
-        assert self.bare is not None
-        bare = self.bare
+        assert self.bare is not None and self.alone is not None
+        bare, alone = self.bare, self.alone
         peer = self.celery.peer
         rnd = 0
+        over_http = Ours(self.work / "ours-http", worker_name="bench-http",
+                         worker_env={"SHARED_STORAGE": "off"})  # fmt: skip
+        http_components = {"coordinator": over_http.coordinator, "worker": over_http.worker,
+                           "worker main": lambda: over_http.worker()[:1],
+                           "rabbitmq": self.components["rabbitmq"],
+                           "client": self.components["client"]}  # fmt: skip
 
         def ours() -> tuple[int, float]:
             return self.ours_thumbs(self.ours, n)
+
+        def ours_http() -> tuple[int, float]:
+            return self.ours_thumbs(over_http, n)
+
+        def pillow_alone() -> tuple[int, float]:
+            t0 = time.perf_counter()
+            self._alone = alone.map(workload.thumb_alone, data, [OUR_PNG_LEVEL] * n, chunksize=1)
+            return n, time.perf_counter() - t0
 
         def bare_pool() -> tuple[int, float]:
             dst = self.fresh("thumb-bare", rnd, n)
@@ -273,16 +307,29 @@ class Bench:
             return n, time.perf_counter() - t0
 
         systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
-                   ("celery path", celery_path)]  # fmt: skip
-        for rnd in range(self.sizes.rounds):
-            for name, body in self.rotated(systems, rnd):
-                self.timed("thumbs", name, rnd, body)
-            if rnd == 0:
-                self._check_pixels("thumbs", self.fresh("thumb-bare", 0, 1)[0], {
-                    "ours": self._our_first_result(),
-                    "celery bytes": self._celery_bytes[0],
-                    "celery path": Path(self.fresh("thumb-celery", 0, 1)[0]),
-                })  # fmt: skip
+                   ("celery path", celery_path), (PILLOW_ALONE, pillow_alone),
+                   (OURS_HTTP, ours_http)]  # fmt: skip
+        over_http.start()
+        try:
+            for rnd in range(self.sizes.rounds):
+                for name, body in self.rotated(systems, rnd):
+                    self.timed("thumbs", name, rnd, body,
+                               http_components if name == OURS_HTTP else None)  # fmt: skip
+                    if rnd == 0 and name == OURS_HTTP:
+                        first = over_http.job(self._last_job)["tasks"][0]["result"]
+                        http_result = over_http.result(first)
+                    elif rnd == 0 and name == "ours":
+                        our_result = self._our_first_result()
+                if rnd == 0:
+                    self._check_pixels("thumbs", self.fresh("thumb-bare", 0, 1)[0], {
+                        "ours": our_result,
+                        OURS_HTTP: http_result,
+                        PILLOW_ALONE: self._alone[0],
+                        "celery bytes": self._celery_bytes[0],
+                        "celery path": Path(self.fresh("thumb-celery", 0, 1)[0]),
+                    })  # fmt: skip
+        finally:
+            over_http.stop()
 
     # -- (c): no-op tasks end to end, publishing while consuming ------------------------------
 

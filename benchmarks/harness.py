@@ -270,6 +270,7 @@ class Ours:
     worker_name: str = "bench"
     variant: str | None = None  # an optimisation undone (benchmarks/ablate.py)
     variant_role: str | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)  # settings of its worker only
     cluster: Cluster = field(init=False)
 
     def __post_init__(self) -> None:
@@ -297,7 +298,7 @@ class Ours:
     def start_worker(self) -> None:
         command = self._ablated("worker")
         if command is None:
-            self.cluster.start_worker(self.worker_name)
+            self.cluster.start_worker(self.worker_name, **self.worker_env)
             return
         c, name = self.cluster, self.worker_name
         c._spawn(name, [*command, "--async", "--name", name], self.root / name,
@@ -455,8 +456,9 @@ class BarePool:
     def children(self) -> list[psutil.Process]:
         return [psutil.Process(p.pid) for p in self.pool._processes.values()]
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
-        return list(self.pool.map(fn, *iterables))
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], chunksize: int = 1
+            ) -> list[Any]:  # fmt: skip
+        return list(self.pool.map(fn, *iterables, chunksize=chunksize))
 
     def stop(self) -> None:
         self.pool.shutdown()

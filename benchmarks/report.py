@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.figures import BARE_BLOCKS, Run
+from benchmarks.figures import BARE_BLOCKS, OURS_HTTP, PILLOW_ALONE, Run
 
 KB = 1024
 
@@ -76,7 +76,9 @@ class Results:
 RELEVANT = {
     "bare pool": ("bare", "client"),
     BARE_BLOCKS: ("bare blocks", "client"),
+    PILLOW_ALONE: ("pillow alone", "client"),
     "ours": ("coordinator", "worker", "worker main", "rabbitmq", "client"),
+    OURS_HTTP: ("coordinator", "worker", "worker main", "rabbitmq", "client"),
     "broker alone": ("rabbitmq", "client"),
 }
 
@@ -103,11 +105,11 @@ def rate_row(res: Results, figure: str, label: str, ours: str, baseline: str,
 
 
 def cpu_row(res: Results, figure: str, label: str, target: float | None,
-            baseline: str = "bare pool") -> Row:  # fmt: skip
+            baseline: str = "bare pool", system: str = "ours") -> Row:  # fmt: skip
     """Efficiency from CPU time: the bare pool's CPU per task over ours (all our processes and
     the broker). Independent of what else the shared machine runs."""
     bare = res.cpu_ms_per_task(figure, baseline)
-    ours = res.cpu_ms_per_task(figure, "ours")
+    ours = res.cpu_ms_per_task(figure, system)
     bare_ms = bare.get(RELEVANT[baseline][0], 0)
     ours_ms = sum(ours.get(c, 0) for c in ("coordinator", "worker", "rabbitmq"))
     r = bare_ms / ours_ms if ours_ms else float("nan")
@@ -129,6 +131,53 @@ def like_for_like_rows(res: Results) -> list[Row]:
     ]  # fmt: skip
 
 
+# Issue #18's targets against the Pillow work alone: (figure, system, label, target).
+AGAINST_PILLOW = (
+    ("images", "ours", "(a) 1080p → grayscale PNG, one worker", 0.96),
+    ("thumbs", "ours", "(b) thumbnails, one worker", 0.93),
+    ("thumbs", OURS_HTTP, "(b) the same thumbnails, results over HTTP (SHARED_STORAGE=off)", 0.90),
+)
+
+
+def pillow_alone_rows(res: Results) -> list[Row]:
+    """The headline: ours against the Pillow work alone (decode → operation → PNG on bytes in
+    memory, same zlib level, same block cache, same cores, same run), by wall time and CPU."""
+    rows = []
+    for figure, system, label, target in AGAINST_PILLOW:
+        if not (res.values(figure, system) and res.values(figure, PILLOW_ALONE)):
+            continue
+        rows.append(rate_row(res, figure, f"{label}, vs the Pillow work alone", system,
+                             PILLOW_ALONE, target))  # fmt: skip
+        rows.append(cpu_row(res, figure, f"{label}, CPU cost (Pillow alone ÷ ours + broker)",
+                            None, baseline=PILLOW_ALONE, system=system))  # fmt: skip
+    return rows
+
+
+def against_pillow_table(res: Results) -> list[str]:
+    """Every system of every image figure against the Pillow work alone, paired by round."""
+    figures = sorted({f for f, s in res.rates if s == PILLOW_ALONE})
+    if not figures:
+        return []
+    out = ["", "## Every image figure against the Pillow work alone", "",
+           "The Pillow work alone: `ProcessPoolExecutor(cpu_count)` doing only decode → "
+           "operation → PNG on bytes in memory (`workload.gray_alone`, `thumb_alone`; "
+           "`map(chunksize=1)`), at the system's zlib level (PNG_COMPRESS_LEVEL's default) "
+           "and with its Pillow block cache (PILLOW_BLOCKS_MAX's default), measured in every "
+           "round of this run beside the others. Its pixels are checked identical above.", "",
+           "| figure | system | tasks/s | ratio to the Pillow work alone | spread of the ratio |",
+           "|---|---|---|---|---|"]  # fmt: skip
+    for figure in figures:
+        base = res.values(figure, PILLOW_ALONE)
+        out.append(f"| {figure} | {PILLOW_ALONE} | {median(base):.1f} | 1 | – |")
+        for f, system in sorted(res.rates):
+            if f != figure or system == PILLOW_ALONE:
+                continue
+            ratios = res.ratios(figure, system, PILLOW_ALONE)
+            out.append(f"| {figure} | {system} | {median(res.values(figure, system)):.1f} | "
+                       f"{median(ratios):.3f} | {spread(ratios, '{:.3f}')} |")  # fmt: skip
+    return out
+
+
 def upload_row(facts: dict[str, Any]) -> list[Row]:
     """How long POST /upload of (a)'s job took: part of ours' time, not of the bare pool's."""
     ms = [v * 1000 for v in facts.get("upload_s", [])]
@@ -143,6 +192,7 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
            history: str, flags: str, seconds: float) -> str:  # fmt: skip
     res = Results(runs)
     rows: list[Row] = [
+        *pillow_alone_rows(res),
         rate_row(res, "images", "(a) 1080p → grayscale PNG, ours vs bare pool", "ours",
                  "bare pool", 0.98),
         cpu_row(res, "images", "(a) same, CPU cost (bare CPU ÷ ours + broker CPU)", None),
@@ -248,6 +298,7 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
         out += ["", "Identical pixels to the bare pool's output, checked in this run: " + "; ".join(
             f"{fig}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items())
             for fig, same in pixels.items()) + "."]  # fmt: skip
+    out += against_pillow_table(res)
     out += ["", "## Throughput by system (tasks/s, median and min–max over rounds)", "",
             "| figure | system | median | spread |", "|---|---|---|---|"]  # fmt: skip
     for (figure, system), by_round in sorted(res.rates.items()):

@@ -96,6 +96,24 @@ def gray_natural(src: str, dst: str) -> str:
     return dst
 
 
+# -- the Pillow work alone: bytes in memory, decode → operation → PNG, nothing else -----------
+
+
+def gray_alone(data: bytes, level: int) -> bytes:
+    """Decode, grayscale, PNG: the least Pillow work that gives the system's pixels for these
+    inputs (upright RGB JPEGs, so no EXIF or mode step has anything to do)."""
+    return _png(ImageOps.grayscale(Image.open(io.BytesIO(data))), level)
+
+
+def thumb_alone(data: bytes, level: int) -> bytes:
+    """Decode fully, thumbnail in place, PNG. Fully: `thumbnail` on a JPEG not yet loaded
+    decodes it at a reduced scale (`draft`), which gives other pixels than the system's."""
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    img.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    return _png(img, level)
+
+
 def noop() -> None:
     """Nothing: measures a task system's own cost."""
 

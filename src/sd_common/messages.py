@@ -53,6 +53,9 @@ class WorkerHello(BaseModel):
     prefetch: int = Field(0, ge=0, le=100_000)
     processed: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+    version: str | None = Field(
+        None, max_length=64, description="the worker's package version (None: an older worker)"
+    )
     os: str = Field("", max_length=80, description="the node's operating system, for its card")
 
 

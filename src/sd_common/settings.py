@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     report_interval_s: float = Field(1.0, gt=0)
     tune_interval_s: float = Field(3.0, gt=0)
     delivery_limit: int = Field(5, ge=1)
+    zip_downloads_max: int = Field(
+        4, ge=1, le=1000, description="zip downloads of job results running at once (503 past)"
+    )
     academic_db: Path | None = Field(
         None, description="SQLite file of the academic records; unset: DATA_DIR/academico.sqlite3"
     )

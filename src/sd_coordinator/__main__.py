@@ -13,6 +13,7 @@ import uvicorn
 from sd_common.cli import check_python, fail, load_settings, settle_heap, setup_logging
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, check_broker
+from sd_common.version import VERSION
 from sd_coordinator.security import listens_beyond_loopback
 
 log = logging.getLogger("sd.coordinator")
@@ -31,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="listen port (COORDINATOR_PORT, default 8000)")
     parser.add_argument("--data-dir", help="where the database, inputs and results live (DATA_DIR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
 

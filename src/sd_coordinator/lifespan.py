@@ -17,6 +17,7 @@ from sd_common.tasks import load_task_modules
 from sd_common.topology import broker_display
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import AmqpBroker, Broker, EmbeddedBroker
+from sd_coordinator.growing import CancelledJobs, GrowingJobs
 from sd_coordinator.ingest import Ingestor
 from sd_coordinator.local_worker import LocalLink, LocalWorker
 from sd_coordinator.metrics import Metrics
@@ -46,6 +47,14 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     academic: AcademicRuntime | None = None
+    growing: GrowingJobs | None = None
+
+    @property
+    def jobs(self) -> GrowingJobs:
+        """Growing jobs and cancelling (built by `build_services`)."""
+        if self.growing is None:
+            raise RuntimeError("Services built without growing jobs")
+        return self.growing
 
 
 def build_services(settings: Settings) -> Services:
@@ -56,11 +65,13 @@ def build_services(settings: Settings) -> Services:
     registry = Registry(settings.report_interval_s)
     metrics = Metrics()
     ingestor = Ingestor(store, blobs, rates, metrics)
+    cancelled = CancelledJobs()
     broker: Broker
     local_worker = None
     if settings.embedded:
         embedded = EmbeddedBroker(settings, ingestor.dead_letter)
         local_worker = LocalWorker(settings, embedded, registry, store, LocalLink(blobs, ingestor))
+        local_worker.processor.cancelled_jobs = cancelled
         broker = embedded
     else:
         broker = AmqpBroker(settings, ingestor.dead_letter)
@@ -68,6 +79,7 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
         metrics=metrics, academic=AcademicRuntime(settings),
+        growing=GrowingJobs(settings, store, blobs, broker, cancelled, metrics),
     )  # fmt: skip
 
 
@@ -78,6 +90,7 @@ async def start_services(services: Services) -> None:
     await services.blobs.start()
     await services.store.start()
     await services.broker.start()
+    await services.jobs.start()
     if services.academic is not None:
         await services.academic.start()
     recovered = await services.submitter.republish_unfinished(unpublished_only=not s.embedded)

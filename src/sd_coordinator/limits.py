@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,16 +21,28 @@ class BodyLimit:
     """Answer 413 for bodies over the limit of their path: at once from Content-Length, or as
     soon as a streamed body crosses it."""
 
-    def __init__(self, app: ASGIApp, limits: dict[str, int], default: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: dict[str, int],
+        default: int,
+        patterns: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.limits = limits
         self.default = default
+        self.patterns = patterns
+
+    def _limit(self, path: str) -> int:
+        if path in self.limits:
+            return self.limits[path]
+        return next((n for p, n in self.patterns if p.fullmatch(path)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope["path"], self.default)
+        limit = self._limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await self._reject(send, limit)

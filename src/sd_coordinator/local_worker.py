@@ -9,6 +9,7 @@ import uuid
 
 from sd_common.messages import IngestAnswer, TaskOutcome, WorkerHello, Working
 from sd_common.settings import Settings
+from sd_common.version import VERSION
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import EmbeddedBroker
 from sd_coordinator.errors import ServiceError
@@ -146,7 +147,7 @@ class LocalWorker:
             name=self.name, session=self.session, cpu=cpu, ram=ram, net=net, ip="127.0.0.1",
             cpus=self.executor.workers, status="busy" if p.current else "free",
             task_id=p.current_task, consumers=self.loops, prefetch=1,
-            processed=p.processed, failed=p.failed, os=self.os,
+            processed=p.processed, failed=p.failed, version=VERSION, os=self.os,
         )  # fmt: skip
 
     def _changed(self) -> None:

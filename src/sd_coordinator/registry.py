@@ -32,6 +32,7 @@ class WorkerState:
     prefetch: int = 0
     processed: int = 0
     failed: int = 0
+    version: str | None = None
     os: str = ""
 
 
@@ -84,7 +85,7 @@ class Registry:
     def _apply(worker: WorkerState, hello: WorkerHello, now: float, is_local: bool) -> None:
         for field in (
             "cpu", "ram", "net", "ip", "cpus", "status", "task_id",
-            "consumers", "prefetch", "processed", "failed",
+            "consumers", "prefetch", "processed", "failed", "version",
         ):  # fmt: skip
             setattr(worker, field, getattr(hello, field))
         worker.os = hello.os

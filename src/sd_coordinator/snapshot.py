@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sd_common.version import VERSION
 from sd_coordinator.lifespan import Services
 
 SNAPSHOT_JOBS = 50
@@ -36,6 +37,7 @@ class SnapshotCache:
                 "jobs": await s.store.list_jobs(SNAPSHOT_JOBS),
                 "server_time": time.time(),
                 "mode": "embedded" if s.settings.embedded else "rabbitmq",
+                "version": VERSION,
             }
             self._at = now
         return self._value

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from sd_coordinator import job_files
 from sd_coordinator.sqlite_batch import BatchedSqlite
 
 T = TypeVar("T")
@@ -51,7 +52,36 @@ CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(state) WHERE state IN ('que
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(created_at);
 """
 
-FINISHED = ("done", "failed")
+# Columns added after the first schema: ALTER TABLE adds them to an older database at start.
+ADDED_COLUMNS = {
+    "jobs": {
+        "open": "INTEGER NOT NULL DEFAULT 0",  # 1 while a growing job takes more files
+        "copies": "INTEGER NOT NULL DEFAULT 1",  # tasks per file of a growing job
+        "cancelled": "INTEGER NOT NULL DEFAULT 0",  # tasks a cancel took out of the queue
+        "cancelled_at": "REAL",
+        "next_seq": "INTEGER NOT NULL DEFAULT 0",  # a growing job's next task number
+    },
+    "tasks": {
+        "dup_of": "TEXT",  # same content as this task of the job: mirrors its outcome
+        "fin": "INTEGER",  # the task's place in its job's order of finishing (1, 2, ...)
+        "copy": "INTEGER NOT NULL DEFAULT 0",
+    },
+}
+
+SCHEMA_ADDED = """
+CREATE TABLE IF NOT EXISTS job_files (
+    job_id TEXT NOT NULL, name TEXT NOT NULL, input TEXT NOT NULL, PRIMARY KEY (job_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_inputs (
+    job_id TEXT NOT NULL, input TEXT NOT NULL, copy INTEGER NOT NULL, task_id TEXT NOT NULL,
+    PRIMARY KEY (job_id, input, copy)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tasks_dups ON tasks(dup_of) WHERE dup_of IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks(job_id, fin) WHERE fin IS NOT NULL;
+"""
+
+FINISHED = ("done", "failed", "cancelled")
+TASK_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
 class Ingest(Enum):
@@ -96,9 +126,20 @@ def _in_chunks(ids: Sequence[str]) -> Iterator[tuple[str, Sequence[str]]]:
         yield ",".join("?" * len(chunk)), chunk
 
 
-def job_state(total: int, done: int, failed: int, started: int) -> str:
-    """queued → running → done (all succeeded) or failed (all finished, one or more failed)."""
-    if done + failed >= total:
+def job_state(
+    total: int,
+    done: int,
+    failed: int,
+    started: int,
+    *,
+    open: bool = False,
+    cancelled: bool = False,
+) -> str:
+    """queued → running → done (all succeeded) or failed (all finished, one or more failed);
+    a growing job is finished only once closed; a cancelled job is `cancelled`."""
+    if cancelled:
+        return "cancelled"
+    if not open and done + failed >= total:
         return "failed" if failed else "done"
     return "running" if started or done or failed else "queued"
 
@@ -106,10 +147,20 @@ def job_state(total: int, done: int, failed: int, started: int) -> str:
 def _job_summary(row: sqlite3.Row) -> dict[str, Any]:
     return {
         "job_id": row["job_id"],
-        "state": job_state(row["total"], row["done"], row["failed"], row["started"]),
+        "state": job_state(
+            row["total"],
+            row["done"],
+            row["failed"],
+            row["started"],
+            open=bool(row["open"]),
+            cancelled=row["cancelled_at"] is not None,
+        ),
         "total": row["total"],
         "done": row["done"],
         "failed": row["failed"],
+        "cancelled": row["cancelled"],
+        "open": bool(row["open"]),
+        "copies": row["copies"],
         "created_at": row["created_at"],
         "finished_at": row["finished_at"],
         "ops": row["ops"],
@@ -130,7 +181,20 @@ def _task_view(row: sqlite3.Row) -> dict[str, Any]:
         "input": row["input"],
         "filename": row["filename"],
         "attempts": row["attempts"],
+        "seq": row["seq"],
+        "copy": row["copy"],
+        "dup_of": row["dup_of"],
+        "finished_seq": row["fin"],
     }
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in have:
+                db.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
+    db.executescript(SCHEMA_ADDED)
 
 
 class Store:
@@ -143,6 +207,7 @@ class Store:
     async def start(self) -> None:
         """Open the database, create the schema, start the batching writer."""
         await self._sql.start()
+        await self._call(_add_columns, self.db)
 
     async def stop(self) -> None:
         """Flush pending writes and close."""
@@ -262,9 +327,9 @@ class Store:
                 ):
                     rows[row["task_id"]] = row
             answers: list[Ingest] = []
-            updates: list[tuple[Any, ...]] = []
-            counts: dict[str, list[int]] = {}  # job_id → [done, failed]
-            stored: set[str] = set()
+            # task_id → (state, worker, result, output, error)
+            stored: dict[str, tuple[Any, ...]] = {}
+            jobs: dict[str, str] = {}
             for outcome in outcomes:
                 row = rows.get(outcome.task_id)
                 if row is None:
@@ -273,34 +338,81 @@ class Store:
                 if row["state"] in FINISHED or outcome.task_id in stored:
                     answers.append(Ingest.DUPLICATE)
                     continue
-                stored.add(outcome.task_id)
                 error = outcome.error or "failed"
                 if row["error"] and row["error"] != error:
                     error = f"{error} (last attempt: {row['error']})"
-                updates.append((
+                stored[outcome.task_id] = (
                     "failed" if outcome.failed else "done",
                     outcome.worker,
                     outcome.result,
                     None if outcome.output is None else orjson.dumps(outcome.output),
                     error if outcome.failed else None,
-                    now,
-                    outcome.task_id,
-                ))  # fmt: skip
-                counts.setdefault(row["job_id"], [0, 0])[1 if outcome.failed else 0] += 1
+                )
+                jobs[outcome.task_id] = row["job_id"]
                 answers.append(Ingest.STORED)
+            # Names sent with the same content as a stored task get its outcome too.
+            for marks, chunk in _in_chunks(list(stored)):
+                for dup in db.execute(
+                    f"SELECT task_id, job_id, dup_of FROM tasks WHERE dup_of IN ({marks})"
+                    " AND state IN ('queued', 'running')",
+                    chunk,
+                ).fetchall():
+                    stored[dup["task_id"]] = stored[dup["dup_of"]]
+                    jobs[dup["task_id"]] = dup["job_id"]
+            counts: dict[str, list[int]] = {}  # job_id → [done, failed, finished so far]
+            for marks, chunk in _in_chunks(list(dict.fromkeys(jobs.values()))):
+                for job in db.execute(
+                    f"SELECT job_id, done + failed FROM jobs WHERE job_id IN ({marks})", chunk
+                ):
+                    counts[job[0]] = [0, 0, job[1]]
+            updates: list[tuple[Any, ...]] = []
+            for task_id, (state, *values) in stored.items():
+                count = counts[jobs[task_id]]
+                count[0 if state == "done" else 1] += 1
+                count[2] += 1
+                updates.append((state, *values, now, count[2], task_id))
             db.executemany(
                 "UPDATE tasks SET state = ?, worker = COALESCE(?, worker), result = ?, output = ?,"
-                " error = ?, finished_at = ? WHERE task_id = ?",
+                " error = ?, finished_at = ?, fin = ? WHERE task_id = ?",
                 updates,
             )
             db.executemany(
                 "UPDATE jobs SET done = done + ?, failed = failed + ?, started = 1,"
-                " finished_at = CASE WHEN done + failed + ? >= total THEN ? END WHERE job_id = ?",
-                [(d, f, d + f, now, job_id) for job_id, (d, f) in counts.items()],
+                " finished_at = CASE WHEN open = 0 AND done + failed + ? >= total THEN ? END"
+                " WHERE job_id = ?",
+                [(d, f, d + f, now, job_id) for job_id, (d, f, _) in counts.items()],
             )
             return answers
 
         return await self._write(op)
+
+    # -- growing jobs (see job_files) -------------------------------------------------------
+
+    async def create_growing_job(self, job_id: str, name: str, ops: str, copies: int) -> None:
+        """Insert an open job that takes files batch by batch."""
+        await self._write(lambda db: job_files.create(db, job_id, name, ops, copies, time.time()))
+
+    async def append_files(
+        self, job_id: str, files: Sequence[tuple[str, str]]
+    ) -> job_files.Appended:
+        """Add `(name, sha256)` files to an open job (JobGone, JobShut)."""
+        return await self._write(lambda db: job_files.append(db, job_id, files, time.time()))
+
+    async def undo_append(self, job_id: str, added: job_files.Appended) -> None:
+        """Take back a batch that could not be published."""
+        await self._write(lambda db: job_files.undo(db, job_id, added))
+
+    async def close_job(self, job_id: str) -> None:
+        """A growing job takes no more files (JobGone)."""
+        await self._write(lambda db: job_files.close(db, job_id, time.time()))
+
+    async def cancel_job(self, job_id: str) -> None:
+        """Unfinished tasks end cancelled (JobGone; JobShut if already finished)."""
+        await self._write(lambda db: job_files.cancel(db, job_id, time.time()))
+
+    async def recently_cancelled(self, limit: int = 1000) -> list[tuple[str, float]]:
+        """(job_id, cancelled_at) of the most recently cancelled jobs, newest first."""
+        return await self._call(job_files.recently_cancelled, self.db, limit)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -347,30 +459,77 @@ class Store:
 
         return await self._call(read)
 
-    async def list_jobs(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Job summaries, newest first."""
+    async def list_jobs(self, limit: int = 100, before: str | None = None) -> list[dict[str, Any]]:
+        """Job summaries, newest first; `before` (a job id) starts after that job."""
 
         def read() -> list[dict[str, Any]]:
+            where, args = "", ()
+            if before is not None:
+                row = self.db.execute(
+                    "SELECT created_at, rowid FROM jobs WHERE job_id = ?", (before,)
+                ).fetchone()
+                if row is None:
+                    return []
+                where, args = " WHERE (created_at, rowid) < (?, ?)", tuple(row)
             rows = self.db.execute(
-                "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+                f"SELECT * FROM jobs{where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*args, limit),
             ).fetchall()
             return [_job_summary(r) for r in rows]
 
         return await self._call(read)
 
-    async def get_job(self, job_id: str) -> dict[str, Any] | None:
-        """A job with its tasks, or None."""
+    async def job_summary(self, job_id: str) -> dict[str, Any] | None:
+        """A job's summary (counts and state, no tasks), or None: one row, whatever its size."""
 
         def read() -> dict[str, Any] | None:
             row = self.db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-            if row is None:
-                return None
-            job = _job_summary(row)
-            tasks = self.db.execute(
-                "SELECT * FROM tasks WHERE job_id = ? ORDER BY seq", (job_id,)
+            return None if row is None else _job_summary(row)
+
+        return await self._call(read)
+
+    async def get_job(self, job_id: str, tasks_limit: int = 1000) -> dict[str, Any] | None:
+        """A job's summary with the first page of its tasks (`tasks_next`: the next page's
+        cursor or None), or None."""
+        job = await self.job_summary(job_id)
+        if job is None:
+            return None
+        page = await self.tasks_page(job_id, limit=tasks_limit)
+        job["tasks"], job["tasks_next"] = page["tasks"], page["next"]
+        return job
+
+    async def tasks_page(
+        self,
+        job_id: str,
+        *,
+        state: str | None = None,
+        limit: int = 1000,
+        cursor: int | None = None,
+        order: str = "seq",
+    ) -> dict[str, Any]:
+        """One page of a job's tasks, in task order (`order="seq"`, cursor: the first seq of
+        the page) or in the order they finished (`order="finished"`, only finished tasks,
+        cursor: the last `finished_seq` seen). `next` is the cursor of the next page, or None
+        at the end; in finished order it is always the last one seen, to poll from."""
+
+        def read() -> dict[str, Any]:
+            if order == "finished":
+                column, sql = "fin", "SELECT * FROM tasks WHERE job_id = ? AND fin > ?"
+            else:
+                column, sql = "seq", "SELECT * FROM tasks WHERE job_id = ? AND seq >= ?"
+            args: list[Any] = [job_id, 0 if cursor is None else cursor]
+            if state is not None:
+                sql += " AND state = ?"
+                args.append(state)
+            rows = self.db.execute(
+                f"{sql} ORDER BY {column} LIMIT ?", (*args, limit + 1)
             ).fetchall()
-            job["tasks"] = [_task_view(t) for t in tasks]
-            return job
+            tasks = [_task_view(r) for r in rows[:limit]]
+            more = len(rows) > limit
+            if order == "finished":
+                last = tasks[-1]["finished_seq"] if tasks else (cursor or 0)
+                return {"tasks": tasks, "next": last, "more": more}
+            return {"tasks": tasks, "next": rows[limit]["seq"] if more else None}
 
         return await self._call(read)
 
@@ -379,10 +538,10 @@ class Store:
 
         def read() -> dict[str, int]:
             row = self.db.execute(
-                "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(done), 0), COALESCE(SUM(failed), 0)"
-                " FROM jobs"
+                "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(done), 0), COALESCE(SUM(failed), 0),"
+                " COALESCE(SUM(cancelled), 0) FROM jobs"
             ).fetchone()
-            total, done, failed = row
+            total, done, failed, cancelled = row
             counts = {"queued": 0, "running": 0}
             counts.update(
                 self.db.execute(
@@ -394,7 +553,8 @@ class Store:
                 "total": total,
                 "done": done,
                 "failed": failed,
-                "pending": total - done - failed,
+                "cancelled": cancelled,
+                "pending": total - done - failed - cancelled,
                 **counts,
             }
 
@@ -429,7 +589,7 @@ class Store:
 
         def read() -> list[dict[str, Any]]:
             sql = "SELECT t.*, j.ops FROM tasks t JOIN jobs j USING (job_id)"
-            sql += " WHERE t.state IN ('queued', 'running')"
+            sql += " WHERE t.state IN ('queued', 'running') AND t.dup_of IS NULL"
             if unpublished_only:
                 sql += " AND t.published = 0"
             return [dict(r) for r in self.db.execute(sql + " ORDER BY j.created_at, t.seq")]

@@ -15,6 +15,7 @@ from sd_common.cli import check_python, fail, load_settings, settle_heap, setup_
 from sd_common.settings import Settings
 from sd_common.tasks import load_task_modules
 from sd_common.topology import BrokerUnavailable, broker_display, check_broker
+from sd_common.version import VERSION
 from sd_worker.executor import PoolUnavailable
 from sd_worker.stop_signals import STOP_SIGNALS, stop_signals
 from sd_worker.worker_async import AsyncWorker
@@ -45,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "spawn, stop signals through signal.signal, no uvloop",
     )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
 

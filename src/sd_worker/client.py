@@ -150,9 +150,11 @@ class CoordinatorClient:
         result: dict[str, Any] = await self.call("POST", "/register", json=hello.model_dump())
         return result
 
-    async def report(self, hello: WorkerHello) -> None:
-        """POST /report, once: a missed report is replaced by the next one."""
-        await self.call("POST", "/report", retry=False, json=hello.model_dump())
+    async def report(self, hello: WorkerHello) -> dict[str, Any]:
+        """POST /report, once: a missed report is replaced by the next one. Answers the
+        recently cancelled jobs (`cancelled_jobs`)."""
+        answer = await self.call("POST", "/report", retry=False, json=hello.model_dump())
+        return answer if isinstance(answer, dict) else {}
 
     async def working(self, update: Working) -> None:
         """POST /working, once."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,6 +76,9 @@ class TaskProcessor:
         self.failed = 0
         # The coordinator's DATA_DIR when this worker sees it (SHARED_STORAGE=auto).
         self.shared: SharedStorage | None = None
+        # Jobs the coordinator cancelled: their tasks are acked without being run.
+        self.cancelled_jobs: Container[str] = frozenset()
+        self.skipped = 0
 
     @property
     def current_task(self) -> str | None:
@@ -84,6 +87,9 @@ class TaskProcessor:
 
     async def handle(self, message: TaskMessage) -> None:
         """Run the task and store its outcome; RetryLater if it must go back to the queue."""
+        if message.job_id in self.cancelled_jobs:
+            self.skipped += 1  # the coordinator already marked it cancelled
+            return
         self.current[message.task_id] = time.monotonic()
         self.started.append(message.task_id)
         self.on_change()

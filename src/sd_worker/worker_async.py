@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sd_common import topology
 from sd_common.messages import TaskMessage, WorkerHello, Working
 from sd_common.settings import Settings
+from sd_common.version import VERSION
 from sd_worker.acks import AckCoalescer, Delivery
 from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient, CoordinatorRejected
@@ -386,7 +387,7 @@ class AsyncWorker:
             cpus=self.executor.workers, status=self._status(),
             task_id=self.processor.current_task, consumers=len(self.consumers),
             prefetch=self.prefetch, processed=self.processor.processed,
-            failed=self.processor.failed, os=self.os,
+            failed=self.processor.failed, version=VERSION, os=self.os,
         )  # fmt: skip
 
     async def _register(self) -> None:
@@ -428,7 +429,8 @@ class AsyncWorker:
             cpu, ram, net = self.sampler.sample()
             await self._set_paused(cpu > self.settings.cpu_limit)
             try:
-                await self.client.report(self._hello(cpu, ram, net))
+                answer = await self.client.report(self._hello(cpu, ram, net))
+                self.processor.cancelled_jobs = frozenset(answer.get("cancelled_jobs") or ())
             except CoordinatorRejected as exc:
                 if exc.status == 404:  # the coordinator restarted and forgot us
                     await self._register()

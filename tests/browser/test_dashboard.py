@@ -154,8 +154,9 @@ def test_upload_through_the_page_gives_pillows_pixels_and_a_zip(
     with zipfile.ZipFile(download.value.path()) as archive:
         names = archive.namelist()
         assert len(names) == 6 and all(name.endswith(".png") for name in names), names
+        # A job the page uploads keeps its files' names: uno.png, uno-2.png, uno-3.png, ...
         for name in names:
-            stem = Path(name).stem.split("_", 1)[1]
+            stem = re.sub(r"-\d+$", "", Path(name).stem)
             assert same_pixels(decode(archive.read(name)), expected[stem]), name
 
 
@@ -189,15 +190,15 @@ def test_node_card_shows_live_metrics_and_turns_offline_when_the_worker_is_kille
     assert "grayscale" in look["filter"] and look["opacity"] < 1, look
 
 
-def test_the_page_shows_the_apis_error_detail(cluster: Cluster, dashboard: Dashboard) -> None:
+def test_the_page_lists_files_the_api_refused_and_shows_its_error_detail(
+    cluster: Cluster, dashboard: Dashboard
+) -> None:
     cluster.start_coordinator()
     not_an_image = b"just some text, not pixels\n" * 20
     bad_ops = "grayscale,blur:500"  # blur's radius goes up to 100: only the API knows the rule
     with cluster.client() as client:
         unsupported = client.post("/upload", files=[("file", ("notas.jpg", not_an_image))])
-        invalid = client.post(
-            "/upload", files=[("file", ("ok.jpg", sample_image()))], data={"ops": bad_ops}
-        )
+        invalid = client.post("/jobs", json={"ops": bad_ops})
     assert unsupported.status_code == 415, unsupported.text
     assert invalid.status_code == 422, invalid.text
     unsupported_detail, invalid_detail = unsupported.json()["detail"], invalid.json()["detail"]
@@ -205,14 +206,17 @@ def test_the_page_shows_the_apis_error_detail(cluster: Cluster, dashboard: Dashb
 
     page = dashboard.open(cluster.url)
     upload_through_page(page, {"notas.jpg": not_an_image}, "grayscale", copies=1)
-    expect(page.get_by_test_id("error-message")).to_have_text(unsupported_detail)
+    # The file is listed with the coordinator's reason; a job that took nothing is cancelled.
+    reason = unsupported_detail.removeprefix("notas.jpg: ")
+    expect(page.get_by_test_id("refused-file")).to_have_text(f"notas.jpg: {reason}")
+    expect(page.get_by_test_id("upload-success")).to_have_text(re.compile(r"sent: 0 tasks\.$"))
 
-    page.get_by_role("button", name="Clear", exact=True).click()
     upload_through_page(page, {"ok.jpg": sample_image()}, bad_ops, copies=1)
     expect(page.get_by_test_id("error-message")).to_have_text(invalid_detail)
     expect(page.get_by_test_id("upload-success")).to_have_count(0)
     with cluster.client() as client:
-        assert client.get("/jobs").json() == []
+        jobs = client.get("/jobs").json()
+    assert [(j["state"], j["total"]) for j in jobs] == [("cancelled", 0)]
 
 
 def expect_english(page: Page) -> None:

@@ -431,6 +431,8 @@ BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
                                   ("ram",)),
     "register bad status": ("/register", {"json": {"name": "w1", "status": "asleep"}}, 422,
                             ("status",)),
+    "register version too long": ("/register", {"json": {"name": "w1", "version": "1" * 65}},
+                                  422, ("version", "at most 64")),
     "register os too long": ("/register", {"json": {"name": "w1", "os": "x" * 81}}, 422,
                              ("os",)),
     "report unknown worker": ("/report", {"json": {"name": "ghost"}}, 404,

@@ -10,6 +10,7 @@ import { JobView } from './components/JobView'
 import { NodeGrid } from './components/NodeGrid'
 import { TokenPrompt } from './components/TokenPrompt'
 import { UploadForm } from './components/UploadForm'
+import type { Sending } from './upload'
 import { useSelectedJob } from './useSelectedJob'
 import { useSnapshot } from './useSnapshot'
 
@@ -18,6 +19,7 @@ export function App() {
   const { snapshot, history, connection } = useSnapshot()
   const [selectedJob, selectJob] = useSelectedJob()
   const [askToken, setAskToken] = useState(false)
+  const [uploading, setUploading] = useState<Sending | null>(null)
   const [section, setSection] = useSection()
 
   useEffect(() => onUnauthorized(() => setAskToken(true)), [])
@@ -26,7 +28,7 @@ export function App() {
   const jobs = snapshot?.jobs ?? []
   return (
     <div className="app">
-      <Header connection={connection} />
+      <Header connection={connection} version={snapshot?.version} />
       {connection === 'disconnected' && <DisconnectedBanner />}
       <SectionTabs value={section} onChange={setSection} />
       {section === 'academic' && <AcademicView />}
@@ -37,9 +39,10 @@ export function App() {
           history={history}
           now={now}
           connecting={snapshot === null}
+          coordinatorVersion={snapshot?.version}
         />
         <div className="work">
-          <UploadForm onUploaded={selectJob} />
+          <UploadForm onUploaded={selectJob} onProgress={setUploading} />
           <JobList jobs={jobs} now={now} selectedId={selectedJob} onSelect={selectJob} />
         </div>
         {selectedJob && (
@@ -48,6 +51,7 @@ export function App() {
             jobId={selectedJob}
             summary={jobs.find((job) => job.job_id === selectedJob)}
             now={now}
+            upload={uploading?.jobId === selectedJob ? uploading : undefined}
             onClose={() => selectJob(null)}
           />
         )}

@@ -1,6 +1,6 @@
 /** Fetch helpers for the coordinator's HTTP API. */
 import { getToken, reportUnauthorized, withToken } from './auth'
-import type { JobDetail, OpSpec, UploadAccepted } from './types'
+import type { BatchAnswer, GrowingJob, JobDetail, JobSummary, OpSpec, Picked, TaskPage } from './types'
 
 export class ApiError extends Error {
   readonly status: number
@@ -57,16 +57,34 @@ export async function apiFetch<T>(path: string, init: RequestInit = {}): Promise
 
 export const fetchOps = (): Promise<OpSpec[]> => apiFetch<OpSpec[]>('/ops')
 
-export const fetchJob = (jobId: string, signal?: AbortSignal): Promise<JobDetail> =>
-  apiFetch<JobDetail>(`/jobs/${encodeURIComponent(jobId)}`, { signal })
+const jobPath = (jobId: string) => `/jobs/${encodeURIComponent(jobId)}`
 
-export function uploadImages(files: File[], ops: string, copies: number): Promise<UploadAccepted> {
+/** A job's summary and its first `limit` tasks (the rest page by page). */
+export const fetchJob = (jobId: string, signal?: AbortSignal, limit = 1000): Promise<JobDetail> =>
+  apiFetch<JobDetail>(`${jobPath(jobId)}?limit=${limit}`, { signal })
+
+export const fetchTasks = (jobId: string, state: string, limit: number, signal?: AbortSignal): Promise<TaskPage> =>
+  apiFetch<TaskPage>(`${jobPath(jobId)}/tasks?state=${encodeURIComponent(state)}&limit=${limit}`, { signal })
+
+const postJson = <T>(path: string, body?: unknown): Promise<T> =>
+  apiFetch<T>(path, {
+    method: 'POST',
+    headers: body === undefined ? undefined : { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+
+/** An open job that takes files in batches until it is closed. */
+export const createJob = (ops: string, copies: number, name: string): Promise<GrowingJob> =>
+  postJson<GrowingJob>('/jobs', { ops, copies, name })
+
+export function addFiles(jobId: string, files: Picked[]): Promise<BatchAnswer> {
   const form = new FormData()
-  files.forEach((file) => form.append('file', file, file.name))
-  form.append('ops', ops)
-  form.append('copies', String(copies))
-  return apiFetch<UploadAccepted>('/upload', { method: 'POST', body: form })
+  files.forEach(({ file, name }) => form.append('file', file, name))
+  return apiFetch<BatchAnswer>(`${jobPath(jobId)}/files`, { method: 'POST', body: form })
 }
+
+export const closeJob = (jobId: string): Promise<JobSummary> => postJson<JobSummary>(`${jobPath(jobId)}/close`)
+export const cancelJob = (jobId: string): Promise<JobSummary> => postJson<JobSummary>(`${jobPath(jobId)}/cancel`)
 
 export const resultUrl = (filename: string): string => withToken(`/result/${encodeURIComponent(filename)}`)
 export const inputUrl = (sha256: string): string => withToken(`/inputs/${encodeURIComponent(sha256)}`)

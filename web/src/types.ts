@@ -1,7 +1,7 @@
 /** Wire shapes of the coordinator's HTTP API (DESIGN.md §3). */
 
 export type WorkerStatus = 'free' | 'busy' | 'offline'
-export type JobState = 'queued' | 'running' | 'done' | 'failed'
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
 export type TaskState = JobState
 
 export interface Worker {
@@ -19,6 +19,8 @@ export interface Worker {
   prefetch: number
   processed: number
   failed: number
+  /** The worker's package version; null from workers older than version reporting. */
+  version?: string | null
   /** The node's operating system ("Windows 11", "macOS 14.5"); empty from older workers. */
   os?: string
 }
@@ -31,8 +33,11 @@ export interface JobSummary {
   failed: number
   created_at: number
   ops: string
-  kind: 'image' | 'task'
+  kind: 'image' | 'task' | 'files'
   name: string
+  /** A growing job still taking files. */
+  open?: boolean
+  cancelled?: number
 }
 
 export interface Totals {
@@ -49,6 +54,8 @@ export interface Snapshot {
   totals: Totals
   jobs: JobSummary[]
   server_time: number
+  /** The coordinator's package version. */
+  version?: string
 }
 
 export interface TaskDetail {
@@ -64,6 +71,39 @@ export interface TaskDetail {
 
 export interface JobDetail extends JobSummary {
   tasks: TaskDetail[]
+  /** Cursor of the next page of tasks (GET /jobs/{id}/tasks), or null. */
+  tasks_next?: number | null
+}
+
+export interface TaskPage {
+  tasks: TaskDetail[]
+  next: number | null
+}
+
+/** A job that takes files in batches (POST /jobs). */
+export interface GrowingJob extends JobSummary {
+  max_upload_bytes: number
+  max_files: number
+}
+
+export interface FileAnswer {
+  name: string
+  status: 'queued' | 'duplicate' | 'rejected'
+  tasks: number
+  detail?: string
+}
+
+export interface BatchAnswer {
+  job_id: string
+  tasks: number
+  files: FileAnswer[]
+  rejected: number
+}
+
+/** A file picked or dropped, with its name in the job (its path inside a dropped folder). */
+export interface Picked {
+  file: File
+  name: string
 }
 
 export interface OpSpec {
@@ -75,10 +115,4 @@ export interface OpSpec {
   max: number | null
   description_en: string
   description_es: string
-}
-
-export interface UploadAccepted {
-  status: 'sent'
-  job_id: string
-  tasks: number
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from sd_common.messages import (
     Working,
 )
 from sd_common.result_frames import ResultHeader
+from sd_common.version import VERSION, release_line
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.api.files import stored_file
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
@@ -30,6 +32,7 @@ from sd_coordinator.errors import Invalid, ServiceError, TooLarge
 from sd_coordinator.ingest import ImageResult
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
+log = logging.getLogger("sd.coordinator.workers")
 
 # POST /result-images spools its results to files every SPOOL_BYTES of them.
 SPOOL_BYTES = 4 * 1024 * 1024
@@ -60,6 +63,11 @@ def is_local(request: Request, hello: WorkerHello) -> bool:
 async def register(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
     """A worker starts: record it (409 if a live worker holds the name)."""
     worker = services.registry.register(hello, is_local=is_local(request, hello))
+    if release_line(hello.version) != release_line(VERSION):
+        log.warning(
+            "worker %r runs version %s and this coordinator %s: install the same release on both",
+            hello.name, hello.version or "unknown (older)", VERSION,
+        )  # fmt: skip
     s = services.settings
     return {"session": worker.session, "queue": s.queue_name,
             "report_interval_s": s.report_interval_s,
@@ -67,10 +75,11 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
 
 
 @router.post("/report")
-async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, str]:
-    """Periodic resources and state of a registered worker (404: register again)."""
+async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Periodic resources and state of a registered worker (404: register again); answers the
+    recently cancelled jobs, whose tasks the worker skips."""
     services.registry.report(hello, is_local=is_local(request, hello))
-    return {"status": "ok"}
+    return {"status": "ok", "cancelled_jobs": services.jobs.cancelled.recent()}
 
 
 @router.post("/working")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from sd_common.pipeline import catalog
+from sd_common.result_names import clean_name
 from sd_common.tasks import IMAGE_TASK, task_types
 from sd_coordinator.api.deps import ServicesDep, UserRoute
 from sd_coordinator.errors import NotFound
-from sd_coordinator.submit import Upload
+from sd_coordinator.submit import MAX_FILES_PER_UPLOAD, Upload
 
 router = APIRouter(route_class=UserRoute, tags=["jobs"])
+
+TaskState = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 class Sent(BaseModel):
@@ -58,18 +61,102 @@ async def submit_task(request: TaskRequest, services: ServicesDep) -> dict[str, 
 
 
 @router.get("/jobs")
-async def list_jobs(services: ServicesDep, limit: int = 100) -> list[dict[str, Any]]:
-    """Job summaries, newest first."""
-    return await services.store.list_jobs(max(1, min(limit, 1000)))
+async def list_jobs(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before: Annotated[
+        str | None, Query(max_length=64, description="a job id: the page after it")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Job summaries, newest first, a page at a time (`before`: the last job of a page)."""
+    return await services.store.list_jobs(limit, before)
+
+
+class NewJob(BaseModel):
+    """A job that receives its files in batches (`POST /jobs/{job_id}/files`), then is closed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ops: str = Field("grayscale", max_length=500, examples=["grayscale,thumbnail:256"])
+    copies: int = Field(1, ge=1, le=1000)
+    name: str = Field("", max_length=200, examples=["trip"])
+
+
+@router.post("/jobs", status_code=201)
+async def create_job(request: NewJob, services: ServicesDep) -> dict[str, Any]:
+    """Create an open job with its pipeline; send files with POST /jobs/{job_id}/files."""
+    return await services.jobs.create(request.ops, request.copies, request.name)
+
+
+@router.post("/jobs/{job_id}/files", status_code=202)
+async def add_files(
+    job_id: str,
+    services: ServicesDep,
+    file: Annotated[
+        list[UploadFile],
+        File(
+            description="images; each part's filename is its name in the job, e.g. trip/day1/a.jpg"
+        ),
+    ],
+) -> dict[str, Any]:
+    """Add a batch of files to an open job: the valid ones are queued at once, the others
+    listed with their reasons (`files`: one entry per file)."""
+    uploads = [Upload(clean_name(f.filename), await f.read()) for f in file]
+    return await services.jobs.add_files(job_id, uploads)
+
+
+@router.post("/jobs/{job_id}/close")
+async def close_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+    """No more files: the job is done once its tasks are."""
+    return await services.jobs.close(job_id)
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+    """Cancel a job: queued tasks are not processed, results already made are kept."""
+    return await services.jobs.cancel(job_id)
 
 
 @router.get("/jobs/{job_id}")
-async def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
-    """One job with every task's state, worker, result, output and error."""
-    job = await services.store.get_job(job_id)
+async def get_job(
+    job_id: str,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=0, le=10_000, description="tasks on the first page")] = 1000,
+) -> dict[str, Any]:
+    """A job's summary and the first page of its tasks (`tasks_next`: cursor of the next page
+    for GET /jobs/{job_id}/tasks, or null)."""
+    job = await services.store.get_job(job_id, limit)
     if job is None:
         raise NotFound(f"unknown job {job_id}")
+    if job["open"]:  # what a client sending more files needs to size its batches
+        job["max_upload_bytes"] = services.settings.max_upload_bytes
+        job["max_files"] = MAX_FILES_PER_UPLOAD
     return job
+
+
+@router.get("/jobs/{job_id}/tasks")
+async def job_tasks(
+    job_id: str,
+    services: ServicesDep,
+    state: Annotated[TaskState | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[int | None, Query(ge=0, description="`next` of the previous page")] = None,
+    order: Annotated[
+        Literal["seq", "finished"],
+        Query(
+            description="seq: task order; finished: finished tasks in the order they "
+            "finished, `next` always set (poll with it for results as they come)"
+        ),
+    ] = "seq",
+) -> dict[str, Any]:
+    """A job's tasks, page by page: `{"tasks": [...], "next": cursor or null}`."""
+    if await services.store.job_summary(job_id) is None:
+        raise NotFound(f"unknown job {job_id}")
+    page = await services.store.tasks_page(
+        job_id, state=state, limit=limit, cursor=cursor, order=order
+    )
+    page.pop("more", None)
+    return page
 
 
 @router.get("/ops")

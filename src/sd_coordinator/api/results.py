@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
-import zipfile
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from sd_common.result_names import result_relpath
 from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
 from sd_coordinator.api.files import stored_file
-from sd_coordinator.errors import NotFound
+from sd_coordinator.errors import NotFound, Unavailable
+from sd_coordinator.zipstream import ZipStream
 
 router = APIRouter(route_class=BrowserLoadRoute, tags=["results"])
 
@@ -53,43 +54,76 @@ async def original(sha256: str, services: ServicesDep) -> StreamingResponse:
                              f"input {sha256!r}")  # fmt: skip
 
 
-def _zip_name(index: int, task: dict[str, Any]) -> str:
+def _zip_name(task: dict[str, Any], kind: str) -> str:
+    if kind == "files":  # a growing job's names are relative paths: keep them
+        return result_relpath(task["filename"] or "result", task["copy"])
     stem = Path(task.get("filename") or "result").stem or "result"
-    return f"{index:04d}_{stem}.png"
+    return f"{task['seq'] + 1:04d}_{stem}.png"
 
 
-def _build_zip(files: list[tuple[Path, str]]) -> tempfile.SpooledTemporaryFile[bytes]:
-    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
-    # PNG is already compressed: store, don't deflate again.
-    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
-        for path, name in files:
-            archive.write(path, name)
-    spool.seek(0)
-    return spool
+class ZipSlots:
+    """How many zip downloads run at once: each holds a thread hop and the disk busy."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.running = 0
+
+    def take(self) -> None:
+        """Take a slot, or 503 when all are taken."""
+        if self.running >= self.most:
+            raise Unavailable(
+                f"{self.running} zip downloads are running, the most at once "
+                f"(ZIP_DOWNLOADS_MAX={self.most}); try again in a moment"
+            )
+        self.running += 1
+
+    def give_back(self) -> None:
+        self.running -= 1
 
 
-def _chunks(spool: tempfile.SpooledTemporaryFile[bytes]) -> Iterator[bytes]:
-    with spool:
-        while chunk := spool.read(1024 * 1024):
-            yield chunk
+ZIP_PAGE = 1000
 
 
 @router.get("/jobs/{job_id}/zip", response_class=StreamingResponse)
 async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
-    """Every stored result of a job in one zip file."""
-    job = await services.store.get_job(job_id)
+    """Every stored result of a job in one zip file, streamed as it is written."""
+    job = await services.store.job_summary(job_id)
     if job is None:
         raise NotFound(f"unknown job {job_id}")
-    files = []
-    for index, task in enumerate(job["tasks"], start=1):
-        path = services.blobs.result_path(task["result"]) if task["result"] else None
-        if path is not None:
-            files.append((path, _zip_name(index, task)))
-    if not files:
+    store, blobs = services.store, services.blobs
+    first = await store.tasks_page(job_id, state="done", limit=ZIP_PAGE)
+    if not first["tasks"]:
         raise NotFound(f"job {job_id} has no results yet")
-    spool = await asyncio.to_thread(_build_zip, files)
+    slots: ZipSlots = services.extras.setdefault(
+        "zip_slots", ZipSlots(services.settings.zip_downloads_max)
+    )
+    slots.take()
+
+    async def stream() -> AsyncIterator[bytes]:
+        archive = ZipStream()
+        page = first
+        while True:
+            files = [
+                (blobs.results_dir / t["result"], _zip_name(t, job["kind"]))
+                for t in page["tasks"]
+                if t["result"] and blobs.result_path(t["result"])
+            ]
+            chunks = archive.entries(files)
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                yield chunk
+            if page["next"] is None:
+                break
+            page = await store.tasks_page(job_id, state="done", limit=ZIP_PAGE, cursor=page["next"])
+        tail = archive.finish()
+        while (chunk := await asyncio.to_thread(next, tail, None)) is not None:
+            yield chunk
+
+    body = stream()
+    # The slot is given back when the stream is dropped: finished, failed, or never started
+    # because the client went away first (an unstarted generator runs no `finally`).
+    weakref.finalize(body, slots.give_back)
     return StreamingResponse(
-        _chunks(spool),
+        body,
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="job-{job_id[:8]}.zip"'},
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from sd_common.version import VERSION
 from sd_coordinator.api.deps import ServicesDep, UserRoute
 
 router = APIRouter(route_class=UserRoute, tags=["cluster"])
@@ -38,4 +39,5 @@ async def health(services: ServicesDep) -> dict[str, Any]:
         "mode": "embedded" if s.embedded else "rabbitmq",
         "queue": s.queue_name,
         "workers_alive": services.registry.alive_count(),
+        "version": VERSION,
     }

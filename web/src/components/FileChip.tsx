@@ -7,7 +7,7 @@ function formatSize(bytes: number): string {
 }
 
 /** A chosen file: thumbnail, name, size and a remove button. */
-export function FileChip({ file, onRemove }: { file: File; onRemove: () => void }) {
+export function FileChip({ file, name = file.name, onRemove }: { file: File; name?: string; onRemove: () => void }) {
   const { t } = useI18n()
   const [preview, setPreview] = useState<string | null>(null)
 
@@ -21,11 +21,11 @@ export function FileChip({ file, onRemove }: { file: File; onRemove: () => void 
   return (
     <li className="file-chip">
       {preview ? <img src={preview} alt="" className="file-thumb" /> : <span className="file-thumb" aria-hidden="true" />}
-      <span className="file-name" title={file.name}>
-        {file.name}
+      <span className="file-name" title={name}>
+        {name}
       </span>
       <span className="file-size">{formatSize(file.size)}</span>
-      <button type="button" className="icon-btn" aria-label={t('removeFile', { name: file.name })} onClick={onRemove}>
+      <button type="button" className="icon-btn" aria-label={t('removeFile', { name })} onClick={onRemove}>
         ✕
       </button>
     </li>

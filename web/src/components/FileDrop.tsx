@@ -1,24 +1,29 @@
 import { useState, type DragEvent } from 'react'
 import { useI18n } from '../i18n'
+import type { Picked } from '../types'
+import { pickedFromDrop, pickedFromList } from '../upload'
 import { FileChip } from './FileChip'
 
+/** Chips shown at most: a dropped folder of hundreds of photos is summed up, not listed. */
+const CHIPS_SHOWN = 30
+
 interface FileDropProps {
-  files: File[]
-  onChange: (files: File[]) => void
+  files: Picked[]
+  onChange: (files: Picked[]) => void
 }
 
-/** Drag-and-drop area and file picker for one or many images. */
+/** Drag-and-drop area and pickers for images or a whole folder. */
 export function FileDrop({ files, onChange }: FileDropProps) {
   const { t } = useI18n()
   const [over, setOver] = useState(false)
 
-  const add = (list: FileList | null) => {
-    if (list && list.length) onChange([...files, ...Array.from(list)])
+  const add = (more: Picked[]) => {
+    if (more.length) onChange([...files, ...more])
   }
   const onDrop = (event: DragEvent) => {
     event.preventDefault()
     setOver(false)
-    add(event.dataTransfer.files)
+    void pickedFromDrop(event.dataTransfer).then(add)
   }
 
   return (
@@ -48,7 +53,22 @@ export function FileDrop({ files, onChange }: FileDropProps) {
           aria-label={t('files')}
           data-testid="file-input"
           onChange={(e) => {
-            add(e.target.files)
+            add(pickedFromList(e.target.files ?? []))
+            e.target.value = ''
+          }}
+        />
+      </label>
+      <label className="folder-pick muted">
+        {t('dropOr')} <span className="link">{t('chooseFolder')}</span>
+        <input
+          type="file"
+          className="sr-only"
+          multiple
+          aria-label={t('chooseFolder')}
+          data-testid="folder-input"
+          {...{ webkitdirectory: '' }}
+          onChange={(e) => {
+            add(pickedFromList(e.target.files ?? []))
             e.target.value = ''
           }}
         />
@@ -57,20 +77,22 @@ export function FileDrop({ files, onChange }: FileDropProps) {
         <>
           <div className="file-list-head">
             <span>
-              {t('files')} <span className="count">{files.length}</span>
+              {t('files')} <span className="count" data-testid="file-count">{files.length}</span>
             </span>
             <button type="button" className="btn btn-ghost btn-small" onClick={() => onChange([])}>
               {t('clearFiles')}
             </button>
           </div>
           <ul className="file-list">
-            {files.map((file, index) => (
+            {files.slice(0, CHIPS_SHOWN).map((picked, index) => (
               <FileChip
-                key={`${file.name}-${file.size}-${index}`}
-                file={file}
+                key={`${picked.name}-${picked.file.size}-${index}`}
+                file={picked.file}
+                name={picked.name}
                 onRemove={() => onChange(files.filter((_, i) => i !== index))}
               />
             ))}
+            {files.length > CHIPS_SHOWN && <li className="muted">{t('moreFiles', { n: files.length - CHIPS_SHOWN })}</li>}
           </ul>
         </>
       )}

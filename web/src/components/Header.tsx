@@ -5,7 +5,7 @@ import { LangSwitch } from './LangSwitch'
 const LABEL = { connecting: 'connecting', live: 'live', disconnected: 'reconnecting' } as const
 
 /** The dark top bar: name, connection state, language switch. */
-export function Header({ connection }: { connection: Connection }) {
+export function Header({ connection, version }: { connection: Connection; version?: string }) {
   const { t } = useI18n()
   return (
     <header className="app-header">
@@ -22,6 +22,11 @@ export function Header({ connection }: { connection: Connection }) {
         </div>
       </div>
       <div className="header-tools">
+        {version && (
+          <span className="app-version" data-testid="coordinator-version" title={t('coordinatorVersion')}>
+            v{version}
+          </span>
+        )}
         <span className={`conn conn-${connection}`} data-testid="connection" role="status">
           <span className="conn-dot" aria-hidden="true" />
           <span className="conn-label">{t(LABEL[connection])}</span>

@@ -25,7 +25,7 @@ export function JobRow({ job, now, selected, onSelect }: JobRowProps) {
         </span>
         <span className="job-row-meta">
           <code className="job-ops" title={job.ops}>
-            {job.kind === 'image' ? job.ops : t('kind_task')}
+            {job.kind !== 'task' ? job.ops : t('kind_task')}
           </code>
           <span className="muted">{t('ago', { t: formatAge(now - job.created_at) })}</span>
         </span>

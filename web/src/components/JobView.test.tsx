@@ -14,16 +14,43 @@ const detail: JobDetail = {
   ],
 }
 
-function renderView(lang: 'en' | 'es' = 'en') {
-  installFetch((path) => (path === 'jobs/job-1' ? jsonResponse(detail) : jsonResponse({ detail: 'Job not found' }, 404)))
+function renderView(lang: 'en' | 'es' = 'en', upload?: { jobId: string; sent: number; total: number }) {
+  const fetchMock = installFetch((path) =>
+    path === 'jobs/job-1?limit=48' ? jsonResponse(detail) : path === 'jobs/job-1/cancel' ? jsonResponse({ ...detail, state: 'cancelled' }) : jsonResponse({ detail: 'Job not found' }, 404),
+  )
   render(
     <I18nProvider lang={lang}>
-      <JobView jobId="job-1" now={1_700_000_000} onClose={() => undefined} />
+      <JobView jobId="job-1" now={1_700_000_000} upload={upload} onClose={() => undefined} />
     </I18nProvider>,
   )
+  return fetchMock
 }
 
 describe('JobView', () => {
+  it('shows the upload beside the job while this page still sends its files', async () => {
+    renderView('es', { jobId: 'job-1', sent: 200, total: 800 })
+    const upload = await screen.findByTestId('job-upload-progress')
+    expect(upload).toHaveTextContent('Subiendo: 200 de 800 imágenes enviadas')
+    expect(within(upload).getByRole('progressbar', { name: 'Subida' })).toHaveAttribute('aria-valuenow', '25')
+  })
+
+  it('asks the tasks a page at a time and cancels a running job', async () => {
+    const running = { ...detail, state: 'running' as const, tasks_next: 48 }
+    const fetchMock = installFetch((path) => (path.startsWith('jobs/job-1?') || path === 'jobs/job-1/cancel' ? jsonResponse(running) : jsonResponse({}, 404)))
+    render(
+      <I18nProvider lang="en">
+        <JobView jobId="job-1" now={1_700_000_000} onClose={() => undefined} />
+      </I18nProvider>,
+    )
+    await userEvent.click(await screen.findByTestId('show-more'))
+    await userEvent.click(screen.getByTestId('cancel-job'))
+    const paths = fetchMock.mock.calls.map(([url]) => String(url))
+    expect(paths).toContain('/jobs/job-1?limit=48')
+    expect(paths).toContain('/jobs/job-1?limit=96')
+    expect(paths).toContain('/jobs/job-1/cancel')
+    expect(fetchMock.mock.calls.find(([url]) => String(url) === '/jobs/job-1/cancel')![1]!.method).toBe('POST')
+  })
+
   it('lists every task with its state, worker, error and download', async () => {
     renderView()
     const link = await screen.findByTestId('result-link-t1')

@@ -5,10 +5,14 @@ import { NodeCard } from './NodeCard'
 
 const NOW = 1_700_000_000
 
-function renderCard(overrides: Parameters<typeof worker>[0], now = NOW) {
+function renderCard(
+  overrides: Parameters<typeof worker>[0],
+  now = NOW,
+  { lang = 'en', coordinatorVersion }: { lang?: 'en' | 'es'; coordinatorVersion?: string } = {},
+) {
   render(
-    <I18nProvider lang="en">
-      <NodeCard worker={worker(overrides)} now={now} />
+    <I18nProvider lang={lang}>
+      <NodeCard worker={worker(overrides)} now={now} coordinatorVersion={coordinatorVersion} />
     </I18nProvider>,
   )
   return screen.getByTestId(`node-card-${overrides?.name ?? 'node-1'}`)
@@ -69,5 +73,38 @@ describe('NodeCard', () => {
     const card = renderCard({ name: 'silent', alive: false, status: 'busy', last_seen: NOW - 5 })
     expect(card).toHaveAttribute('data-status', 'offline')
     expect(within(card).getByTestId('last-seen')).toHaveTextContent('last seen 5 s ago')
+  })
+
+  it('shows the version its worker runs, unflagged on the coordinator\'s release line', () => {
+    const card = renderCard({ name: 'same', version: '0.1.3' }, NOW, { coordinatorVersion: '0.1.0' })
+    const version = within(card).getByTestId('node-version')
+    expect(version).toHaveTextContent('v0.1.3')
+    expect(version).toHaveAttribute('data-skew', 'false')
+    expect(version).toHaveAttribute('title', 'Version of this worker')
+  })
+
+  it('flags a worker on another major or minor than the coordinator, in English and Spanish', () => {
+    const card = renderCard({ name: 'newer', version: '0.2.0' }, NOW, { coordinatorVersion: '0.1.0' })
+    const version = within(card).getByTestId('node-version')
+    expect(version).toHaveTextContent('v0.2.0 ≠ v0.1.0')
+    expect(version).toHaveAttribute('data-skew', 'true')
+    expect(version).toHaveClass('node-version-skew')
+    expect(version).toHaveAttribute(
+      'title',
+      'Runs 0.2.0, the coordinator 0.1.0: install the same release on both.',
+    )
+    cleanup()
+    const spanish = renderCard({ name: 'older', version: '1.1.0' }, NOW, { lang: 'es', coordinatorVersion: '2.1.0' })
+    expect(within(spanish).getByTestId('node-version')).toHaveAttribute(
+      'title',
+      'Ejecuta 1.1.0 y el coordinador 2.1.0: instala la misma versión en ambos.',
+    )
+  })
+
+  it('flags a worker too old to say its version', () => {
+    const card = renderCard({ name: 'old', version: null }, NOW, { coordinatorVersion: '0.1.0' })
+    const version = within(card).getByTestId('node-version')
+    expect(version).toHaveTextContent('version ? ≠ v0.1.0')
+    expect(version).toHaveAttribute('data-skew', 'true')
   })
 })

@@ -2,6 +2,7 @@ import { formatPercent, formatRate, shortId } from '../format'
 import type { NodeHistory } from '../history'
 import { useI18n } from '../i18n'
 import type { Worker } from '../types'
+import { versionSkew } from '../version'
 import { Metric } from './Metric'
 import { StatusPill } from './StatusPill'
 
@@ -10,13 +11,16 @@ interface NodeCardProps {
   history?: NodeHistory
   /** Server time of the snapshot, so "last seen" does not depend on this machine's clock. */
   now: number
+  /** The coordinator's version, to flag a worker on another release line. */
+  coordinatorVersion?: string
 }
 
 const NO_HISTORY: NodeHistory = { cpu: [], ram: [], net: [] }
 
 /** A worker node: status, live CPU / RAM / network with history, current task and counters. */
-export function NodeCard({ worker, history = NO_HISTORY, now }: NodeCardProps) {
+export function NodeCard({ worker, history = NO_HISTORY, now, coordinatorVersion }: NodeCardProps) {
   const { t } = useI18n()
+  const skew = versionSkew(worker.version, coordinatorVersion)
   const status = worker.alive ? worker.status : 'offline'
   const offline = status === 'offline'
   return (
@@ -46,6 +50,19 @@ export function NodeCard({ worker, history = NO_HISTORY, now }: NodeCardProps) {
             {t('coordinator')}
           </span>
         )}
+        <span
+          className={`node-version${skew ? ' node-version-skew' : ''}`}
+          data-testid="node-version"
+          data-skew={skew}
+          title={
+            skew
+              ? t('versionSkew', { worker: worker.version ?? '?', coordinator: coordinatorVersion ?? '?' })
+              : t('workerVersion')
+          }
+        >
+          {worker.version ? `v${worker.version}` : t('versionUnknown')}
+          {skew && coordinatorVersion && ` ≠ v${coordinatorVersion}`}
+        </span>
       </div>
 
       <div className="node-metrics">

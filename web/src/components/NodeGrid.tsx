@@ -13,9 +13,10 @@ interface NodeGridProps {
   now: number
   /** No snapshot yet: say so instead of "no workers". */
   connecting?: boolean
+  coordinatorVersion?: string
 }
 
-export function NodeGrid({ workers, history, now, connecting = false }: NodeGridProps) {
+export function NodeGrid({ workers, history, now, connecting = false, coordinatorVersion }: NodeGridProps) {
   const { t } = useI18n()
   const sorted = [...workers].sort(
     (a, b) =>
@@ -39,7 +40,13 @@ export function NodeGrid({ workers, history, now, connecting = false }: NodeGrid
       ) : (
         <div className="node-grid">
           {sorted.map((worker) => (
-            <NodeCard key={worker.name} worker={worker} history={history.nodes[worker.name]} now={now} />
+            <NodeCard
+              key={worker.name}
+              worker={worker}
+              history={history.nodes[worker.name]}
+              now={now}
+              coordinatorVersion={coordinatorVersion}
+            />
           ))}
         </div>
       )}

@@ -1,29 +1,42 @@
 import { useEffect, useState, type FormEvent } from 'react'
-import { ApiError, fetchOps, uploadImages } from '../api'
+import { ApiError, fetchOps } from '../api'
 import { useToken } from '../auth'
 import { clamp } from '../format'
 import { useI18n } from '../i18n'
 import { parseOps, type Step } from '../pipeline'
-import type { OpSpec } from '../types'
+import type { FileAnswer, OpSpec, Picked } from '../types'
+import { isImageName, sendFiles, type Sending } from '../upload'
 import { ErrorMessage } from './ErrorMessage'
 import { FileDrop } from './FileDrop'
 import { PipelineBuilder } from './PipelineBuilder'
+import { ProgressBar } from './ProgressBar'
 
 const DEFAULT_OPS = 'grayscale'
 const MAX_COPIES = 1000
 
-/** Upload one or many images with an ops pipeline and a number of copies. */
-export function UploadForm({ onUploaded }: { onUploaded: (jobId: string) => void }) {
+/** Upload images or whole folders with an ops pipeline and a number of copies: one job, fed
+ * in batches, opened in the job view as soon as it exists. Files the coordinator refuses are
+ * listed with their reasons; the others go through. */
+export function UploadForm({
+  onUploaded,
+  onProgress,
+}: {
+  onUploaded: (jobId: string) => void
+  /** The upload's progress while it runs (null once it ended), for the job view. */
+  onProgress?: (progress: Sending | null) => void
+}) {
   const { t } = useI18n()
   const [specs, setSpecs] = useState<OpSpec[]>([])
   const [specsFailed, setSpecsFailed] = useState(false)
-  const [files, setFiles] = useState<File[]>([])
+  const [files, setFiles] = useState<Picked[]>([])
   const [steps, setSteps] = useState<Step[]>([])
   const [opsText, setOpsText] = useState(DEFAULT_OPS)
   const [copies, setCopies] = useState('1')
   const [sending, setSending] = useState(false)
   const [error, setError] = useState<string | null>(null)
   const [sent, setSent] = useState<string | null>(null)
+  const [progress, setProgress] = useState<Sending | null>(null)
+  const [refused, setRefused] = useState<FileAnswer[]>([])
   const token = useToken()
 
   useEffect(() => {
@@ -45,20 +58,33 @@ export function UploadForm({ onUploaded }: { onUploaded: (jobId: string) => void
     event.preventDefault()
     setError(null)
     setSent(null)
+    setRefused([])
     if (files.length === 0) return setError(t('noFiles'))
     if (!opsText.trim()) return setError(t('noOps'))
     const count = clamp(Math.round(Number(copies)) || 1, 1, MAX_COPIES)
     setCopies(String(count))
+    const images = files.filter((f) => isImageName(f.name))
+    const skipped: FileAnswer[] = files
+      .filter((f) => !isImageName(f.name))
+      .map((f) => ({ name: f.name, status: 'rejected', tasks: 0, detail: t('notAnImage') }))
+    if (!images.length) return setRefused(skipped)
     setSending(true)
+    setProgress({ jobId: '', sent: 0, total: images.length })
+    const report = (next: Sending | null) => {
+      setProgress(next)
+      onProgress?.(next)
+    }
     try {
-      const accepted = await uploadImages(files, opsText.trim(), count)
-      setSent(t('sent', { id: accepted.job_id.slice(0, 8), n: accepted.tasks }))
+      const done = await sendFiles(images, opsText.trim(), count, onUploaded, report)
+      setSent(t('sent', { id: done.jobId.slice(0, 8), n: done.tasks }))
+      setRefused([...skipped, ...done.rejected])
       setFiles([])
-      onUploaded(accepted.job_id)
     } catch (err) {
       setError(err instanceof ApiError ? err.message : t('networkError'))
+      setRefused(skipped)
     } finally {
       setSending(false)
+      report(null)
     }
   }
 
@@ -98,10 +124,28 @@ export function UploadForm({ onUploaded }: { onUploaded: (jobId: string) => void
             {sending ? t('sending') : t('submit')}
           </button>
         </div>
+        {progress && (
+          <div className="upload-progress" data-testid="upload-progress">
+            <span>{t('uploading', { sent: progress.sent, total: progress.total })}</span>
+            <ProgressBar done={progress.sent} failed={0} total={progress.total} label={t('uploadProgress')} />
+          </div>
+        )}
         {error && <ErrorMessage message={error} />}
         {sent && (
           <div className="message message-ok" role="status" data-testid="upload-success">
             {sent}
+          </div>
+        )}
+        {refused.length > 0 && (
+          <div className="message message-warn" data-testid="refused-files">
+            <strong>{t('notProcessed', { n: refused.length })}</strong>
+            <ul>
+              {refused.map((f, i) => (
+                <li key={`${f.name}-${i}`} data-testid="refused-file">
+                  <code>{f.name}</code>: {f.detail}
+                </li>
+              ))}
+            </ul>
           </div>
         )}
       </form>
