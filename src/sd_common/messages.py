@@ -112,15 +112,20 @@ class TaskOutcome(BaseModel):
     )
     duration_s: float = Field(0, ge=0, le=86_400)
     result: str | None = Field(
-        None, pattern=r"^[0-9a-f]{32}\.png$",
-        description="`<task_id>.png`, which this worker wrote into the coordinator's "
-        "DATA_DIR/results itself (shared storage); the coordinator checks it is there",
+        None, pattern=r"^\.incoming-[0-9a-f]{32}-[0-9a-f]{32}\.png$",
+        description="`.incoming-<task_id>-<32 hex>.png`, which this worker wrote into the "
+        "coordinator's DATA_DIR/results itself (shared storage); the coordinator checks it and "
+        "makes it the task's result only if the task is not finished yet",
     )  # fmt: skip
 
     @model_validator(mode="after")
     def _result_is_own(self) -> TaskOutcome:
-        if self.result is not None and (self.result != f"{self.task_id}.png" or self.error):
-            raise ValueError("result must be `<task_id>.png` of a task that did not fail")
+        if self.result is not None and (
+            not self.result.startswith(f".incoming-{self.task_id}-") or self.error
+        ):
+            raise ValueError(
+                "result must be `.incoming-<task_id>-<32 hex>.png` of a task that did not fail"
+            )
         return self
 
 

@@ -583,6 +583,19 @@ class Store:
 
         return await self._call(read)
 
+    async def is_stored_result(self, filename: str) -> bool:
+        """Whether `filename` (`<task_id>.png`) is the recorded result of a finished task."""
+        task_id = filename.removesuffix(".png")
+
+        def read() -> bool:
+            row = self.db.execute(
+                "SELECT 1 FROM tasks WHERE task_id = ? AND result = ? AND state = 'done'",
+                (task_id, filename),
+            ).fetchone()
+            return row is not None
+
+        return await self._call(read)
+
     async def unfinished_tasks(self, *, unpublished_only: bool) -> list[dict[str, Any]]:
         """Tasks to (re)publish after a restart."""
 

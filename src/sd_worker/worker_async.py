@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiormq
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
@@ -34,6 +35,18 @@ QUEUE_PROBE_TIMEOUT_S = 2.0
 RECONSUME_FIRST_S = 0.5
 RECONSUME_MAX_S = 10.0
 FINAL_REPORT_TIMEOUT_S = 2.0
+LOOP_RESTART_S = 1.0
+
+
+async def _restarting(loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop for ever: one that dies of an unexpected error is logged and
+    started again, so one bad report never ends reporting or tuning."""
+    while True:
+        try:
+            await loop()
+        except Exception:
+            log.exception("%s died; starting it again", getattr(loop, "__name__", "a loop"))
+            await asyncio.sleep(LOOP_RESTART_S)
 
 
 class Consumer:
@@ -168,7 +181,8 @@ class AsyncWorker:
         self.session = uuid.uuid4().hex
         self.executor = Executor(
             preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime,
+            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
+            time_limit_s=settings.task_time_limit_s,
         )  # fmt: skip
         self.client = CoordinatorClient(
             settings, tasks_in_flight=lambda: len(self.inflight), keep_busy=self.executor.capacity
@@ -220,7 +234,7 @@ class AsyncWorker:
         consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
         await self._apply(consumers, prefetch)
         for loop in (self._report_loop, self._tune_loop, self._working_loop):
-            self._background.append(asyncio.create_task(loop(), name=loop.__name__))
+            self._background.append(asyncio.create_task(_restarting(loop), name=loop.__name__))
         log.info(
             "worker %s consuming %r on %s with %d pool processes (consumers=%d prefetch=%d)",
             self.name, self.settings.queue_name, topology.broker_display(self.settings),
@@ -327,21 +341,28 @@ class AsyncWorker:
         current = asyncio.current_task()
         if current is not None:
             self._processing.add(current)
+        ack = True
         try:
             await self.processor.handle(task)
         except RetryLater:
-            await self._settle(message, ack=False)
-            return
+            ack = False
         except asyncio.CancelledError:
             if task.task_id not in self.settled_elsewhere or current is None:
                 raise
             current.uncancel()  # cancelled by `drop_settled`, not by a shutdown
             log.info("task %s was finished elsewhere meanwhile: acked without running it here",
                      task.task_id)  # fmt: skip
+        except Exception:
+            # Even its outcome could not be stored: the delivery must not hold a prefetch slot
+            # until the channel closes, so it goes back to the queue (the delivery limit ends
+            # a task that keeps failing).
+            log.exception("task %s: could not store its outcome; returned to the queue",
+                          task.task_id)  # fmt: skip
+            ack = False
         finally:
             if current is not None:
                 self._processing.discard(current)
-        await self._settle(message, ack=True)
+        await self._settle(message, ack=ack)
 
     def drop_settled(self, task_ids: list[str]) -> None:
         """The coordinator stored these held tasks' outcomes already (they ran elsewhere while

@@ -659,7 +659,7 @@ async def test_a_real_server_answers_413_without_waiting_for_the_body(
     announced = 200 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", embedded_cluster.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + embedded_cluster.token.encode()
             + b"\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: "
             + str(announced).encode() + b"\r\n\r\n" + b"a" * CHUNK
@@ -671,7 +671,7 @@ async def test_a_real_server_answers_413_without_waiting_for_the_body(
     sent = 0
     with socket.create_connection(("127.0.0.1", embedded_cluster.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + embedded_cluster.token.encode()
             + b"\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             + b"Transfer-Encoding: chunked\r\n\r\n"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import psutil
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from sd_common import result_frames
@@ -28,8 +28,9 @@ from sd_common.messages import (
 from sd_common.result_frames import ResultHeader
 from sd_common.version import VERSION, release_line
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
+from sd_coordinator.api.files import stored_file
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
-from sd_coordinator.errors import Invalid, NotFound, ServiceError
+from sd_coordinator.errors import Invalid, ServiceError, TooLarge
 from sd_coordinator.ingest import ImageResult
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
@@ -37,6 +38,8 @@ log = logging.getLogger("sd.coordinator.workers")
 
 # POST /result-images spools its results to files every SPOOL_BYTES of them.
 SPOOL_BYTES = 4 * 1024 * 1024
+# A JSON outcome sent to POST /result-image (custom outputs, failures).
+OUTCOME_BYTES = 1024 * 1024
 
 
 @lru_cache(maxsize=1)
@@ -107,16 +110,21 @@ async def working(update: Working, services: ServicesDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/blobs/{sha256}", response_class=FileResponse)
-async def blob(sha256: str, services: ServicesDep) -> FileResponse:
+@router.get("/blobs/{sha256}", response_class=StreamingResponse)
+async def blob(sha256: str, services: ServicesDep) -> StreamingResponse:
     """A task's input by its sha256."""
-    path = services.blobs.input_path(sha256)
-    if path is None:
-        raise NotFound(f"no input {sha256!r}")
-    return FileResponse(path, media_type="application/octet-stream")
+    return await stored_file(services.blobs.input_path(sha256), "application/octet-stream",
+                             f"input {sha256!r}")  # fmt: skip
 
 
-@router.post("/result-image", response_model=IngestAnswer)
+@router.post(
+    "/result-image",
+    response_model=IngestAnswer,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": TaskOutcome.model_json_schema()},
+    }}},
+)  # fmt: skip
 async def result_image(
     request: Request,
     services: ServicesDep,
@@ -125,9 +133,13 @@ async def result_image(
     duration_s: Annotated[float, Query(ge=0, le=86_400)] = 0,
 ) -> IngestAnswer:
     """A task's result as the raw PNG body (`?task_id=&worker=&duration_s=`), or a JSON
-    failure report."""
-    body = await request.body()
+    failure report. The image is spooled to a file as it streams in, never held whole."""
     if request.headers.get("content-type", "").startswith("application/json"):
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > OUTCOME_BYTES:
+                raise TooLarge(f"a JSON outcome may be at most {OUTCOME_BYTES} bytes")
         try:
             outcome = TaskOutcome.model_validate_json(body)
         except ValidationError as exc:
@@ -135,13 +147,26 @@ async def result_image(
         return await services.ingestor.outcome(outcome)
     if task_id is None or worker is None:
         raise Invalid("a result image needs the query parameters task_id and worker")
-    return await services.ingestor.image_result(task_id, worker, body, duration_s)
+    path, head = await services.blobs.spool_stream(request.stream())
+    try:
+        # What is not a PNG keeps only its first bytes: enough for the answer that refuses it.
+        png: Path | bytes = path if head == PNG_SIGNATURE else head
+        return await services.ingestor.image_result(task_id, worker, png, duration_s)
+    finally:
+        await services.blobs.discard([path])  # a stored one was renamed into place
 
 
 @router.post(
     "/result-images",
+    # Documented as plain binary, so any OpenAPI tool can send one; workers label the same
+    # bytes with result_frames.MEDIA_TYPE, and the body is read the same whatever its type.
     openapi_extra={"requestBody": {"required": True, "content": {
-        result_frames.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+        "application/octet-stream": {"schema": {
+            "type": "string", "format": "binary",
+            "description": "frames: a 4-byte big-endian header length, a JSON header "
+            "{task_id, worker, size, duration_s}, then `size` bytes of PNG; repeated "
+            f"(also accepted as {result_frames.MEDIA_TYPE})",
+        }}}}},
 )  # fmt: skip
 async def result_images(request: Request, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     """Several result images in one raw body (see sd_common.result_frames); one answer each.
@@ -151,7 +176,9 @@ async def result_images(request: Request, services: ServicesDep) -> dict[str, li
     been read and found well formed; a malformed one leaves no trace.
     """
     blobs = services.blobs
-    reader = result_frames.FrameReader()
+    reader = result_frames.FrameReader(
+        result_frames.max_result_bytes(services.settings.max_image_pixels)
+    )
     results: list[ImageResult] = []
     held: list[tuple[ResultHeader, bytes]] = []
     held_bytes = 0
