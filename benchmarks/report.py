@@ -340,6 +340,9 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
     out += _ablations(res)
     if history.strip():
         out += ["", history.strip()]
+    links = Path(__file__).with_name("LINKS.md")  # written by benchmarks/links.py (issue 16)
+    if links.exists():
+        out += ["", "#" + links.read_text().strip()]
     return "\n".join(out) + "\n"
 
 

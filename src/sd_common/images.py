@@ -14,6 +14,7 @@ ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
 # Phone cameras write multi-picture JPEGs, which Pillow reports as MPO; they are JPEGs to users.
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 
+ORIENTATION_TAG = 0x0112
 UNSUPPORTED_MEDIA_TYPE = 415
 CONTENT_TOO_LARGE = 413
 
@@ -35,6 +36,14 @@ class ImageInfo:
     width: int
     height: int
     mode: str
+    orientation: int = 1  # EXIF orientation: 5 to 8 turn the image a quarter when upright
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) once the EXIF orientation is applied, as the worker does first."""
+        if self.orientation in (5, 6, 7, 8):
+            return self.height, self.width
+        return self.width, self.height
 
 
 def _too_large(width: int, height: int, max_pixels: int) -> ImageRejected:
@@ -91,6 +100,8 @@ def _open(data: bytes, max_pixels: int, full_decode: bool) -> tuple[Image.Image,
                 img.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 raise _bomb(exc, max_pixels) from None
+            except MemoryError:  # the image is fine; this process could not hold it
+                raise
             except Exception as exc:
                 raise ImageRejected(f"truncated or corrupt {image_format} image: {exc}") from None
             # Frames decoded on load (GIF, TIFF) can be larger than the header claimed.
@@ -103,7 +114,11 @@ def inspect_image(data: bytes, max_pixels: int, *, full_decode: bool = True) -> 
     """Describe the image in data, raising ImageRejected (415 or 413) if it is not acceptable."""
     img, image_format = _open(data, max_pixels, full_decode)
     with img:
-        return ImageInfo(image_format, img.width, img.height, img.mode)
+        try:
+            orientation = int(img.getexif().get(ORIENTATION_TAG, 1))
+        except Exception:  # a malformed EXIF block: the worker will refuse it, not us
+            orientation = 1
+        return ImageInfo(image_format, img.width, img.height, img.mode, orientation)
 
 
 def open_checked(data: bytes, max_pixels: int) -> Image.Image:

@@ -10,6 +10,7 @@ MESSAGE_VERSION = 1
 HEX64 = r"^[0-9a-f]{64}$"
 ID = r"^[0-9a-f]{32}$"
 NAME = r"^[\w.\-@]{1,64}$"
+HELD_MAX = 20_000
 
 
 class InputRef(BaseModel):
@@ -57,6 +58,36 @@ class WorkerHello(BaseModel):
         None, max_length=64, description="the worker's package version (None: an older worker)"
     )
     os: str = Field("", max_length=80, description="the node's operating system, for its card")
+    held: list[Annotated[str, Field(pattern=ID)]] = Field(
+        default_factory=list, max_length=HELD_MAX,
+        description="task ids of the deliveries this worker holds unacked, oldest first: the "
+        "coordinator runs them elsewhere if this worker goes silent",
+    )  # fmt: skip
+    rtt_ms: float | None = Field(
+        None, ge=0, le=600_000, description="round trip of this worker's previous report"
+    )
+
+
+class ReportAnswer(BaseModel):
+    """The coordinator's answer to POST /report."""
+
+    status: str = "ok"
+    cancelled_jobs: list[str] = Field(
+        default_factory=list, description="recently cancelled jobs, whose tasks the worker skips"
+    )
+    settled: list[str] = Field(
+        default_factory=list,
+        description="held tasks whose outcome is already stored (run elsewhere after this "
+        "worker was lost or lagged): the worker acks them without running them",
+    )
+    others_consuming: dict[str, int] | None = Field(
+        None, description="other workers consuming the queue (status free or busy): "
+        "`workers` and their `cpus`; the worker's share counts them",
+    )  # fmt: skip
+    unfinished_tasks: int | None = Field(
+        None, description="tasks of every job not yet finished, including the part still "
+        "being published: the whole that the consuming workers share",
+    )  # fmt: skip
 
 
 class Working(BaseModel):
@@ -89,15 +120,20 @@ class TaskOutcome(BaseModel):
     )
     duration_s: float = Field(0, ge=0, le=86_400)
     result: str | None = Field(
-        None, pattern=r"^[0-9a-f]{32}\.png$",
-        description="`<task_id>.png`, which this worker wrote into the coordinator's "
-        "DATA_DIR/results itself (shared storage); the coordinator checks it is there",
+        None, pattern=r"^\.incoming-[0-9a-f]{32}-[0-9a-f]{32}\.png$",
+        description="`.incoming-<task_id>-<32 hex>.png`, which this worker wrote into the "
+        "coordinator's DATA_DIR/results itself (shared storage); the coordinator checks it and "
+        "makes it the task's result only if the task is not finished yet",
     )  # fmt: skip
 
     @model_validator(mode="after")
     def _result_is_own(self) -> TaskOutcome:
-        if self.result is not None and (self.result != f"{self.task_id}.png" or self.error):
-            raise ValueError("result must be `<task_id>.png` of a task that did not fail")
+        if self.result is not None and (
+            not self.result.startswith(f".incoming-{self.task_id}-") or self.error
+        ):
+            raise ValueError(
+                "result must be `.incoming-<task_id>-<32 hex>.png` of a task that did not fail"
+            )
         return self
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,3 +202,70 @@ def catalog() -> list[dict[str, Any]]:
         }
         for spec in OPS.values()
     ]
+
+
+Size = tuple[int, int]
+
+
+def _rotated_size(size: Size, degrees: float) -> Size:
+    # Pillow's Image.rotate(degrees, expand=True), without the pixels.
+    w, h = size
+    angle = degrees % 360.0
+    if angle in (0, 180):
+        return w, h
+    if angle in (90, 270):
+        return h, w
+    radians = -math.radians(angle)
+    cos, sin = round(math.cos(radians), 15), round(math.sin(radians), 15)
+    cx, cy = w / 2, h / 2
+    tx = cos * -cx + sin * -cy + cx
+    ty = -sin * -cx + cos * -cy + cy
+    xs = [cos * x + sin * y + tx for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
+    ys = [-sin * x + cos * y + ty for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
+    return (math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys)))
+
+
+def _thumbnail_size(size: Size, box: float) -> Size:
+    # Pillow's Image.thumbnail((box, box)): fits the box, keeps the aspect, never enlarges.
+    w, h = size
+    x = y = math.floor(box)
+    if x >= w and y >= h:
+        return w, h
+
+    def round_aspect(number: float, key: Callable[[int], float]) -> int:
+        return max(min(math.floor(number), math.ceil(number), key=key), 1)
+
+    aspect = w / h
+    if x / y >= aspect:
+        return round_aspect(y * aspect, key=lambda n: abs(aspect - n / y)), y
+    return x, round_aspect(x / aspect, key=lambda n: 0 if n == 0 else abs(aspect - x / n))
+
+
+def step_size(step: Step, size: Size) -> Size:
+    """The (width, height) that `step` makes of an image of `size`."""
+    if step.name == "rotate":
+        return _rotated_size(size, float(step.arg if step.arg is not None else 0))
+    if step.name == "thumbnail":
+        return _thumbnail_size(size, float(step.arg if step.arg is not None else 1))
+    return size  # every other step keeps the size
+
+
+def check_step_size(index: int, step: Step, size: Size, max_pixels: int) -> Size:
+    """`step_size`, or PipelineError if that image would have more than `max_pixels` pixels."""
+    width, height = step_size(step, size)
+    if width * height > max_pixels:
+        text = format_pipeline([step])
+        raise PipelineError(
+            f'step {index} "{text}" would make a {width}×{height} image ({width * height} '
+            f"pixels) of a {size[0]}×{size[1]} one; at most {max_pixels} pixels allowed",
+            step=text,
+        )
+    return width, height
+
+
+def check_sizes(steps: Iterable[Step], size: Size, max_pixels: int) -> Size:
+    """The final size of the pipeline on an image of `size`, every step's output checked
+    against `max_pixels` before anything runs (PipelineError naming the first too large)."""
+    for index, step in enumerate(steps, start=1):
+        size = check_step_size(index, step, size, max_pixels)
+    return size

@@ -19,6 +19,12 @@ MAX_FRAMES = 1000
 _LENGTH = struct.Struct(">I")
 
 
+def max_result_bytes(max_image_pixels: int) -> int:
+    """The largest PNG a result may be: an RGB image of MAX_IMAGE_PIXELS (results are L or RGB)
+    stored without compression, plus room for PNG's and zlib's own overhead."""
+    return 3 * max_image_pixels + max_image_pixels // 50 + 1024 * 1024
+
+
 class FrameError(ValueError):
     """A malformed frames body."""
 
@@ -66,10 +72,12 @@ class FrameReader:
     receiver never needs the whole body in memory. FrameError as soon as the body is malformed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_size: int | None = None) -> None:
+        """`max_size`: FrameError for a result announced larger (it is never buffered)."""
         self._buffer = bytearray()
         self._pending: ResultHeader | None = None
         self.count = 0
+        self.max_size = max_size
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[tuple[ResultHeader, bytes]]:
         """The results that `chunk` completed, in order."""
@@ -87,6 +95,11 @@ class FrameReader:
                 if self.count >= MAX_FRAMES:
                     raise FrameError(f"more than {MAX_FRAMES} results in one body")
                 self._pending = _header(bytes(self._buffer[_LENGTH.size : _LENGTH.size + length]))
+                if self.max_size is not None and self._pending.size > self.max_size:
+                    raise FrameError(
+                        f"result of task {self._pending.task_id} is {self._pending.size} bytes; "
+                        f"at most {self.max_size} (a PNG of MAX_IMAGE_PIXELS)"
+                    )
                 del self._buffer[: _LENGTH.size + length]
             size = self._pending.size
             if len(self._buffer) < size:

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     cluster_token: str | None = Field(None, description="shared secret for worker endpoints")
     api_token: str | None = Field(None, description="optional token for the user API")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="more host names the coordinator answers to (besides localhost, its "
+        "addresses, its host name and COORDINATOR_IP); * answers any",
+    )
     data_dir: Path = Path("./sd-data")
     max_upload_mb: float = Field(20, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0, description="larger images are rejected")
@@ -57,6 +62,21 @@ class Settings(BaseSettings):
         le=1024,
         description="image memory blocks (at most 16 MB each) every pool process keeps for the "
         "next image, Pillow's PILLOW_BLOCKS_MAX; 0 is Pillow's default (none kept)",
+    )
+    pool_memory_mb: int = Field(
+        2048,
+        ge=0,
+        description="worker: address space each pool process may use; a task past it fails "
+        "out of memory and its process is replaced (0: no cap)",
+    )
+    task_time_limit_s: float = Field(
+        300,
+        ge=0,
+        description="worker: a task running longer in the pool fails, and its process is "
+        "killed and replaced (0: no limit)",
+    )
+    max_event_streams: int = Field(
+        100, ge=1, description="coordinator: live GET /events streams at once; more get 503"
     )
     shared_storage: Literal["auto", "off"] = Field(
         "auto",
@@ -95,8 +115,15 @@ class Settings(BaseSettings):
         None, max_length=200, pattern=r"^[\w.\-:]+$",
         description="topic exchange of academic changes; unset: <QUEUE_NAME>.academico.events",
     )  # fmt: skip
+    rabbit_heartbeat_s: int = Field(
+        10,
+        ge=0,
+        le=600,
+        description="AMQP heartbeat: the broker gives a silent connection's unacked tasks back "
+        "after about two of these (0: the broker's own, usually 60)",
+    )
 
-    @field_validator("cors_origins", "task_modules", mode="before")
+    @field_validator("cors_origins", "task_modules", "allowed_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -90,3 +90,13 @@ def file_has_sha256(path: Path, sha256: str) -> bool:
     except OSError:
         return False
     return digest.hexdigest() == sha256
+
+
+INCOMING_PREFIX = ".incoming-"
+
+
+def incoming_name(task_id: str) -> str:
+    """A fresh name under which a worker that shares DATA_DIR writes a task's result: it
+    becomes `result_name(task_id)` only when the coordinator accepts it for an unfinished task,
+    so a late or duplicate result never replaces a stored one."""
+    return f"{INCOMING_PREFIX}{task_id}-{os.urandom(16).hex()}.png"

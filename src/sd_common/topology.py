@@ -116,7 +116,15 @@ def _connection_options(settings: Settings) -> dict[str, Any]:
         "ssl": settings.rabbit_tls,
         "ssl_context": _ssl_context(settings) if settings.rabbit_tls else None,
         "timeout": 10,
+        # Negotiated with the broker (the lower of the two wins): a worker whose link is cut
+        # gives its unacked tasks back after ~2 intervals, not the broker's default minutes.
+        **({"heartbeat": settings.rabbit_heartbeat_s} if settings.rabbit_heartbeat_s else {}),
     }
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of `aio_pika.connect` for the configured broker."""
+    return _connection_options(settings)
 
 
 async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:

@@ -61,6 +61,18 @@ def check_startup(settings: Settings) -> None:
             )
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """What to tell the user when the user API is open to the network, else None."""
+    if not listens_beyond_loopback(settings.bind_host) or settings.api_token:
+        return None
+    return (
+        f"the user API listens on {settings.bind_host}:{settings.coordinator_port}, beyond this "
+        "machine, without API_TOKEN: anyone who reaches that port can submit work and read "
+        "every job and result. Set API_TOKEN, or listen on 127.0.0.1 (--host); see "
+        "docs/security.md"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the sd-coordinator console script."""
     args = parse_args(argv)
@@ -70,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         coordinator_bind=args.host, coordinator_port=args.port, data_dir=args.data_dir
     )
     check_startup(settings)
+    if (warning := exposure_warning(settings)) is not None:
+        log.warning(warning)
     if not settings.embedded:
         try:
             asyncio.run(check_broker(settings))
@@ -78,8 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     from sd_coordinator.app import create_app
 
     app = create_app(settings)
-    log.info("dashboard and API on http://%s:%d (API docs at /docs)",
-             "localhost" if not listens_beyond_loopback(settings.bind_host) else settings.bind_host,
+    # A wildcard address is no place to browse to (and not a host name this coordinator answers).
+    shown = settings.bind_host
+    if not listens_beyond_loopback(shown) or shown in ("0.0.0.0", "::"):
+        shown = "localhost"
+    log.info("dashboard and API on http://%s:%d (API docs at /docs)", shown,
              settings.coordinator_port)  # fmt: skip
     settle_heap()
     uvicorn.run(

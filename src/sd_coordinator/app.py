@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from sd_common import result_frames
 from sd_common.settings import Settings, get_settings
 from sd_common.version import VERSION
 from sd_coordinator import docs
 from sd_coordinator.api import academic, events, internal, jobs, metrics, problems, results, workers
+from sd_coordinator.guard import RequestGuard, machine_addresses
 from sd_coordinator.lifespan import build_services, lifespan
 from sd_coordinator.limits import BodyLimit
 
@@ -64,11 +66,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit,
         limits={
             "/upload": settings.max_upload_bytes,
-            "/result-image": RESULT_BODY_LIMIT,
+            "/result-image": result_frames.max_result_bytes(settings.max_image_pixels),
             "/result-images": RESULT_BODY_LIMIT,
         },
         default=JSON_BODY_LIMIT,
         patterns=[(re.compile(r"/jobs/[^/]+/files"), settings.max_upload_bytes)],
+    )
+    # Outermost: foreign Host names and cross-site writes never reach anything else.
+    app.add_middleware(
+        RequestGuard,
+        allowed_hosts=[*settings.allowed_hosts, settings.coordinator_ip, settings.bind_host],
+        cors_origins=settings.cors_origins,
+        own_addresses=machine_addresses,
     )
 
     if (STATIC_DIR / "index.html").is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from sd_coordinator.rates import RateWindow
 from sd_coordinator.store import FINISHED, Finish, Ingest, Store
 
 log = logging.getLogger("sd.coordinator.ingest")
+
+DURATIONS_KEPT = 200
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class Ingestor:
         self.blobs = blobs
         self.rates = rates
         self.metrics = metrics or Metrics()
+        # Recent tasks' durations: how long a task usually takes (sd_coordinator.rescue).
+        self.durations: deque[float] = deque(maxlen=DURATIONS_KEPT)
+        # Held while result files are moved into place and their rows written, so that of
+        # two results of one task arriving at once the second finds the first stored.
+        self._storing = asyncio.Lock()
 
     def _answer(
         self, task_id: str, result: Ingest, *, failed: bool = False, duration_s: float = 0
@@ -52,10 +60,12 @@ class Ingestor:
         if result is Ingest.STORED:
             self.rates.record()
             self.metrics.finished(failed=failed, duration_s=duration_s)
+            if duration_s > 0:
+                self.durations.append(duration_s)
         return IngestAnswer(task_id=task_id, stored=True, duplicate=result is Ingest.DUPLICATE)
 
     async def image_result(
-        self, task_id: str, worker: str, png: bytes, duration_s: float = 0
+        self, task_id: str, worker: str, png: ResultData, duration_s: float = 0
     ) -> IngestAnswer:
         """Store a result image, then mark its task done."""
         (answer,) = await self.image_results([ImageResult(task_id, worker, png, duration_s)])
@@ -66,6 +76,10 @@ class Ingestor:
     async def image_results(self, results: list[ImageResult]) -> list[IngestAnswer | ServiceError]:
         """Store a batch of result images: one state read, one thread hop for the files, one
         transaction for the rows. One answer (or error) per result, in order."""
+        async with self._storing:
+            return await self._image_results(results)
+
+    async def _image_results(self, results: list[ImageResult]) -> list[IngestAnswer | ServiceError]:
         states = await self.store.task_states([r.task_id for r in results])
         answers: list[IngestAnswer | ServiceError | None] = [None] * len(results)
         fresh: dict[str, int] = {}
@@ -106,9 +120,32 @@ class Ingestor:
 
     async def outcomes(self, outcomes: list[TaskOutcome]) -> list[IngestAnswer | ServiceError]:
         """Store a batch of JSON outcomes in one transaction; one answer (or error) each."""
-        written = [o.task_id for o in outcomes if o.result is not None]
-        missing = {t for t, ok in zip(written, await self.blobs.have_results(written),
-                                      strict=True) if not ok}  # fmt: skip
+        written = [i for i, o in enumerate(outcomes) if o.result is not None]
+        if not written:
+            return await self._outcomes(outcomes, set())
+        async with self._storing:
+            # A result a worker wrote itself (shared storage) becomes the task's only if the
+            # task is unfinished: a late or duplicate one is removed, never renamed over it.
+            states = await self.store.task_states([outcomes[i].task_id for i in written])
+            fresh: dict[str, int] = {}
+            late: list[str] = []
+            for i in written:
+                o = outcomes[i]
+                assert o.result is not None
+                if states.get(o.task_id) in (None, *FINISHED) or o.task_id in fresh:
+                    late.append(o.result)
+                else:
+                    fresh[o.task_id] = i
+            accepted = await self.blobs.accept_incoming(
+                [(str(outcomes[i].result), task_id) for task_id, i in fresh.items()]
+            )
+            await self.blobs.discard_incoming(late)
+            missing = {t for t, ok in zip(fresh, accepted, strict=True) if not ok}
+            return await self._outcomes(outcomes, missing)
+
+    async def _outcomes(
+        self, outcomes: list[TaskOutcome], missing: set[str]
+    ) -> list[IngestAnswer | ServiceError]:
         answers: list[IngestAnswer | ServiceError | None] = [None] * len(outcomes)
         final: dict[int, Finish] = {}
         retries: list[TaskOutcome] = []
@@ -122,9 +159,10 @@ class Ingestor:
                 retries.append(outcome)
                 answers[i] = IngestAnswer(task_id=outcome.task_id, stored=True)
             else:
+                name = None if outcome.result is None else Blobs.result_name(outcome.task_id)
                 final[i] = Finish(outcome.task_id, outcome.worker, outcome.error is not None,
                                   output=outcome.output, error=outcome.error,
-                                  result=outcome.result)  # fmt: skip
+                                  result=name)  # fmt: skip
         # Transient failed attempts (rare: a pool process died) are noted together.
         await asyncio.gather(
             *(self.store.note_attempt(o.task_id, o.worker, o.error or "") for o in retries)

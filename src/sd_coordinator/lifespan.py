@@ -23,6 +23,7 @@ from sd_coordinator.local_worker import LocalLink, LocalWorker
 from sd_coordinator.metrics import Metrics
 from sd_coordinator.rates import RateWindow
 from sd_coordinator.registry import Registry
+from sd_coordinator.rescue import Rescuer
 from sd_coordinator.store import Store
 from sd_coordinator.submit import Submitter
 
@@ -48,6 +49,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     academic: AcademicRuntime | None = None
     growing: GrowingJobs | None = None
+    rescuer: Rescuer | None = None  # distributed mode: backup runs of lost workers' tasks
 
     @property
     def jobs(self) -> GrowingJobs:
@@ -76,10 +78,14 @@ def build_services(settings: Settings) -> Services:
     else:
         broker = AmqpBroker(settings, ingestor.dead_letter)
     submitter = Submitter(settings, store, blobs, broker, metrics)
+    rescuer = None
+    if not settings.embedded:
+        rescuer = Rescuer(registry, store, blobs, broker, settings.report_interval_s)
     return Services(
         settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
         metrics=metrics, academic=AcademicRuntime(settings),
         growing=GrowingJobs(settings, store, blobs, broker, cancelled, metrics),
+        rescuer=rescuer,
     )  # fmt: skip
 
 
@@ -104,11 +110,15 @@ async def start_services(services: Services) -> None:
         )
     else:
         log.info("distributed mode: queue %r on %s", s.queue_name, broker_display(s))
+    if services.rescuer is not None:
+        await services.rescuer.start()
 
 
 async def stop_services(services: Services) -> None:
     """Stop in reverse order (each stop is idempotent)."""
     services.stopping = True
+    if services.rescuer is not None:
+        await services.rescuer.stop()
     if services.local_worker is not None:
         await services.local_worker.stop()
     if services.academic is not None:

@@ -26,6 +26,8 @@ from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.coordinator.local_worker")
 
+LOOP_RESTART_S = 1.0
+
 
 class LocalLink:
     """The worker's view of the coordinator, in process: no HTTP, same contract."""
@@ -75,7 +77,8 @@ class LocalWorker:
         self.session = uuid.uuid4().hex
         self.executor = Executor(
             preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime,
+            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
+            time_limit_s=settings.task_time_limit_s,
         )  # fmt: skip
         self.processor = TaskProcessor(
             self.name,
@@ -103,7 +106,7 @@ class LocalWorker:
         # overlap with pool work, so run as many loops as the worker would have messages.
         self.loops = max(consumers * prefetch, self.executor.workers * 2)
         for i in range(self.loops):
-            self._tasks.append(asyncio.create_task(self._consume(), name=f"sd-local-{i}"))
+            self._tasks.append(asyncio.create_task(self._keep_consuming(i), name=f"sd-local-{i}"))
         self._tasks.append(asyncio.create_task(self._report(), name="sd-local-report"))
         log.info("local worker %r running with %d pool processes", self.name, self.executor.workers)
 
@@ -116,6 +119,15 @@ class LocalWorker:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.executor.stop()
 
+    async def _keep_consuming(self, index: int) -> None:
+        """One consuming loop, started again (and logged) if it ever dies."""
+        while True:
+            try:
+                await self._consume()
+            except Exception:
+                log.exception("local worker loop %d died; starting it again", index)
+                await asyncio.sleep(LOOP_RESTART_S)
+
     async def _consume(self) -> None:
         while True:
             message, deliveries = await self.broker.get()
@@ -123,6 +135,10 @@ class LocalWorker:
                 await self.processor.handle(message)
             except RetryLater as exc:
                 await self.broker.requeue(message, deliveries + 1, str(exc))
+            except Exception as exc:  # even reporting the outcome failed: try the task again
+                log.exception("task %s: could not store its outcome", message.task_id)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+                await self.broker.requeue(message, deliveries + 1, reason)
 
     def _hello(self) -> WorkerHello:
         cpu, ram, net = self.sampler.sample()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sd_common.messages import WorkerHello, Working
@@ -14,6 +14,9 @@ STALE_AFTER_INTERVALS = 3
 # Statuses of a live worker that takes tasks from the queue (paused and draining ones do not).
 CONSUMING = frozenset({"free", "busy"})
 TALLY_MAX_AGE_S = 0.25
+RATE_SMOOTHING = 0.3  # weight of the newest report in a worker's tasks/s
+# Kept out of GET /workers: the held ids are the rescuer's business, not the dashboard's.
+PRIVATE_FIELDS = ("session", "held_since", "reported_at")
 
 
 @dataclass
@@ -37,6 +40,12 @@ class WorkerState:
     failed: int = 0
     version: str | None = None
     os: str = ""
+    rtt_ms: float | None = None  # round trip of its previous report, as the worker timed it
+    rate: float = 0.0  # tasks/s, smoothed over its reports
+    holding: int = 0  # deliveries it holds unacked
+    # Task id → when a report first showed it held (insertion order: the worker's own).
+    held_since: dict[str, float] = field(default_factory=dict)
+    reported_at: float = 0.0
 
 
 @dataclass
@@ -88,7 +97,10 @@ class Registry:
         worker = self._owned(update.name, update.session)
         worker.status = update.status
         worker.task_id = update.task_id
-        worker.last_seen = time.time()
+        worker.last_seen = now = time.time()
+        for task_id in update.started:  # held too, before the next report says so
+            worker.held_since.setdefault(task_id, now)
+        worker.holding = len(worker.held_since)
         return worker
 
     def _owned(self, name: str, session: str | None) -> WorkerState:
@@ -99,12 +111,23 @@ class Registry:
 
     @staticmethod
     def _apply(worker: WorkerState, hello: WorkerHello, now: float, is_local: bool) -> None:
-        for field in (
+        if worker.reported_at and now > worker.reported_at:
+            rate = max(0, hello.processed + hello.failed - worker.processed - worker.failed) / (
+                now - worker.reported_at
+            )
+            worker.rate += RATE_SMOOTHING * (rate - worker.rate)
+        worker.reported_at = now
+        for name in (
             "cpu", "ram", "net", "ip", "cpus", "status", "task_id",
             "consumers", "prefetch", "processed", "failed", "version",
         ):  # fmt: skip
-            setattr(worker, field, getattr(hello, field))
+            setattr(worker, name, getattr(hello, name))
         worker.os = hello.os
+        if hello.rtt_ms is not None:
+            worker.rtt_ms = hello.rtt_ms
+        since = worker.held_since
+        worker.held_since = {t: since.get(t, now) for t in hello.held}
+        worker.holding = len(hello.held)
         worker.is_local = is_local
         worker.last_seen = now
 
@@ -139,6 +162,28 @@ class Registry:
             workers, cpus = workers - 1, cpus - me.cpus
         return {"workers": max(0, workers), "cpus": max(0, cpus)}
 
+    def take_lost(self) -> dict[str, list[str]]:
+        """Workers silent past the liveness limit that still held deliveries: their task ids
+        by worker name, handed out once (a worker that reports again holds afresh)."""
+        now = time.time()
+        lost: dict[str, list[str]] = {}
+        for name, worker in self._workers.items():
+            if worker.held_since and not self._alive(worker, now):
+                lost[name] = list(worker.held_since)
+                worker.held_since = {}
+                worker.holding = 0
+        return lost
+
+    def is_live(self, name: str) -> bool:
+        """Whether a worker called `name` reported recently."""
+        worker = self._workers.get(name)
+        return worker is not None and self._alive(worker, time.time())
+
+    def live(self) -> list[WorkerState]:
+        """The workers that reported recently."""
+        now = time.time()
+        return [w for w in self._workers.values() if self._alive(w, now)]
+
     def alive_count(self) -> int:
         """How many workers reported recently."""
         now = time.time()
@@ -149,10 +194,9 @@ class Registry:
         now = time.time()
         out: dict[str, dict[str, Any]] = {}
         for name, worker in sorted(self._workers.items()):
-            # A shallow copy: the fields are plain values, and asdict()'s deep copy made a
-            # listing of 300 workers take tens of milliseconds.
-            view = dict(vars(worker))
-            del view["session"]
+            view = {k: v for k, v in vars(worker).items() if k not in PRIVATE_FIELDS}
+            view["rate"] = round(worker.rate, 2)
+            view["seen_ago_s"] = round(max(0.0, now - worker.last_seen), 1)
             view["alive"] = self._alive(worker, now)
             if not view["alive"]:
                 view["status"] = "offline"

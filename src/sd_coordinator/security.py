@@ -21,14 +21,15 @@ def listens_beyond_loopback(host: str) -> bool:
         return True
 
 
-def presented_token(request: Request) -> str | None:
-    """The token from `Authorization: Bearer …`, or `?token=` (EventSource and <img> cannot
-    set headers)."""
+def presented_token(request: Request, *, in_query: bool = False) -> str | None:
+    """The token from `Authorization: Bearer …`, or with `in_query` from `?token=`: only where
+    a browser cannot send a header (EventSource, <img>, a download link), since a URL ends up
+    in histories, logs and Referer headers."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
-    return request.query_params.get("token")
+    return request.query_params.get("token") if in_query else None
 
 
 def token_matches(presented: str | None, *expected: str | None) -> bool:
@@ -55,9 +56,12 @@ def check_cluster(request: Request, cluster_token: str | None, *, exposed: bool)
         raise Unauthorized("worker endpoint: send Authorization: Bearer <CLUSTER_TOKEN>")
 
 
-def check_user(request: Request, api_token: str | None, cluster_token: str | None) -> None:
-    """User API: API_TOKEN when one is set (workers may read with the cluster token)."""
+def check_user(
+    request: Request, api_token: str | None, cluster_token: str | None, *, in_query: bool = False
+) -> None:
+    """User API: API_TOKEN when one is set (workers may read with the cluster token);
+    `in_query` also takes it from `?token=` (see `presented_token`)."""
     if api_token is not None and not token_matches(
-        presented_token(request), api_token, cluster_token
+        presented_token(request, in_query=in_query), api_token, cluster_token
     ):
         raise Unauthorized("this API needs a token: send Authorization: Bearer <API_TOKEN>")

@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job_id, seq);
 CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(state) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS reruns (
+    task_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reruns_by_job ON reruns(job_id);
 """
 
 # Columns added after the first schema: ALTER TABLE adds them to an older database at start.
@@ -525,6 +532,11 @@ class Store:
                 f"{sql} ORDER BY {column} LIMIT ?", (*args, limit + 1)
             ).fetchall()
             tasks = [_task_view(r) for r in rows[:limit]]
+            reruns = dict(self.db.execute(
+                "SELECT task_id, reason FROM reruns WHERE job_id = ?", (job_id,)
+            ).fetchall())  # fmt: skip
+            for task in tasks:
+                task["rerun"] = reruns.get(task["task_id"])
             more = len(rows) > limit
             if order == "finished":
                 last = tasks[-1]["finished_seq"] if tasks else (cursor or 0)
@@ -584,6 +596,19 @@ class Store:
 
         return await self._call(read)
 
+    async def is_stored_result(self, filename: str) -> bool:
+        """Whether `filename` (`<task_id>.png`) is the recorded result of a finished task."""
+        task_id = filename.removesuffix(".png")
+
+        def read() -> bool:
+            row = self.db.execute(
+                "SELECT 1 FROM tasks WHERE task_id = ? AND result = ? AND state = 'done'",
+                (task_id, filename),
+            ).fetchone()
+            return row is not None
+
+        return await self._call(read)
+
     async def unfinished_tasks(self, *, unpublished_only: bool) -> list[dict[str, Any]]:
         """Tasks to (re)publish after a restart."""
 
@@ -595,3 +620,46 @@ class Store:
             return [dict(r) for r in self.db.execute(sql + " ORDER BY j.created_at, t.seq")]
 
         return await self._call(read)
+
+    # -- backup runs (sd_coordinator.rescue) ------------------------------------------------
+
+    async def tasks_to_rerun(self, task_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The unfinished tasks among `task_ids`, with their job's ops, to publish again."""
+
+        def read() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = []
+            for marks, chunk in _in_chunks(task_ids):
+                rows += [dict(r) for r in self.db.execute(
+                    "SELECT t.*, j.ops FROM tasks t JOIN jobs j USING (job_id)"
+                    f" WHERE t.task_id IN ({marks}) AND t.state IN ('queued', 'running')"
+                    " AND t.dup_of IS NULL"
+                    " ORDER BY t.seq",
+                    chunk,
+                )]  # fmt: skip
+            return rows
+
+        return await self._call(read)
+
+    async def unfinished_published(self, limit: int) -> list[tuple[str, str | None]]:
+        """(task_id, worker) of up to `limit` published tasks not yet finished."""
+
+        def read() -> list[tuple[str, str | None]]:
+            return [(r[0], r[1]) for r in self.db.execute(
+                "SELECT task_id, worker FROM tasks WHERE state IN ('queued', 'running')"
+                " AND published = 1 AND dup_of IS NULL LIMIT ?", (limit,),
+            )]  # fmt: skip
+
+        return await self._call(read)
+
+    async def note_reruns(self, tasks: Sequence[tuple[str, str]], reason: str) -> None:
+        """Record that these (task_id, job_id) were published again, and why (the job view
+        marks them)."""
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO reruns (task_id, job_id, reason, at) VALUES (?,?,?,?)",
+                [(task_id, job_id, reason, now) for task_id, job_id in tasks],
+            )
+
+        await self._write(op)

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from sd_common.images import ImageRejected, inspect_image
+from sd_common.images import ImageInfo, ImageRejected, inspect_image
 from sd_common.messages import InputRef, TaskMessage
-from sd_common.pipeline import PipelineError, format_pipeline, parse_pipeline
+from sd_common.pipeline import PipelineError, check_sizes, format_pipeline, parse_pipeline
 from sd_common.settings import Settings
 from sd_common.tasks import IMAGE_TASK, get_task_type
 from sd_coordinator.blobs import Blobs
@@ -81,11 +81,18 @@ class Submitter:
         if len(uploads) * copies > MAX_TASKS_PER_JOB:
             raise Invalid(f"too many tasks: files × copies must be at most {MAX_TASKS_PER_JOB}")
         try:
-            canonical_ops = format_pipeline(parse_pipeline(ops))
+            steps = parse_pipeline(ops)
         except PipelineError as exc:
             raise Invalid(f"ops: {exc}") from exc
+        canonical_ops = format_pipeline(steps)
         for upload in uploads:
-            await self._check_image(upload)
+            info = await self._check_image(upload)
+            try:
+                # Every step's output is known before any runs: a tiny image that a rotate
+                # would blow up to gigabytes is refused here, not in a pool process.
+                check_sizes(steps, info.upright_size, self.settings.max_image_pixels)
+            except PipelineError as exc:
+                raise Invalid(f"{upload.filename or 'file'}: ops: {exc}") from exc
         hashes = [await self.blobs.put_input(u.data) for u in uploads]
         job_id = _new_id()
         task_ids = iter(_new_ids(len(uploads) * copies))
@@ -102,9 +109,11 @@ class Submitter:
         name = uploads[0].filename + (f" +{len(uploads) - 1}" if len(uploads) > 1 else "")
         return await self._enqueue(job_id, "image", name, canonical_ops, tasks, messages)
 
-    async def _check_image(self, upload: Upload) -> None:
+    async def _check_image(self, upload: Upload) -> ImageInfo:
         try:
-            await asyncio.to_thread(inspect_image, upload.data, self.settings.max_image_pixels)
+            return await asyncio.to_thread(
+                inspect_image, upload.data, self.settings.max_image_pixels
+            )
         except ImageRejected as exc:
             name = upload.filename or "file"
             raise ServiceError(f"{name}: {exc}", status_code=exc.status_code) from exc

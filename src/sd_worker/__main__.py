@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rabbit-host", help="RabbitMQ host (RABBIT_HOST)")
     parser.add_argument("--cpu-limit", type=float, help="pause consuming above this CPU %%")
     parser.add_argument(
+        "--check", action="store_true",
+        help="test every hop this worker needs (names, TCP, RabbitMQ login and queue, the "
+        "coordinator, token, clock, how it sees this node), one line each with its fix; exit 1 "
+        "if any fails",
+    )  # fmt: skip
+    parser.add_argument(
         "--portable", action="store_true",
         help="run as on Windows and macOS (PORTABLE_RUNTIME=true): portable process pool, "
         "spawn, stop signals through signal.signal, no uvloop",
@@ -164,6 +170,10 @@ def main(argv: list[str] | None = None) -> None:
             rabbit_host=args.rabbit_host, cpu_limit=args.cpu_limit,
             portable_runtime=True if args.portable else None,
         )  # fmt: skip
+        if args.check:
+            from sd_worker.check import run_check
+
+            raise SystemExit(run_check(settings))
         if settings.rabbit_host is None:
             fail(
                 "RABBIT_HOST is not set: a worker needs the cluster's RabbitMQ. On one machine, "

@@ -37,32 +37,35 @@ class InputCache:
             self.hits += 1
             return path
         inflight = self._path_inflight.get(sha256)
-        if inflight is not None:
+        if inflight is None:
+            # The fetch runs as a task of its own: a waiter that is cancelled (its task was
+            # finished elsewhere) must not cancel the fetch the others wait for.
+            inflight = asyncio.ensure_future(self._fetch(sha256, fetch))
+            self._path_inflight[sha256] = inflight
+            inflight.add_done_callback(lambda done: self._fetched(sha256, done))
+        else:
             self.hits += 1
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
-        self._path_inflight[sha256] = future
-        try:
-            path = self.folder / sha256
-            if not await asyncio.to_thread(storage.file_has_sha256, path, sha256):
-                self.misses += 1
-                data = await fetch(sha256)
-                if hashlib.sha256(data).hexdigest() != sha256:
-                    raise InputMismatch(f"input {sha256[:12]}… arrived corrupted (hash mismatch)")
-                await asyncio.to_thread(_write_atomic, path, data)
-            else:
-                self.hits += 1
-            self._on_disk[sha256] = path
-            while len(self._on_disk) > MAX_PATHS:
-                self._on_disk.popitem(last=False)
-            future.set_result(path)
-            return path
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            del self._path_inflight[sha256]
+        return await asyncio.shield(inflight)
+
+    async def _fetch(self, sha256: str, fetch: Callable[[str], Awaitable[bytes]]) -> Path:
+        path = self.folder / sha256
+        if not await asyncio.to_thread(storage.file_has_sha256, path, sha256):
+            self.misses += 1
+            data = await fetch(sha256)
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise InputMismatch(f"input {sha256[:12]}… arrived corrupted (hash mismatch)")
+            await asyncio.to_thread(_write_atomic, path, data)
+        else:
+            self.hits += 1
+        self._on_disk[sha256] = path
+        while len(self._on_disk) > MAX_PATHS:
+            self._on_disk.popitem(last=False)
+        return path
+
+    def _fetched(self, sha256: str, done: asyncio.Future[Path]) -> None:
+        del self._path_inflight[sha256]
+        if not done.cancelled():
+            done.exception()  # mark retrieved: the waiters re-raise it, if any are left
 
     def forget(self, sha256: str) -> None:
         """Drop what is known of input `sha256` (its file vanished): the next use fetches it."""

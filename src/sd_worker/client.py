@@ -12,7 +12,14 @@ import aiohttp
 import orjson
 
 from sd_common import result_frames
-from sd_common.messages import IngestAnswer, OutcomeBatch, TaskOutcome, WorkerHello, Working
+from sd_common.messages import (
+    IngestAnswer,
+    OutcomeBatch,
+    ReportAnswer,
+    TaskOutcome,
+    WorkerHello,
+    Working,
+)
 from sd_common.result_frames import ResultHeader
 from sd_common.settings import Settings
 
@@ -31,6 +38,9 @@ IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # keep are the ones that bring the pool its next tasks.
 LINGER_S = 0.5
 LINGER_UNTIL = 32
+
+# A report stuck on a cut link must not hold up the next ones (the default allows 120 s).
+REPORT_TIMEOUT = aiohttp.ClientTimeout(total=5, connect=3)
 
 PendingImage = tuple[ResultHeader, bytes, "asyncio.Future[IngestAnswer]"]
 
@@ -150,12 +160,14 @@ class CoordinatorClient:
         result: dict[str, Any] = await self.call("POST", "/register", json=hello.model_dump())
         return result
 
-    async def report(self, hello: WorkerHello) -> dict[str, Any]:
+    async def report(self, hello: WorkerHello) -> ReportAnswer:
         """POST /report, once: a missed report is replaced by the next one. Answers the
-        recently cancelled jobs (`cancelled_jobs`) and what the coordinator says of the other
-        workers and the unfinished tasks (`others_consuming`, `unfinished_tasks`)."""
-        answer = await self.call("POST", "/report", retry=False, json=hello.model_dump())
-        return answer if isinstance(answer, dict) else {}
+        recently cancelled jobs, the held tasks already finished elsewhere, and the other
+        consuming workers and the unfinished tasks (for the tuner)."""
+        answer = await self.call("POST", "/report", retry=False, json=hello.model_dump(),
+                                 timeout=REPORT_TIMEOUT)  # fmt: skip
+        # An older coordinator answers {"status": "ok"} only.
+        return ReportAnswer.model_validate(answer if isinstance(answer, dict) else {})
 
     async def working(self, update: Working) -> None:
         """POST /working, once."""

@@ -58,7 +58,31 @@ def _exit_with(owner: psutil.Process) -> None:
     os._exit(1)
 
 
-def prepare_pool_process(owner_pid: int, pillow_blocks_max: int | None = None) -> None:
+def cap_memory(memory_mb: int) -> bool:
+    """Cap this process's address space at `memory_mb` (RLIMIT_AS): past it, allocations fail
+    with MemoryError instead of the machine swapping or the OOM killer picking a victim. False
+    where the platform cannot enforce it (no `resource` module, or no RLIMIT_AS)."""
+    if sys.platform == "win32":  # no `resource` module
+        return False
+    import resource
+
+    limit = getattr(resource, "RLIMIT_AS", None)
+    if limit is None:
+        return False
+    try:
+        _, hard = resource.getrlimit(limit)
+        cap = memory_mb * 1024 * 1024
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(limit, (cap, hard))
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def prepare_pool_process(
+    owner_pid: int, pillow_blocks_max: int | None = None, memory_mb: int = 0
+) -> None:
     """Pool process initializer: deaf to stop signals, so it ends by itself when the worker that
     owns the pool is gone (killed with -9, its pool would otherwise stay blocked for ever).
 
@@ -66,8 +90,12 @@ def prepare_pool_process(owner_pid: int, pillow_blocks_max: int | None = None) -
     image (its own PILLOW_BLOCKS_MAX). By default it keeps none: every image is fresh memory
     from the kernel, and a 1080p grayscale task then spends ~15 ms of its ~80 ms in the
     kernel faulting in pages. A pool process runs one image after another, so it keeps a few
-    (at most blocks × 16 MB)."""
+    (at most blocks × 16 MB).
+
+    With `memory_mb`, the process's memory is capped (see `cap_memory`)."""
     ignore_stop_signals()
+    if memory_mb and not cap_memory(memory_mb):
+        log.warning("POOL_MEMORY_MB=%d is not enforced on this platform", memory_mb)
     if pillow_blocks_max is not None:
         from PIL import Image
 
@@ -118,11 +146,17 @@ class Executor:
         pillow_blocks_max: int | None = None,
         *,
         portable: bool = False,
+        memory_mb: int = 0,
+        time_limit_s: float | None = None,
     ) -> None:
-        """`pillow_blocks_max`: see `prepare_pool_process` (None leaves Pillow's own)."""
+        """`pillow_blocks_max`: see `prepare_pool_process` (None leaves Pillow's own).
+        `memory_mb` caps each pool process's memory (0: no cap); a task past `time_limit_s`
+        fails with TaskTimedOut and its process is replaced (None: no limit)."""
         self.workers = workers or pool_size()
         self.preload = preload or []
         self.pillow_blocks_max = pillow_blocks_max
+        self.memory_mb = memory_mb
+        self.time_limit_s = time_limit_s or None
         self.portable = portable or not fast_path_available()
         self._pool: Pool | None = None
         self._alone = asyncio.Semaphore(self.workers)
@@ -160,17 +194,17 @@ class Executor:
 
     def _new_pool(self, workers: int | None = None, *, respawn: bool = True) -> Pool:
         workers = workers or self.workers
-        initargs = (os.getpid(), self.pillow_blocks_max)
+        initargs = (os.getpid(), self.pillow_blocks_max, self.memory_mb)
         if sys.platform == "linux" and not self.portable:
             from sd_worker.loop_pool import LoopPool  # imported where it runs: not on Windows
 
             return LoopPool(
                 workers, self._context, initializer=prepare_pool_process, initargs=initargs,
-                respawn=respawn,
+                respawn=respawn, time_limit_s=self.time_limit_s,
             )  # fmt: skip
         return PortablePool(
             workers, self._context, prepare_pool_process, initargs, respawn=respawn,
-            preload=self._preloaded,
+            preload=self._preloaded, time_limit_s=self.time_limit_s,
         )  # fmt: skip
 
     async def ready(self) -> None:

@@ -26,6 +26,8 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sd_worker.pool_limits import TaskTimedOut, timed_out_message
+
 # Non-blocking pipes watched by add_reader: POSIX loops only (the Executor takes it on Linux).
 assert sys.platform != "win32", "sd_worker.loop_pool is not for Windows: see portable_pool"
 
@@ -35,6 +37,7 @@ DEPTH = 2
 STOP_TIMEOUT_S = 30.0
 _HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing
 _LONG = struct.Struct("!Q")
+READY = b"ready"  # a pool process's first frame; every later one is a pickled answer
 
 Call = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
 
@@ -45,6 +48,10 @@ def serve(
     """A pool process: run the calls that arrive on `conn` in order, answer each one."""
     if initializer is not None:
         initializer(*initargs)
+    try:  # ready: the time limit of the first call starts now, not while this process starts
+        conn.send_bytes(READY)
+    except OSError:
+        return
     while True:
         try:
             data = conn.recv_bytes()
@@ -54,16 +61,21 @@ def serve(
             return
         fn, args = pickle.loads(data)
         try:
-            answer: tuple[bool, Any] = (True, fn(*args))
+            answer: tuple[bool, Any, bool] = (True, fn(*args), False)
         except BaseException as exc:
-            answer = (False, exc)
+            # Out of memory, the process may be left fragmented or half-broken: it answers,
+            # then ends, and the pool starts a fresh one (the retire flag, last).
+            answer = (False, exc, isinstance(exc, MemoryError))
         try:
             payload = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # an exception or result that does not pickle
-            payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+            error = RuntimeError(f"{type(exc).__name__}: {exc}")
+            payload = pickle.dumps((False, error, answer[2]))
         try:
             conn.send_bytes(payload)
         except OSError:  # the worker is gone: nobody waits for this answer
+            return
+        if answer[2]:
             return
 
 
@@ -85,6 +97,9 @@ class _Worker:
         self.out = bytearray()  # frames not yet taken by the pipe
         self.writing = False
         self.fd = parent.fileno()
+        self.ready = False  # its READY frame arrived
+        self.retiring = False  # answered its last call and ends (out of memory)
+        self.deadline: asyncio.TimerHandle | None = None
         os.set_blocking(self.fd, False)
         pool.loop.add_reader(self.fd, self._readable)
 
@@ -93,6 +108,28 @@ class _Worker:
         self.calls.append(call)
         data = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
         self._write(data)
+        if len(self.calls) == 1:
+            self._time_head()
+
+    def _time_head(self) -> None:
+        """The oldest call is the running one: it gets the pool's time limit from now."""
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        limit = self.pool.time_limit_s
+        if limit and self.calls and self.ready:
+            self.deadline = self.pool.loop.call_later(limit, self._overdue, self.calls[0][2])
+
+    def _overdue(self, future: asyncio.Future[Any]) -> None:
+        self.deadline = None
+        if not self.calls or self.calls[0][2] is not future or future.done():
+            return
+        limit = self.pool.time_limit_s or 0
+        future.set_exception(TaskTimedOut(timed_out_message(limit)))
+        log.warning("a task ran longer than %g s: killed its pool process", limit)
+        # Its end of file settles the calls behind it and starts a fresh process.
+        with contextlib.suppress(OSError):
+            self.process.kill()
 
     def _write(self, data: bytes) -> None:
         # Never block: a process may be writing a large result to us at the same moment, and
@@ -131,16 +168,25 @@ class _Worker:
             answer = self._next_frame()
             if answer is None:
                 return
+            if not self.ready:
+                self.ready = True
+                self._time_head()
+                continue
             future = self.calls.popleft()[2]
             try:
-                ok, value = pickle.loads(answer)
+                ok, value, retiring = pickle.loads(answer)
             except Exception as exc:  # e.g. an exception class that cannot be rebuilt here
                 ok, value = False, RuntimeError(f"the task's answer could not be read: {exc}")
+                retiring = False
             if not future.done():
                 if ok:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+            if retiring:
+                self.retiring = True  # its end of file follows; nothing more goes to it
+                continue
+            self._time_head()
             self.pool._dispatch()
 
     def _next_frame(self) -> bytes | None:
@@ -160,6 +206,9 @@ class _Worker:
         return frame
 
     def close(self, *, stop: bool) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
         self.pool.loop.remove_reader(self.fd)
         if self.writing:
             self.pool.loop.remove_writer(self.fd)
@@ -183,9 +232,13 @@ class LoopPool:
         initargs: tuple[Any, ...] = (),
         *,
         respawn: bool = True,
+        time_limit_s: float | None = None,
     ) -> None:
+        """`time_limit_s`: a call running longer fails with TaskTimedOut, and its process is
+        killed and replaced."""
         self.workers = workers
         self.respawn = respawn
+        self.time_limit_s = time_limit_s
         self.context = context
         self.initializer = initializer
         self.initargs = initargs
@@ -207,7 +260,10 @@ class LoopPool:
 
     def _dispatch(self) -> None:
         while self._waiting and self._procs and not self._closed:
-            worker = min(self._procs, key=lambda w: len(w.calls))
+            ready = [w for w in self._procs if not w.retiring]
+            if not ready:
+                return
+            worker = min(ready, key=lambda w: len(w.calls))
             if len(worker.calls) >= DEPTH:
                 return
             fn, args, future = self._waiting.popleft()
@@ -225,7 +281,7 @@ class LoopPool:
         self._procs.remove(worker)
         worker.process.join(timeout=1)
         code = worker.process.exitcode
-        if worker.calls:
+        if worker.calls and not worker.retiring:
             _, _, future = worker.calls.popleft()  # the call it was running killed it
             if not future.done():
                 future.set_exception(BrokenProcessPool(
@@ -236,7 +292,10 @@ class LoopPool:
         worker.calls.clear()
         if self._closed or not self.respawn:
             return
-        log.warning("a pool process died (exit code %s); started a fresh one", code)
+        if worker.retiring:
+            log.info("a pool process ran out of memory; started a fresh one")
+        else:
+            log.warning("a pool process died (exit code %s); started a fresh one", code)
         self._procs.append(_Worker(self))
         self._dispatch()
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from sd_common.images import ImageRejected, open_checked
-from sd_common.pipeline import OPS, PipelineError, Step, parse_pipeline
+from sd_common.pipeline import OPS, PipelineError, Step, check_step_size, parse_pipeline
 from sd_common.storage import atomic_file
 
 # The tones named in OPS["sepia"]: dark brown shadows, the classic sepia mid-tone (#704214),
@@ -61,6 +61,8 @@ def normalize(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation and bring the image to "L" or "RGB", the modes every op takes."""
     try:
         upright = ImageOps.exif_transpose(img)
+    except MemoryError:
+        raise
     except Exception as exc:
         # The EXIF block is as untrusted as the pixels; a malformed one means a corrupt file.
         raise ImageRejected(f"corrupt EXIF data: {exc}") from None
@@ -87,9 +89,15 @@ def apply_step(img: Image.Image, step: Step) -> Image.Image:
     return with_arg(img, arg)
 
 
-def apply_pipeline(img: Image.Image, steps: Iterable[Step]) -> Image.Image:
-    """Apply the steps in order, returning a new image."""
-    for step in steps:
+def apply_pipeline(
+    img: Image.Image, steps: Iterable[Step], max_pixels: int | None = None
+) -> Image.Image:
+    """Apply the steps in order, returning a new image. With `max_pixels`, each step's output
+    size is checked before it runs (PipelineError): a message from the broker is not trusted
+    to have passed the coordinator's check."""
+    for index, step in enumerate(steps, start=1):
+        if max_pixels is not None:
+            check_step_size(index, step, img.size, max_pixels)
         img = apply_step(img, step)
     return img
 
@@ -112,7 +120,7 @@ def render(data: bytes, ops: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     # has made its own copy. A `with` block (or a local) would keep a 1080p image's 6 MB alive
     # through the whole pipeline, and the allocator would map and fault in fresh pages for
     # every task: ~12 % more page faults and ~2 ms more system time per 1080p image.
-    return apply_pipeline(normalize(open_checked(data, max_pixels)), steps)
+    return apply_pipeline(normalize(open_checked(data, max_pixels)), steps, max_pixels)
 
 
 def process_image(

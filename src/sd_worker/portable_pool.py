@@ -23,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from sd_worker.pool_limits import TaskTimedOut, timed_out_message
+
 log = logging.getLogger("sd.worker.pool")
 
 DEPTH = 2  # calls a process is counted to hold, as in LoopPool (one running, one waiting)
@@ -96,8 +98,14 @@ class PortablePool:
         *,
         respawn: bool = True,
         preload: Sequence[str] = (),
+        time_limit_s: float | None = None,
     ) -> None:
+        """`time_limit_s`: a call not answered that long after it was submitted fails with
+        TaskTimedOut, and the pool's processes are killed and replaced (ProcessPoolExecutor
+        does not say which process runs which call; the other calls fail with
+        BrokenProcessPool, which the Executor runs again alone)."""
         self.workers = workers
+        self.time_limit_s = time_limit_s
         self.context = context
         self.respawn = respawn
         self._initargs = (tuple(preload), initializer, initargs)
@@ -121,10 +129,20 @@ class PortablePool:
             raise RuntimeError("PortablePool used after shutdown()")
         pool = self._pool
         try:
-            payload = await asyncio.wrap_future(pool.submit(_run, fn, args))
+            async with asyncio.timeout(self.time_limit_s):
+                payload = await asyncio.wrap_future(pool.submit(_run, fn, args))
         except BrokenProcessPool:
             self._replace(pool)
             raise
+        except TimeoutError:
+            assert self.time_limit_s is not None
+            log.warning("a task ran longer than %g s: killed the pool's processes",
+                        self.time_limit_s)  # fmt: skip
+            for process in list((pool._processes or {}).values()):
+                with contextlib.suppress(OSError):
+                    process.kill()
+            self._replace(pool)
+            raise TaskTimedOut(timed_out_message(self.time_limit_s)) from None
         return _read(payload)
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:

@@ -25,6 +25,7 @@ from sd_worker.cache import InputCache, InputMismatch
 from sd_worker.client import CoordinatorRejected
 from sd_worker.executor import Executor, PoolCrashed
 from sd_worker.ops import process_image_file, process_image_into
+from sd_worker.pool_limits import TaskTimedOut
 from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.worker.processing")
@@ -103,6 +104,16 @@ class TaskProcessor:
             except PoolCrashed as exc:
                 await self._report(message, error=str(exc), started=started, retry=True)
                 raise RetryLater(str(exc)) from exc
+            except (RetryLater, CoordinatorRejected):
+                raise
+            except Exception as exc:
+                # Not one of the expected task errors (a disk that refuses writes, a bug): this
+                # attempt fails with its reason and the task goes back to the queue, where the
+                # delivery limit ends it if it keeps failing. The consuming loop goes on.
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+                log.error("task %s: %s", message.task_id, reason, exc_info=exc)
+                await self._report(message, error=reason, started=started, retry=True)
+                raise RetryLater(reason) from exc
         except CoordinatorRejected as exc:
             # 404: the coordinator no longer knows the task (its data was reset); drop it.
             log.warning("coordinator refused the outcome of task %s: %s", message.task_id, exc)
@@ -139,7 +150,8 @@ class TaskProcessor:
         path = await self._input_path(sha256, shared)
         s = self.settings
         args = (message.ops, s.png_compress_level, s.max_image_pixels)
-        name = storage.result_name(message.task_id)
+        # Under a name of its own: it becomes the result only if the coordinator accepts it.
+        name = storage.incoming_name(message.task_id)
         try:
             # The pool process reads the input file itself: its bytes never cross the pool's
             # pipe. With shared storage it also writes the result where the coordinator keeps
@@ -155,8 +167,10 @@ class TaskProcessor:
             if shared is not None:
                 self._stop_sharing(f"{exc.filename} vanished")
             raise RetryLater(f"input {sha256[:12]}… or its result folder vanished") from exc
-        except (ImageRejected, PipelineError) as exc:
+        except (ImageRejected, PipelineError, TaskTimedOut) as exc:
             raise TaskFailed(str(exc)) from exc
+        except MemoryError as exc:
+            raise TaskFailed(self._out_of_memory()) from exc
         duration_s = time.perf_counter() - started
         if shared is None:
             await self.link.post_image(message.task_id, self.name, png, duration_s)
@@ -182,6 +196,11 @@ class TaskProcessor:
         except CoordinatorRejected as exc:
             raise TaskFailed(f"input unavailable: {exc.detail}") from exc
 
+    def _out_of_memory(self) -> str:
+        cap = self.settings.pool_memory_mb
+        limit = f"the limit of POOL_MEMORY_MB={cap}" if cap else "the memory it could get"
+        return f"the task ran out of memory ({limit}); its pool process was replaced"
+
     def _stop_sharing(self, why: str) -> None:
         if self.shared is not None:
             self.shared = None
@@ -202,5 +221,7 @@ class TaskProcessor:
             return await task_type.run(params)
         except PoolCrashed:
             raise
+        except MemoryError as exc:
+            raise TaskFailed(self._out_of_memory()) from exc
         except Exception as exc:  # the task's own code failed: deterministic, report it
             raise TaskFailed(f"{type(exc).__name__}: {exc}") from exc

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sd_common import topology
+from sd_common.messages import ReportAnswer
 from sd_worker.params import MAX_PREFETCH, consuming_workers, get_optimal_params
 
 if TYPE_CHECKING:
@@ -99,15 +100,15 @@ class Tuner:
             self._consumers_seen.popleft()
         return max(n for _, n in self._consumers_seen)
 
-    def heard(self, answer: dict[str, Any]) -> None:
+    def heard(self, answer: ReportAnswer) -> None:
         """The coordinator's answer to a report: the other workers consuming and their cores,
-        and the tasks not yet finished."""
+        and the tasks not yet finished (an older coordinator sends neither)."""
         now = asyncio.get_running_loop().time()
-        others = answer.get("others_consuming")
-        if isinstance(others, dict) and isinstance(others.get("cpus"), int):
+        others = answer.others_consuming
+        if others is not None and isinstance(others.get("cpus"), int):
             self._heard = (now, others["cpus"])
-        if isinstance(answer.get("unfinished_tasks"), int):
-            self._unfinished = (now, answer["unfinished_tasks"])
+        if answer.unfinished_tasks is not None:
+            self._unfinished = (now, answer.unfinished_tasks)
 
     def _fresh(self, at: float) -> bool:
         stale_s = STALE_REPORTS * self.worker.settings.report_interval_s

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import aiormq
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
 from pydantic import ValidationError
 
 from sd_common import topology
-from sd_common.messages import TaskMessage, WorkerHello, Working
+from sd_common.messages import HELD_MAX, TaskMessage, WorkerHello, Working
 from sd_common.settings import Settings
 from sd_common.version import VERSION
 from sd_worker.acks import AckCoalescer, Delivery
@@ -31,6 +33,19 @@ DRAIN_TIMEOUT_S = 60.0
 WORKING_INTERVAL_S = 1.0
 RECONSUME_FIRST_S = 0.5
 RECONSUME_MAX_S = 10.0
+FINAL_REPORT_TIMEOUT_S = 2.0
+LOOP_RESTART_S = 1.0
+
+
+async def _restarting(loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop for ever: one that dies of an unexpected error is logged and
+    started again, so one bad report never ends reporting or tuning."""
+    while True:
+        try:
+            await loop()
+        except Exception:
+            log.exception("%s died; starting it again", getattr(loop, "__name__", "a loop"))
+            await asyncio.sleep(LOOP_RESTART_S)
 
 
 class Consumer:
@@ -157,7 +172,14 @@ class Consumer:
             if self.tag is not None and self._underlay is not None:
                 tag, self.tag = self.tag, None
                 if not self._underlay.is_closed:  # a closed channel delivers nothing more anyway
-                    await self._underlay.basic_cancel(tag)
+                    try:
+                        await self._underlay.basic_cancel(tag)
+                    except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
+                            ConnectionError, TimeoutError) as exc:  # fmt: skip
+                        # The link to the broker is down (a cut, a timed-out RPC): no
+                        # deliveries come now, and the broker cancels the consumer itself.
+                        log.info("could not cancel consumer %s (%s); it stops with its channel",
+                                 tag, exc or type(exc).__name__)  # fmt: skip
 
 
 class AsyncWorker:
@@ -169,7 +191,8 @@ class AsyncWorker:
         self.session = uuid.uuid4().hex
         self.executor = Executor(
             preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime,
+            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
+            time_limit_s=settings.task_time_limit_s,
         )  # fmt: skip
         self.client = CoordinatorClient(
             settings, tasks_in_flight=lambda: len(self.inflight), keep_busy=self.executor.capacity
@@ -188,6 +211,13 @@ class AsyncWorker:
         self.draining = False
         self.inflight: set[asyncio.Task[None]] = set()
         self._retired: list[Consumer] = []  # closing once their deliveries are settled
+        # Task id → the handlers of its deliveries here (a backup copy may land beside the
+        # original), oldest first: reported, so the coordinator can rerun them if we go silent.
+        self.held: dict[str, list[asyncio.Task[None]]] = {}
+        # Held tasks the coordinator says are finished elsewhere: acked without running.
+        self.settled_elsewhere: set[str] = set()
+        self._processing: set[asyncio.Task[None]] = set()  # handlers inside processor.handle
+        self._report_rtt_ms: float | None = None
         self.acks = AckCoalescer()
         self._stopped = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
@@ -214,7 +244,7 @@ class AsyncWorker:
         consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
         await self._apply(consumers, prefetch)
         for loop in (self._report_loop, self.tuner.run, self._working_loop):
-            self._background.append(asyncio.create_task(loop(), name=loop.__name__))
+            self._background.append(asyncio.create_task(_restarting(loop), name=loop.__name__))
         log.info(
             "worker %s consuming %r on %s with %d pool processes (consumers=%d prefetch=%d)",
             self.name, self.settings.queue_name, topology.broker_display(self.settings),
@@ -269,6 +299,13 @@ class AsyncWorker:
         await asyncio.gather(*self._background, *self.inflight, return_exceptions=True)
         if self.connection is not None:
             await self.connection.close()
+        # The broker has every unsettled delivery back: say so, or the coordinator would
+        # publish what this worker last reported holding once more when it falls silent.
+        try:
+            async with asyncio.timeout(FINAL_REPORT_TIMEOUT_S):
+                await self.client.report(self._hello())
+        except Exception as exc:
+            log.debug("final report failed: %s", exc)
         await self.client.stop()
         self.executor.stop()
 
@@ -277,13 +314,21 @@ class AsyncWorker:
     async def on_message(self, message: Delivery) -> None:
         """Handle one delivery; ack only after the coordinator stored the outcome."""
         task = asyncio.current_task()
+        task_id = message.message_id
         if task is not None:
             self.inflight.add(task)
+            if task_id:
+                self.held.setdefault(task_id, []).append(task)
         try:
             await self._handle(message)
         finally:
             if task is not None:
                 self.inflight.discard(task)
+                if task_id and (handlers := self.held.get(task_id)):
+                    handlers.remove(task)
+                    if not handlers:
+                        del self.held[task_id]
+                        self.settled_elsewhere.discard(task_id)
             self.client.in_flight_changed()
 
     async def _handle(self, message: Delivery) -> None:
@@ -294,12 +339,48 @@ class AsyncWorker:
             await self._settle(message, ack=False, requeue=False)  # dead-letters it
             return
         self.tuner.delivered(task.job_id, len(self.inflight))
+        if len(self.held.get(task.task_id, ())) > 1:
+            # A backup copy of a task this worker already runs: the first delivery's outcome
+            # (or its redelivery, should this channel close) covers both.
+            log.info("task %s delivered again while running here: acked once", task.task_id)
+            await self._settle(message, ack=True)
+            return
+        current = asyncio.current_task()
+        if current is not None:
+            self._processing.add(current)
+        ack = True
         try:
             await self.processor.handle(task)
         except RetryLater:
-            await self._settle(message, ack=False)
-            return
-        await self._settle(message, ack=True)
+            ack = False
+        except asyncio.CancelledError:
+            if task.task_id not in self.settled_elsewhere or current is None:
+                raise
+            current.uncancel()  # cancelled by `drop_settled`, not by a shutdown
+            log.info("task %s was finished elsewhere meanwhile: acked without running it here",
+                     task.task_id)  # fmt: skip
+        except Exception:
+            # Even its outcome could not be stored: the delivery must not hold a prefetch slot
+            # until the channel closes, so it goes back to the queue (the delivery limit ends
+            # a task that keeps failing).
+            log.exception("task %s: could not store its outcome; returned to the queue",
+                          task.task_id)  # fmt: skip
+            ack = False
+        finally:
+            if current is not None:
+                self._processing.discard(current)
+        await self._settle(message, ack=ack)
+
+    def drop_settled(self, task_ids: list[str]) -> None:
+        """The coordinator stored these held tasks' outcomes already (they ran elsewhere while
+        this worker was cut off or behind): stop working on them; each is acked as it ends."""
+        for task_id in task_ids:
+            handlers = self.held.get(task_id)
+            if handlers:
+                self.settled_elsewhere.add(task_id)
+                for handler in handlers:
+                    if handler in self._processing:  # not one already settling its delivery
+                        handler.cancel()
 
     async def _settle(self, message: Delivery, *, ack: bool, requeue: bool = True) -> None:
         try:
@@ -383,6 +464,7 @@ class AsyncWorker:
             task_id=self.processor.current_task, consumers=len(self.consumers),
             prefetch=self.prefetch, processed=self.processor.processed,
             failed=self.processor.failed, version=VERSION, os=self.os,
+            held=list(self.held)[:HELD_MAX], rtt_ms=self._report_rtt_ms,
         )  # fmt: skip
 
     async def _register(self) -> None:
@@ -424,8 +506,11 @@ class AsyncWorker:
             cpu, ram, net = self.sampler.sample()
             await self._set_paused(cpu > self.settings.cpu_limit)
             try:
+                sent = time.perf_counter()
                 answer = await self.client.report(self._hello(cpu, ram, net))
-                self.processor.cancelled_jobs = frozenset(answer.get("cancelled_jobs") or ())
+                self._report_rtt_ms = round((time.perf_counter() - sent) * 1000, 1)
+                self.processor.cancelled_jobs = frozenset(answer.cancelled_jobs)
+                self.drop_settled(answer.settled)
                 self.tuner.heard(answer)
             except CoordinatorRejected as exc:
                 if exc.status == 404:  # the coordinator restarted and forgot us

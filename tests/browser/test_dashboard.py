@@ -174,6 +174,8 @@ def test_node_card_shows_live_metrics_and_turns_offline_when_the_worker_is_kille
     expect(card.get_by_test_id("metric-ram")).to_have_text(re.compile(r"^([1-9]\d?|100) %$"))
     expect(card.get_by_test_id("metric-net")).to_have_text(re.compile(r"^\d+(\.\d+)? MB/s$"))
     expect(card.get_by_test_id("last-seen")).to_have_count(0)
+    # The link as the coordinator sees it: its reports' round trip, seconds since the last one.
+    expect(card.get_by_test_id("node-link")).to_have_text(re.compile(r"^↔ \d+ ms · \d+\.\d s ago$"))
 
     sent = cluster.submit_task("sleep", {"seconds": 5})
     task_id = cluster.job(sent["job_id"])["tasks"][0]["task_id"]

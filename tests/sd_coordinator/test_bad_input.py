@@ -439,6 +439,10 @@ BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
                               ("'ghost' is not registered",)),
     "report malformed json": ("/report", as_json(b"{"), 422, ("not valid JSON",)),
     "report negative net": ("/report", {"json": {"name": "w1", "net": -1}}, 422, ("net",)),
+    "report held not a task id": ("/report", {"json": {"name": "w1", "held": ["../x"]}}, 422,
+                                  ("held",)),
+    "report round trip negative": ("/report", {"json": {"name": "w1", "rtt_ms": -1}}, 422,
+                                   ("rtt_ms",)),
     "working unknown worker": ("/working", {"json": {"name": "ghost", "status": "busy"}}, 404,
                                ("not registered",)),
     "working without status": ("/working", {"json": {"name": "ghost"}}, 422, ("status",)),
@@ -655,7 +659,7 @@ async def test_a_real_server_answers_413_without_waiting_for_the_body(
     announced = 200 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", embedded_cluster.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + embedded_cluster.token.encode()
             + b"\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: "
             + str(announced).encode() + b"\r\n\r\n" + b"a" * CHUNK
@@ -667,7 +671,7 @@ async def test_a_real_server_answers_413_without_waiting_for_the_body(
     sent = 0
     with socket.create_connection(("127.0.0.1", embedded_cluster.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + embedded_cluster.token.encode()
             + b"\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             + b"Transfer-Encoding: chunked\r\n\r\n"

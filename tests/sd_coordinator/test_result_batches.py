@@ -14,7 +14,7 @@ import httpx
 import pytest_asyncio
 from PIL import Image
 
-from sd_common import result_frames
+from sd_common import result_frames, storage
 from sd_common.result_frames import ResultHeader
 from sd_coordinator.api.internal import SPOOL_BYTES
 from support.api import asgi_client, make_settings, png_bytes, running_app
@@ -179,9 +179,10 @@ async def test_a_result_written_in_place_is_stored_by_name_and_served(
 ) -> None:
     job_id, (task,) = await queued_image_tasks(client, 1)
     image = png_bytes(colour="green")
-    (tmp_path / "results" / f"{task}.png").write_bytes(image)
+    incoming = storage.incoming_name(task)
+    (tmp_path / "results" / incoming).write_bytes(image)
 
-    outcome = {"task_id": task, "worker": "remote", "result": f"{task}.png", "duration_s": 0.1}
+    outcome = {"task_id": task, "worker": "remote", "result": incoming, "duration_s": 0.1}
     response = await client.post("/results", json={"outcomes": [outcome]})
 
     assert response.status_code == 200, response.text
@@ -189,16 +190,33 @@ async def test_a_result_written_in_place_is_stored_by_name_and_served(
     job = (await client.get(f"/jobs/{job_id}")).json()
     assert (job["state"], job["tasks"][0]["result"]) == ("done", f"{task}.png")
     assert (await client.get(f"/result/{task}.png")).content == image
+    assert not (tmp_path / "results" / incoming).exists()
+
+
+async def test_a_late_result_written_in_place_never_replaces_the_stored_one(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    _, (task,) = await queued_image_tasks(client, 1)
+    first, late = png_bytes(colour="green"), png_bytes(colour="red")
+    for image in (first, late):
+        incoming = storage.incoming_name(task)
+        (tmp_path / "results" / incoming).write_bytes(image)
+        outcome = {"task_id": task, "worker": "remote", "result": incoming}
+        response = await client.post("/results", json={"outcomes": [outcome]})
+        assert response.status_code == 200, response.text
+
+    assert response.json()["answers"][0]["duplicate"] is True
+    assert (await client.get(f"/result/{task}.png")).content == first
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [f"{task}.png"]
 
 
 async def test_a_result_named_but_missing_or_not_a_png_is_refused_and_the_task_stays_queued(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     job_id, (missing, not_png) = await queued_image_tasks(client, 2)
-    (tmp_path / "results" / f"{not_png}.png").write_bytes(b"GIF89a not a png")
-    outcomes = [
-        {"task_id": t, "worker": "remote", "result": f"{t}.png"} for t in (missing, not_png)
-    ]
+    names = {t: storage.incoming_name(t) for t in (missing, not_png)}
+    (tmp_path / "results" / names[not_png]).write_bytes(b"GIF89a not a png")
+    outcomes = [{"task_id": t, "worker": "remote", "result": name} for t, name in names.items()]
 
     response = await client.post("/results", json={"outcomes": outcomes})
 
@@ -210,8 +228,10 @@ async def test_a_result_named_but_missing_or_not_a_png_is_refused_and_the_task_s
 
 async def test_a_result_may_only_name_its_own_task_file(client: httpx.AsyncClient) -> None:
     _, (task, other) = await queued_image_tasks(client, 2)
-    for bad in ({"result": f"{other}.png"}, {"result": "../x.png"},
-                {"result": f"{task}.png", "error": "failed, yet a result?"}):  # fmt: skip
+    failed = {"result": storage.incoming_name(task), "error": "failed, yet a result?"}
+    # The stored name itself is never written in place either.
+    for bad in ({"result": storage.incoming_name(other)}, {"result": "../x.png"},
+                {"result": f"{task}.png"}, failed):  # fmt: skip
         outcome = {"task_id": task, "worker": "remote", **bad}
         response = await client.post("/results", json={"outcomes": [outcome]})
         assert response.status_code == 422, bad

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 
-from sd_common import result_frames
 from sd_coordinator.app import create_app
 from support.api import make_settings
 
@@ -27,15 +26,17 @@ EXAMPLES_PER_OPERATION = 30
 DATA_DIR = Path(tempfile.mkdtemp(prefix="sd-fuzz-"))
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 # Embedded, with a cluster token that every request sends, so worker endpoints are reached too.
-APP = create_app(make_settings(DATA_DIR, cluster_token=TOKEN, max_upload_mb=1))
+# Schemathesis calls the app as http://testserver: a host name this coordinator must answer.
+APP = create_app(make_settings(DATA_DIR, cluster_token=TOKEN, max_upload_mb=1,
+                               allowed_hosts=["testserver"]))  # fmt: skip
 
-# POST /result-images takes raw frames (sd_common.result_frames): fuzz it with raw bytes.
-schemathesis.serializer.alias(result_frames.MEDIA_TYPE, "application/octet-stream")
 schema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP
 schema.config.generation.update(max_examples=EXAMPLES_PER_OPERATION, deterministic=True)
 schema = schema.exclude(path="/events")  # an endless stream
 schema = schema.exclude(path="/academico/events")  # likewise
+WORKER_PATHS = {"/register", "/report", "/working", "/result-image", "/result-images",
+                "/results", "/blobs/{sha256}"}  # fmt: skip
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,14 +52,34 @@ def stop_the_app_afterwards() -> Iterator[None]:
     suppress_health_check=list(HealthCheck),
 )  # fmt: skip
 def test_no_generated_request_makes_the_coordinator_answer_5xx(case: schemathesis.Case) -> None:
-    case.call_and_validate(
+    response = case.call_and_validate(
         headers={"Authorization": f"Bearer {TOKEN}"}, checks=[not_a_server_error]
     )
+    assert response.status_code != 401 and "ALLOWED_HOSTS" not in response.text
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION, derandomize=True, deadline=None, database=None,
+    suppress_health_check=list(HealthCheck),
+)  # fmt: skip
+def test_no_generated_request_without_the_token_answers_5xx(case: schemathesis.Case) -> None:
+    response = case.call_and_validate(checks=[not_a_server_error])
+    # (Schemathesis also tries methods a path does not have: those answer 404 or 405.)
+    if case.path in WORKER_PATHS and case.method.upper() == case.operation.method.upper():
+        assert response.status_code == 401, (case.path, response.text)
+
+
+def test_the_frames_body_is_described_as_binary_any_tool_can_send() -> None:
+    body = APP.openapi()["paths"]["/result-images"]["post"]["requestBody"]["content"]
+    assert body["application/octet-stream"]["schema"]["format"] == "binary"
+    image = APP.openapi()["paths"]["/result-image"]["post"]["requestBody"]["content"]
+    assert {"application/octet-stream", "application/json"} <= set(image)
 
 
 def test_the_fuzzed_schema_covers_every_route_but_the_event_stream() -> None:
     fuzzed = {op.ok().path for op in schema.get_all_operations()}
-    assert {"/upload", "/task", "/register", "/report", "/working", "/result-image", "/results",
-            "/blobs/{sha256}", "/result/{filename}", "/inputs/{sha256}", "/jobs/{job_id}",
-            "/queue_size", "/tps", "/workers"} <= fuzzed  # fmt: skip
+    user_paths = {"/upload", "/task", "/result/{filename}", "/inputs/{sha256}", "/jobs/{job_id}",
+                  "/jobs/{job_id}/zip", "/queue_size", "/tps", "/workers"}  # fmt: skip
+    assert user_paths | WORKER_PATHS <= fuzzed
     assert "/events" not in fuzzed and "/events" in APP.openapi()["paths"]

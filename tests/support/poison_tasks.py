@@ -1,8 +1,9 @@
-"""A task type that kills the pool process running it, for fault tests (TASK_MODULES)."""
+"""Task types that misbehave in the pool, for fault tests (TASK_MODULES)."""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -20,3 +21,18 @@ class CrashPayload(BaseModel):
 def run_crash(payload: dict[str, Any]) -> None:
     """Exit the process at once, as a segfaulting C extension would."""
     os._exit(1)
+
+
+class LingerPayload(BaseModel):
+    """Payload of the `linger` task: how long to hold a pool process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float
+
+
+@task_type("linger", LingerPayload, cpu=True, description="Hold a pool process (a stuck task).")
+def run_linger(payload: dict[str, Any]) -> dict[str, Any]:
+    """Keep the pool process busy for `seconds`, as a task stuck in a loop would."""
+    time.sleep(payload["seconds"])
+    return {"slept": payload["seconds"]}

@@ -66,3 +66,10 @@ def pillow_blocks_max() -> int:
     from PIL import Image
 
     return int(Image.core.get_blocks_max())
+
+
+def big_image(side: int) -> int:
+    """Ask Pillow for a side×side RGB image (4 bytes a pixel) and return its width."""
+    from PIL import Image
+
+    return Image.new("RGB", (side, side)).width

@@ -128,6 +128,15 @@ const en = {
   workerVersion: 'Version of this worker',
   versionUnknown: 'version ?',
   versionSkew: 'Runs {worker}, the coordinator {coordinator}: install the same release on both.',
+  linkTitle: 'Round trip of its reports to the coordinator, and time since the last one',
+  link: '↔ {ms} ms · {s} s ago',
+  lastSeenMin: 'last seen {n} min ago',
+  lastSeenH: 'last seen {n} h ago',
+  rerun: 're-run: {reason}',
+  rerunLost: 're-run: host {name} lost',
+  rerunLostUnknown: 're-run: its host was lost',
+  rerunStraggler: 're-run: {name} lagged',
+  rerunTitle: 'Published again because the worker that held it was lost or far behind; the first result was kept',
 }
 
 export type MessageKey = keyof typeof en
@@ -255,6 +264,15 @@ const es: Record<MessageKey, string> = {
   workerVersion: 'Versión de este worker',
   versionUnknown: 'versión ?',
   versionSkew: 'Ejecuta {worker} y el coordinador {coordinator}: instala la misma versión en ambos.',
+  linkTitle: 'Ida y vuelta de sus informes al coordinador, y tiempo desde el último',
+  link: '↔ {ms} ms · hace {s} s',
+  lastSeenMin: 'visto hace {n} min',
+  lastSeenH: 'visto hace {n} h',
+  rerun: 're-ejecutada: {reason}',
+  rerunLost: 're-ejecutada: se perdió el nodo {name}',
+  rerunLostUnknown: 're-ejecutada: se perdió su nodo',
+  rerunStraggler: 're-ejecutada: {name} iba atrasado',
+  rerunTitle: 'Publicada de nuevo porque el worker que la tenía se perdió o iba muy atrasado; se guardó el primer resultado',
 }
 
 export const MESSAGES: Record<Lang, Record<MessageKey, string>> = { en, es }

@@ -23,6 +23,8 @@ export interface Worker {
   version?: string | null
   /** The node's operating system ("Windows 11", "macOS 14.5"); empty from older workers. */
   os?: string
+  /** Round trip of its previous report, as the worker timed it (null before the second). */
+  rtt_ms?: number | null
 }
 
 export interface JobSummary {
@@ -67,6 +69,8 @@ export interface TaskDetail {
   error: string | null
   input: string | null
   filename: string | null
+  /** Why the task was published again (its host was lost, or lagged), or null. */
+  rerun?: string | null
 }
 
 export interface JobDetail extends JobSummary {

@@ -33,6 +33,12 @@ def require_user(request: Request) -> None:
     check_user(request, s.api_token, s.cluster_token)
 
 
+def require_user_or_query(request: Request) -> None:
+    """Gate for what a browser loads without headers: the event stream, images, zip files."""
+    s = services_of(request).settings
+    check_user(request, s.api_token, s.cluster_token, in_query=True)
+
+
 def require_worker(request: Request) -> None:
     """Gate for worker endpoints."""
     s = services_of(request).settings
@@ -63,3 +69,7 @@ UserRoute = _gated(require_user)
 
 WorkerRoute = _gated(require_worker)
 """Route class of worker endpoints: CLUSTER_TOKEN (when set) is checked before anything else."""
+
+BrowserLoadRoute = _gated(require_user_or_query)
+"""Route class of user API resources a browser loads without headers (EventSource, <img>, a
+download link): API_TOKEN from the header or from `?token=`."""

@@ -9,11 +9,13 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from sd_coordinator.api.deps import ServicesDep, UserRoute
+from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
+from sd_coordinator.errors import Unavailable
 from sd_coordinator.snapshot import SnapshotCache
 
-router = APIRouter(route_class=UserRoute, tags=["cluster"])
+router = APIRouter(route_class=BrowserLoadRoute, tags=["cluster"])
 
 PUSH_INTERVAL_S = 1.0
 
@@ -24,6 +26,14 @@ async def events(request: Request, services: ServicesDep) -> StreamingResponse:
     second a `delta` event with what changed (`workers`: changed fields by name, `gone`: names
     removed, and any other key of the snapshot whose value changed)."""
     cache = services.extras.setdefault("snapshots", SnapshotCache(services))
+    streams: StreamCount = services.extras.setdefault("event_streams", StreamCount())
+    limit = services.settings.max_event_streams
+    if streams.live >= limit:
+        raise Unavailable(
+            f"too many live event streams ({limit}); close a dashboard tab, or raise "
+            "MAX_EVENT_STREAMS"
+        )
+    streams.live += 1
 
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 2000\n\n"
@@ -38,8 +48,29 @@ async def events(request: Request, services: ServicesDep) -> StreamingResponse:
             sent = snapshot
             await asyncio.sleep(PUSH_INTERVAL_S)
 
-    return StreamingResponse(
+    return CountedStream(
+        streams,
         stream(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class StreamCount:
+    """Live event streams of this app."""
+
+    live = 0
+
+
+class CountedStream(StreamingResponse):
+    """A streaming answer that gives its slot back however it ends (done, hung up, failed)."""
+
+    def __init__(self, count: StreamCount, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.count = count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.count.live -= 1

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import psutil
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from sd_common import result_frames
@@ -20,6 +20,7 @@ from sd_common.messages import (
     NAME,
     IngestAnswer,
     OutcomeBatch,
+    ReportAnswer,
     TaskOutcome,
     WorkerHello,
     Working,
@@ -27,8 +28,9 @@ from sd_common.messages import (
 from sd_common.result_frames import ResultHeader
 from sd_common.version import VERSION, release_line
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
+from sd_coordinator.api.files import stored_file
 from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
-from sd_coordinator.errors import Invalid, NotFound, ServiceError
+from sd_coordinator.errors import Invalid, ServiceError, TooLarge
 from sd_coordinator.ingest import ImageResult
 from sd_coordinator.lifespan import Services
 
@@ -38,6 +40,8 @@ log = logging.getLogger("sd.coordinator.workers")
 UNFINISHED_MAX_AGE_S = 0.5
 # POST /result-images spools its results to files every SPOOL_BYTES of them.
 SPOOL_BYTES = 4 * 1024 * 1024
+# A JSON outcome sent to POST /result-image (custom outputs, failures).
+OUTCOME_BYTES = 1024 * 1024
 
 
 @lru_cache(maxsize=1)
@@ -74,18 +78,20 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
             "storage": services.blobs.storage_offer()}  # fmt: skip
 
 
-@router.post("/report")
-async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Periodic resources and state of a registered worker (404: register again). The answer
-    has the recently cancelled jobs, whose tasks the worker skips, and its look at the
-    cluster, the same size however large the cluster: how many other workers consume the
-    queue and their cores (`others_consuming`), and how many tasks are unfinished
-    (`unfinished_tasks`)."""
+@router.post("/report", response_model=ReportAnswer)
+async def report(hello: WorkerHello, request: Request, services: ServicesDep) -> ReportAnswer:
+    """Periodic resources and state of a registered worker (404: register again); answers the
+    recently cancelled jobs, whose tasks the worker skips, the held tasks already finished
+    elsewhere, which it acks unrun, and its look at the cluster, the same size however large
+    the cluster: the other workers consuming the queue and their cores, and the unfinished
+    tasks."""
     registry = services.registry
     registry.report(hello, is_local=is_local(request, hello))
-    return {"status": "ok", "cancelled_jobs": services.jobs.cancelled.recent(),
-            "others_consuming": registry.others_consuming(hello.name),
-            "unfinished_tasks": await unfinished_tasks(services)}  # fmt: skip
+    rescuer = services.rescuer
+    return ReportAnswer(cancelled_jobs=services.jobs.cancelled.recent(),
+                        settled=await rescuer.settled(hello.held) if rescuer else [],
+                        others_consuming=registry.others_consuming(hello.name),
+                        unfinished_tasks=await unfinished_tasks(services))  # fmt: skip
 
 
 async def unfinished_tasks(services: Services) -> int:
@@ -100,6 +106,17 @@ async def unfinished_tasks(services: Services) -> int:
     return int(cached[1])
 
 
+@router.get("/whoami")
+async def whoami(
+    request: Request, services: ServicesDep, name: Annotated[str | None, Query(pattern=NAME)] = None
+) -> dict[str, Any]:
+    """What the coordinator sees of a worker about to join (`sd-worker --check`): the address
+    its requests come from, the time here, and whether a live worker already holds `name`."""
+    return {"peer": request.client.host if request.client else "",
+            "server_time": time.time(), "queue": services.settings.queue_name,
+            "name_in_use": name is not None and services.registry.is_live(name)}  # fmt: skip
+
+
 @router.post("/working")
 async def working(update: Working, services: ServicesDep) -> dict[str, str]:
     """The worker's current task changed."""
@@ -112,16 +129,21 @@ async def working(update: Working, services: ServicesDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/blobs/{sha256}", response_class=FileResponse)
-async def blob(sha256: str, services: ServicesDep) -> FileResponse:
+@router.get("/blobs/{sha256}", response_class=StreamingResponse)
+async def blob(sha256: str, services: ServicesDep) -> StreamingResponse:
     """A task's input by its sha256."""
-    path = services.blobs.input_path(sha256)
-    if path is None:
-        raise NotFound(f"no input {sha256!r}")
-    return FileResponse(path, media_type="application/octet-stream")
+    return await stored_file(services.blobs.input_path(sha256), "application/octet-stream",
+                             f"input {sha256!r}")  # fmt: skip
 
 
-@router.post("/result-image", response_model=IngestAnswer)
+@router.post(
+    "/result-image",
+    response_model=IngestAnswer,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": TaskOutcome.model_json_schema()},
+    }}},
+)  # fmt: skip
 async def result_image(
     request: Request,
     services: ServicesDep,
@@ -130,9 +152,13 @@ async def result_image(
     duration_s: Annotated[float, Query(ge=0, le=86_400)] = 0,
 ) -> IngestAnswer:
     """A task's result as the raw PNG body (`?task_id=&worker=&duration_s=`), or a JSON
-    failure report."""
-    body = await request.body()
+    failure report. The image is spooled to a file as it streams in, never held whole."""
     if request.headers.get("content-type", "").startswith("application/json"):
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > OUTCOME_BYTES:
+                raise TooLarge(f"a JSON outcome may be at most {OUTCOME_BYTES} bytes")
         try:
             outcome = TaskOutcome.model_validate_json(body)
         except ValidationError as exc:
@@ -140,13 +166,26 @@ async def result_image(
         return await services.ingestor.outcome(outcome)
     if task_id is None or worker is None:
         raise Invalid("a result image needs the query parameters task_id and worker")
-    return await services.ingestor.image_result(task_id, worker, body, duration_s)
+    path, head = await services.blobs.spool_stream(request.stream())
+    try:
+        # What is not a PNG keeps only its first bytes: enough for the answer that refuses it.
+        png: Path | bytes = path if head == PNG_SIGNATURE else head
+        return await services.ingestor.image_result(task_id, worker, png, duration_s)
+    finally:
+        await services.blobs.discard([path])  # a stored one was renamed into place
 
 
 @router.post(
     "/result-images",
+    # Documented as plain binary, so any OpenAPI tool can send one; workers label the same
+    # bytes with result_frames.MEDIA_TYPE, and the body is read the same whatever its type.
     openapi_extra={"requestBody": {"required": True, "content": {
-        result_frames.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+        "application/octet-stream": {"schema": {
+            "type": "string", "format": "binary",
+            "description": "frames: a 4-byte big-endian header length, a JSON header "
+            "{task_id, worker, size, duration_s}, then `size` bytes of PNG; repeated "
+            f"(also accepted as {result_frames.MEDIA_TYPE})",
+        }}}}},
 )  # fmt: skip
 async def result_images(request: Request, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     """Several result images in one raw body (see sd_common.result_frames); one answer each.
@@ -156,7 +195,9 @@ async def result_images(request: Request, services: ServicesDep) -> dict[str, li
     been read and found well formed; a malformed one leaves no trace.
     """
     blobs = services.blobs
-    reader = result_frames.FrameReader()
+    reader = result_frames.FrameReader(
+        result_frames.max_result_bytes(services.settings.max_image_pixels)
+    )
     results: list[ImageResult] = []
     held: list[tuple[ResultHeader, bytes]] = []
     held_bytes = 0

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from sd_common.result_names import result_relpath
-from sd_coordinator.api.deps import ServicesDep, UserRoute
+from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
+from sd_coordinator.api.files import stored_file
 from sd_coordinator.errors import NotFound, Unavailable
 from sd_coordinator.zipstream import ZipStream
 
-router = APIRouter(route_class=UserRoute, tags=["results"])
+router = APIRouter(route_class=BrowserLoadRoute, tags=["results"])
 
 IMAGE_MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -35,25 +36,22 @@ def sniff_image_type(head: bytes) -> str:
     return next((t for magic, t in IMAGE_MAGIC if head.startswith(magic)), "image/octet-stream")
 
 
-@router.get("/result/{filename}", response_class=FileResponse)
-async def result(filename: str, services: ServicesDep) -> FileResponse:
-    """A stored result image (PNG)."""
+@router.get("/result/{filename}", response_class=StreamingResponse,
+            responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+async def result(filename: str, services: ServicesDep) -> StreamingResponse:
+    """A stored result image (PNG): only a finished task's recorded result."""
     path = services.blobs.result_path(filename)
-    if path is None:
+    if path is None or not await services.store.is_stored_result(filename):
         raise NotFound(f"no result named {filename!r}")
-    return FileResponse(path, media_type="image/png", filename=filename,
-                        content_disposition_type="inline")  # fmt: skip
+    return await stored_file(path, "image/png", f"result named {filename!r}",
+                             {"Content-Disposition": f'inline; filename="{filename}"'})  # fmt: skip
 
 
-@router.get("/inputs/{sha256}", response_class=FileResponse)
-async def original(sha256: str, services: ServicesDep) -> FileResponse:
+@router.get("/inputs/{sha256}", response_class=StreamingResponse)
+async def original(sha256: str, services: ServicesDep) -> StreamingResponse:
     """An uploaded original, by its sha256 (the dashboard's "before" preview)."""
-    path = services.blobs.input_path(sha256)
-    if path is None:
-        raise NotFound(f"no input {sha256!r}")
-    with path.open("rb") as f:
-        head = f.read(16)
-    return FileResponse(path, media_type=sniff_image_type(head))
+    return await stored_file(services.blobs.input_path(sha256), sniff_image_type,
+                             f"input {sha256!r}")  # fmt: skip
 
 
 def _zip_name(task: dict[str, Any], kind: str) -> str:

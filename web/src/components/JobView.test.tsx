@@ -9,7 +9,7 @@ const detail: JobDetail = {
   ...job({ job_id: 'job-1', state: 'failed', total: 3, done: 2, failed: 1 }),
   tasks: [
     { task_id: 't1', state: 'done', worker: 'node-1', result: 't1.png', output: null, error: null, input: 'ab12', filename: 'cat.png' },
-    { task_id: 't2', state: 'done', worker: 'node-2', result: 't2.png', output: null, error: null, input: 'ab12', filename: 'cat.png' },
+    { task_id: 't2', state: 'done', worker: 'node-2', result: 't2.png', output: null, error: null, input: 'ab12', filename: 'cat.png', rerun: 'host lost: node-3' },
     { task_id: 't3', state: 'failed', worker: 'node-2', result: null, output: null, error: 'cannot identify image file', input: 'cd34', filename: 'bad.png' },
   ],
 }
@@ -78,5 +78,12 @@ describe('JobView', () => {
     localStorage.setItem('sd.token', 'k')
     renderView()
     expect(await screen.findByTestId('result-link-t1')).toHaveAttribute('href', '/result/t1.png?token=k')
+  })
+
+  it('marks the tasks re-run because their host was lost, in the page language', async () => {
+    renderView('es')
+    const mark = await screen.findByTestId('task-rerun-t2')
+    expect(mark).toHaveTextContent('re-ejecutada: se perdió el nodo node-3')
+    expect(screen.queryByTestId('task-rerun-t1')).not.toBeInTheDocument()
   })
 })

@@ -107,4 +107,15 @@ describe('NodeCard', () => {
     expect(version).toHaveTextContent('version ? ≠ v0.1.0')
     expect(version).toHaveAttribute('data-skew', 'true')
   })
+
+  it('shows the round trip of its reports and the seconds since the last one', () => {
+    const card = renderCard({ name: 'far', rtt_ms: 41.6, last_seen: NOW - 0.4 })
+    expect(within(card).getByTestId('node-link')).toHaveTextContent('↔ 42 ms · 0.4 s ago')
+  })
+
+  it('says in minutes how long ago a node gone for a while was seen', () => {
+    const card = renderCard({ name: 'lid', alive: false, status: 'offline', last_seen: NOW - 600 })
+    expect(within(card).getByTestId('last-seen')).toHaveTextContent('last seen 10 min ago')
+    expect(within(card).queryByTestId('node-link')).not.toBeInTheDocument()
+  })
 })

@@ -1,6 +1,6 @@
 import { formatPercent, formatRate, shortId } from '../format'
 import type { NodeHistory } from '../history'
-import { useI18n } from '../i18n'
+import { useI18n, type Translate } from '../i18n'
 import type { Worker } from '../types'
 import { versionSkew } from '../version'
 import { Metric } from './Metric'
@@ -45,6 +45,14 @@ export function NodeCard({ worker, history = NO_HISTORY, now, coordinatorVersion
             {worker.os}
           </span>
         )}
+        {!offline && (
+          <span className="node-link" title={t('linkTitle')} data-testid="node-link">
+            {t('link', {
+              ms: worker.rtt_ms == null ? '—' : Math.round(worker.rtt_ms),
+              s: Math.max(0, now - worker.last_seen).toFixed(1),
+            })}
+          </span>
+        )}
         {worker.is_local && (
           <span className="badge badge-coordinator" title={t('coordinatorTitle')} data-testid="coordinator-badge">
             {t('coordinator')}
@@ -74,7 +82,7 @@ export function NodeCard({ worker, history = NO_HISTORY, now, coordinatorVersion
       <div className="node-task">
         {offline ? (
           <span className="last-seen" data-testid="last-seen">
-            {t('lastSeen', { n: Math.max(0, Math.round(now - worker.last_seen)) })}
+            {lastSeen(t, now - worker.last_seen)}
           </span>
         ) : (
           <>
@@ -110,4 +118,12 @@ export function NodeCard({ worker, history = NO_HISTORY, now, coordinatorVersion
       </dl>
     </article>
   )
+}
+
+/** "last seen 12 s ago", in minutes past two minutes and in hours past two hours. */
+function lastSeen(t: Translate, agoS: number): string {
+  const s = Math.max(0, Math.round(agoS))
+  if (s < 120) return t('lastSeen', { n: s })
+  if (s < 7200) return t('lastSeenMin', { n: Math.round(s / 60) })
+  return t('lastSeenH', { n: Math.round(s / 3600) })
 }

@@ -2,6 +2,7 @@ import { inputUrl, resultUrl } from '../api'
 import { shortId } from '../format'
 import { useI18n } from '../i18n'
 import type { TaskDetail } from '../types'
+import { RerunMark } from './RerunMark'
 import { StatusPill } from './StatusPill'
 
 interface TaskCardProps {
@@ -51,6 +52,7 @@ export function TaskCard({ task, onCompare }: TaskCardProps) {
           {task.worker ?? '—'}
         </span>
       </div>
+      {task.rerun && <RerunMark task={task} />}
       {task.result && (
         <a
           className="btn btn-secondary btn-small task-download"

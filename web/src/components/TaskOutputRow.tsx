@@ -1,6 +1,7 @@
 import { shortId } from '../format'
 import { useI18n } from '../i18n'
 import type { TaskDetail } from '../types'
+import { RerunMark } from './RerunMark'
 import { StatusPill } from './StatusPill'
 
 /** A custom (non-image) task: state, worker and its JSON output or error. */
@@ -11,6 +12,7 @@ export function TaskOutputRow({ task }: { task: TaskDetail }) {
       <code title={task.task_id}>{shortId(task.task_id)}</code>
       <StatusPill kind="state" value={task.state} />
       <span className="muted">{task.worker ?? '—'}</span>
+      {task.rerun && <RerunMark task={task} />}
       {task.error ? (
         <p className="task-error">{task.error}</p>
       ) : (
