@@ -13,10 +13,10 @@ SNAPSHOT_JOBS = 50
 
 
 def workers_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The workers' changed fields by name, and the names gone. `last_seen` and `seen_ago_s`
-    of a worker that stays alive are left out (they move on every report and the page shows
-    them only once the worker is offline); they come with the change that turns a worker
-    offline."""
+    """The workers' changed fields by name, and the names gone. `seen_ago_s` is left out (it
+    grows every second, and `server_time - last_seen` gives it), and so is `last_seen` of a
+    worker that stays alive (it moves on every report and the page shows it only once the
+    worker is offline): it comes with the change that turns a worker offline."""
     changed: dict[str, Any] = {}
     for name, view in after.items():
         old = before.get(name)
@@ -24,13 +24,11 @@ def workers_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
             changed[name] = view
             continue
         fields = {k: v for k, v in view.items() if old.get(k) != v}
+        fields.pop("seen_ago_s", None)  # grows every second; server_time - last_seen gives it
         if view.get("alive") and old.get("alive"):
             fields.pop("last_seen", None)
-            fields.pop("seen_ago_s", None)
         elif view.get("alive") != old.get("alive"):
             fields["last_seen"] = view.get("last_seen")
-            if "seen_ago_s" in view:
-                fields["seen_ago_s"] = view["seen_ago_s"]
         if fields:
             changed[name] = fields
     return {"workers": changed, "gone": [name for name in before if name not in after]}
