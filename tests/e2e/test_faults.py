@@ -80,6 +80,11 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
     cluster.start_coordinator()
     cluster.start_worker("alfa")
     cluster.start_worker("beta")
+    # Both consuming before the job arrives: a worker alone on the queue takes its whole
+    # prefetch window at once, and beta would then hold nothing to lose.
+    for name in ("alfa", "beta"):
+        cluster.wait_until(lambda name=name: cluster.worker(name).get("consumers", 0) > 0, 30,
+                           f"{name} to consume")  # fmt: skip
     data = sample_image(*BIG, seed=11)
     sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=60)
     wait_done_at_least(cluster, sent["job_id"], 6)
@@ -129,6 +134,7 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
         "total": 60,
         "done": 60,
         "failed": 0,
+        "cancelled": 0,
         "pending": 0,
         "queued": 0,
         "running": 0,
