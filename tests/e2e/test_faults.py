@@ -82,9 +82,7 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
     cluster.start_worker("beta")
     # Both consuming before the job arrives: a worker alone on the queue takes its whole
     # prefetch window at once, and beta would then hold nothing to lose.
-    for name in ("alfa", "beta"):
-        cluster.wait_until(lambda name=name: cluster.worker(name).get("consumers", 0) > 0, 30,
-                           f"{name} to consume")  # fmt: skip
+    cluster.wait_consuming("alfa", "beta")
     data = sample_image(*BIG, seed=11)
     sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=60)
     wait_done_at_least(cluster, sent["job_id"], 6)

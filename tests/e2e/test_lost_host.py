@@ -26,6 +26,7 @@ def start(cluster: Cluster, *workers: str) -> None:
     cluster.start_coordinator()
     for name in workers:
         cluster.start_worker(name, NODE_NAME=name)
+    cluster.wait_consuming(*workers)
 
 
 def naps(cluster: Cluster, copies: int, seconds: float, **payload: Any) -> str:

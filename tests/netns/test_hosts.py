@@ -33,6 +33,7 @@ def start(hosts: HostCluster, *names: str) -> None:
     hosts.add_hosts(*names)
     for name in names:
         hosts.start_host_worker(name)
+    hosts.wait_consuming(*names)
 
 
 def pool_naps(hosts: HostCluster, copies: int, seconds: float) -> str:

@@ -93,6 +93,13 @@ class Cluster:
         self.wait_until(lambda: self.worker(name).get("alive") is True, timeout_s,
                         f"worker {name} to register")  # fmt: skip
 
+    def wait_consuming(self, *names: str, timeout_s: float = 30) -> None:
+        """Wait until each named worker reports consumers on the queue: a job that arrives while
+        only one of them consumes goes whole into that one's prefetch window."""
+        for name in names:
+            self.wait_until(lambda name=name: self.worker(name).get("consumers", 0) > 0,
+                            timeout_s, f"worker {name} to consume")  # fmt: skip
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to a process and wait for it to exit."""
         proc = self.procs[name]
