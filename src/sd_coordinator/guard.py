@@ -28,7 +28,9 @@ log = logging.getLogger("sd.coordinator.guard")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 UNSPECIFIED = frozenset({"0.0.0.0", "::"})
-ADDRESSES_TTL_S = 10.0
+# A name that is not ours re-reads the machine's addresses (an interface that came up since,
+# such as a VPN or a new veth), at most once a second however many requests miss.
+ADDRESSES_TTL_S = 1.0
 
 
 def host_name(host: str) -> str:
