@@ -110,6 +110,9 @@ class PortablePool:
         self.respawn = respawn
         self._initargs = (tuple(preload), initializer, initargs)
         self._closed = False
+        # At most one call a process in the pool's own queue, so a call's time limit counts
+        # from when a process takes it, not while it waits behind others.
+        self._slots = asyncio.Semaphore(workers)
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -127,6 +130,10 @@ class PortablePool:
         while the call was there."""
         if self._closed:
             raise RuntimeError("PortablePool used after shutdown()")
+        async with self._slots:
+            return await self._submit(fn, args)
+
+    async def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         pool = self._pool
         try:
             async with asyncio.timeout(self.time_limit_s):

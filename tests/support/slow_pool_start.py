@@ -3,11 +3,13 @@ process (or the forkserver that forks them), it sleeps first; in the worker itse
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 
 POOL_START_S = 6.0
 
-# Pool processes and the forkserver run as `python -c ...`; the worker runs as its script.
-if sys.argv[:1] == ["-c"]:
+# The forkserver and its children run as `python -c ...`; a spawned pool process takes the
+# worker's argv, but has a parent process. The worker itself runs as its script.
+if sys.argv[:1] == ["-c"] or multiprocessing.parent_process() is not None:
     time.sleep(POOL_START_S)
