@@ -31,13 +31,17 @@ class Settleable(Protocol):
 class Delivery:
     """One message as aiormq delivered it, settled on the channel it came on."""
 
-    __slots__ = ("body", "channel", "delivery_tag", "message_id")
+    __slots__ = ("body", "channel", "deliveries", "delivery_tag", "message_id")
 
     def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
         self.body: bytes = message.body
         self.channel: aiormq.abc.AbstractChannel = message.channel
         self.delivery_tag: int | None = message.delivery_tag
-        self.message_id: str | None = message.header.properties.message_id
+        properties = message.header.properties
+        self.message_id: str | None = properties.message_id
+        # Earlier deliveries of this message, as the quorum queue counts them (its limit).
+        count = (properties.headers or {}).get("x-delivery-count", 0)
+        self.deliveries: int = count if isinstance(count, int) else 0
 
     async def ack(self, multiple: bool = False) -> None:
         await self.channel.basic_ack(_tag(self), multiple=multiple)

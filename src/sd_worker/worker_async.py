@@ -35,6 +35,8 @@ RECONSUME_FIRST_S = 0.5
 RECONSUME_MAX_S = 10.0
 FINAL_REPORT_TIMEOUT_S = 2.0
 LOOP_RESTART_S = 1.0
+# A copy of a task already running here waits this long for the first run to end.
+COPY_WAIT_S = 1.0
 
 
 async def _restarting(loop: Callable[[], Awaitable[None]]) -> None:
@@ -340,10 +342,7 @@ class AsyncWorker:
             return
         self.tuner.delivered(task.job_id, len(self.inflight))
         if len(self.held.get(task.task_id, ())) > 1:
-            # A backup copy of a task this worker already runs: the first delivery's outcome
-            # (or its redelivery, should this channel close) covers both.
-            log.info("task %s delivered again while running here: acked once", task.task_id)
-            await self._settle(message, ack=True)
+            await self._handle_copy(message, task.task_id)
             return
         current = asyncio.current_task()
         if current is not None:
@@ -370,6 +369,24 @@ class AsyncWorker:
             if current is not None:
                 self._processing.discard(current)
         await self._settle(message, ack=ack)
+
+    async def _handle_copy(self, message: Delivery, task_id: str) -> None:
+        """A second delivery of a task already running here: a backup meant for another worker
+        (this one lags), or a redelivery after the channel closed. If the first run ends within
+        COPY_WAIT_S its outcome covers this copy too; if not, the copy goes back to the queue
+        for a worker that is free (the wait keeps a lone consumer from bouncing it hot)."""
+        current = asyncio.current_task()
+        first = [t for t in self.held.get(task_id, ()) if t is not current]
+        if first:
+            await asyncio.wait(first, timeout=COPY_WAIT_S)
+        # Each return counts towards the queue's delivery limit: keep two for the copy's run.
+        if (len(self.held.get(task_id, ())) > 1
+                and message.deliveries + 2 < self.settings.delivery_limit):  # fmt: skip
+            log.info("task %s delivered again while running here: returned to the queue for "
+                     "another worker", task_id)  # fmt: skip
+            await self._settle(message, ack=False)
+        else:
+            await self._settle(message, ack=True)
 
     def drop_settled(self, task_ids: list[str]) -> None:
         """The coordinator stored these held tasks' outcomes already (they ran elsewhere while

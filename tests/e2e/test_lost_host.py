@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 
+from sd_common.messages import TaskMessage
+from support.broker import AMQP_URL
 from support.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -98,3 +102,42 @@ def test_a_straggler_does_not_hold_a_jobs_last_tasks_hostage(cluster: Cluster) -
                        10, "slow to drop its settled copies")  # fmt: skip
     cluster.wait_until(lambda: cluster.worker("slow").get("holding") == 0, 5,
                        "slow to report that it holds nothing")  # fmt: skip
+
+
+async def publish_copy(queue: str, job_id: str, task_id: str, params: dict[str, Any]) -> None:
+    """Publish a task's message once more, as the coordinator publishes a backup run."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        body = TaskMessage(task_id=task_id, job_id=job_id, type="nap", params=params)
+        await channel.default_exchange.publish(
+            aio_pika.Message(body.model_dump_json().encode(), message_id=task_id,
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=queue,
+        )  # fmt: skip
+
+
+def test_a_copy_of_a_task_its_straggler_runs_goes_back_to_the_queue_for_another_worker(
+    cluster: Cluster,
+) -> None:
+    # Room for many returns under the delivery limit, so the test can start alfa at leisure.
+    cluster.env["DELIVERY_LIMIT"] = "20"
+    start(cluster, "slow")
+    params = {"seconds": 0.3, "slow_node": "slow", "slow_factor": 100}
+    job_id = naps(cluster, copies=1, **params)
+    cluster.wait_until(lambda: running_on(cluster, job_id, "slow"), 30, "slow to run the task")
+    task_id = cluster.job(job_id)["tasks"][0]["task_id"]
+    assert cluster.queue is not None
+    asyncio.run(publish_copy(cluster.queue, job_id, task_id, params))
+    returned = "returned to the queue for another worker"
+    cluster.wait_until(lambda: returned in cluster.logs["slow"].read_text(), 10,
+                       "slow to return the copy")  # fmt: skip
+
+    started = time.monotonic()
+    cluster.start_worker("alfa", NODE_NAME="alfa")
+    job = cluster.wait_job(job_id, timeout_s=20)
+    # Before, slow acked the copy with its own run, and the job waited its 30 s.
+    assert time.monotonic() - started < 15, cluster.log_tail()
+    assert (job["state"], job["done"]) == ("done", 1)
+    assert job["tasks"][0]["output"] == {"node": "alfa"}, job["tasks"]
+    cluster.kill("slow")  # its own 30 s run has nothing left to show
