@@ -236,3 +236,14 @@ def test_process_image_runs_in_a_process_pool():
     with ProcessPoolExecutor(max_workers=1) as pool:
         result = pool.submit(process_image, data, "grayscale").result(timeout=60)
     assert_same_pixels(decode_result(result), ImageOps.grayscale(pillow_decode(data)))
+
+
+def test_a_pipeline_leaves_the_callers_image_untouched_unless_it_is_handed_over():
+    img = noisy_rgb()
+    before = img.copy()
+    steps = parse_pipeline("thumbnail:16,thumbnail:8")
+    result = apply_pipeline(img, steps)
+    assert result.size == (8, 6) and result is not img
+    assert_same_pixels(img, before)
+    # Handed over (as the worker does with the image it decoded): no copy is made.
+    assert apply_pipeline(img, steps, owned=True) is img and img.size == (8, 6)
