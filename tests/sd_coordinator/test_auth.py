@@ -428,3 +428,18 @@ async def test_cors_is_open_only_to_the_configured_origins(tmp_path: Path) -> No
 
     for response in await cors_answers(tmp_path / "b", [allowed], "http://evil.example"):
         assert "access-control-allow-origin" not in response.headers
+
+
+async def test_an_allowed_origin_may_edit_academic_records_with_their_etag(tmp_path: Path) -> None:
+    allowed = "http://dashboard.example:5173"
+    async with running_app(make_settings(tmp_path, cors_origins=[allowed])) as app:
+        async with asgi_client(app) as client:
+            for method in ("PUT", "PATCH", "DELETE"):
+                preflight = await client.options("/profesores/1", headers={
+                    "origin": allowed, "access-control-request-method": method,
+                    "access-control-request-headers": "if-match,content-type"})  # fmt: skip
+                assert preflight.status_code == 200, (method, preflight.text)
+                assert method in preflight.headers["access-control-allow-methods"]
+                assert "if-match" in preflight.headers["access-control-allow-headers"].lower()
+            read = await client.get("/profesores", headers={"origin": allowed})
+            assert "etag" in read.headers["access-control-expose-headers"].lower()
