@@ -173,39 +173,17 @@ def outcomes_one_by_one() -> None:
 
 def publish_through_exchange() -> None:
     """Before: each message went through aio-pika's `Exchange.publish`, which holds the
-    channel's lock until its frame is written: one event-loop turn per message."""
-    import aio_pika
-
-    from sd_coordinator import broker
-
-    async def publish(self: broker.AmqpBroker, messages: list[Any]) -> None:
-        exchange = self._ready_channel().default_exchange
-        name = self.settings.queue_name
-        for start in range(0, len(messages), broker.PUBLISH_WINDOW):
-            window = messages[start : start + broker.PUBLISH_WINDOW]
-            async with asyncio.timeout(broker.PUBLISH_TIMEOUT_S):
-                await asyncio.gather(*(
-                    exchange.publish(
-                        aio_pika.Message(broker._body(m),
-                                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                         message_id=m.task_id, content_type="application/json",
-                                         type=m.type),
-                        routing_key=name, mandatory=True,
-                    )
-                    for m in window
-                ))  # fmt: skip
-
-    broker.AmqpBroker.publish = publish  # type: ignore[method-assign]
+    channel's lock until its frame is written: one event-loop turn per message. The setting
+    RABBIT_PUBLIC_API, in the coordinator's process only."""
+    os.environ["RABBIT_PUBLIC_API"] = "true"
 
 
 def frames_ten_at_a_time() -> None:
     """Before: aiormq's own write queue of 10 frames: the publishes of a window waited for the
     connection's writer and left a few at a time."""
-    import aiormq
+    from sd_coordinator import transport
 
-    from sd_coordinator import broker  # noqa: F401 (importing it raises the size)
-
-    aiormq.Connection.FRAME_BUFFER_SIZE = 10
+    transport.use_fast_path = lambda: None
 
 
 def consume_through_queue() -> None:

@@ -511,7 +511,7 @@ class Bench:
                             ops=workload.GRAY_OPS, input=ref)  # fmt: skip
         sleep = TaskMessage(task_id="a" * 32, job_id="b" * 32, type="sleep",
                             params={"seconds": 0.0})  # fmt: skip
-        from sd_coordinator.broker import _body
+        from sd_coordinator.transport import body as _body
 
         self.facts["message_body"] = {"image": len(_body(image)), "sleep": len(_body(sleep))}
 

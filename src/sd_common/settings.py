@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         None, max_length=200, pattern=r"^[\w.\-:]+$",
         description="topic exchange of academic changes; unset: <QUEUE_NAME>.academico.events",
     )  # fmt: skip
+    rabbit_public_api: bool = Field(
+        False,
+        description="publish and consume through aio-pika's public API only, not the aiormq "
+        "channel beneath it (slower; for comparison, or if an aio-pika upgrade breaks the fast "
+        "path)",
+    )
     rabbit_heartbeat_s: int = Field(
         10,
         ge=0,

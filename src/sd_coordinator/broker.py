@@ -11,10 +11,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, cast
+from typing import Protocol
 
-import aio_pika
-import aiormq
 import orjson
 from aio_pika.abc import (
     AbstractChannel,
@@ -27,23 +25,10 @@ from aio_pika.abc import (
 from sd_common import topology
 from sd_common.messages import TaskMessage
 from sd_common.settings import Settings
+from sd_coordinator import transport
 from sd_coordinator.errors import Unavailable
 
 log = logging.getLogger("sd.coordinator.broker")
-
-# aiormq queues at most FRAME_BUFFER_SIZE (10) frames for a connection's writer: past that, each
-# publish of a window waits for the writer to take one, and the frames leave a few at a time.
-# With room for a whole window they leave together, in fewer and larger segments, which the
-# broker also reads and logs in fewer steps (a /tmp micro-benchmark, 8 alternating rounds of
-# 4 000 persistent confirmed publishes to a quorum queue: client CPU 55 -> 43 µs a message,
-# the broker's 38 -> 23). A class attribute, read by every connection aiormq opens (also after
-# a reconnection); the window still bounds what waits to be written.
-PUBLISH_WINDOW = 1000
-aiormq.Connection.FRAME_BUFFER_SIZE = max(aiormq.Connection.FRAME_BUFFER_SIZE, PUBLISH_WINDOW)
-
-# A job's first messages go out on their own: every frame of a window is built before the first
-# one is written, and a 1 000-message window kept an idle worker waiting ~30 ms for its first.
-FIRST_WINDOW = 64
 
 DeadLetterHandler = Callable[[str, str], Awaitable[None]]
 PUBLISH_TIMEOUT_S = 10.0
@@ -57,20 +42,6 @@ class Broker(Protocol):
     async def stop(self) -> None: ...
     async def publish(self, messages: Sequence[TaskMessage]) -> None: ...
     async def pending(self) -> int: ...
-
-
-def _body(message: TaskMessage) -> bytes:
-    return message.model_dump_json(exclude_defaults=False).encode()
-
-
-def _properties(message: TaskMessage) -> aiormq.spec.Basic.Properties:
-    """What `aio_pika.Message(body, delivery_mode=PERSISTENT, ...)` would send."""
-    return aiormq.spec.Basic.Properties(
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
-        message_id=message.task_id,
-        message_type=message.type,
-    )
 
 
 def dead_letter_reason(message: AbstractIncomingMessage) -> str:
@@ -99,6 +70,8 @@ class AmqpBroker:
     async def start(self) -> None:
         """Connect, declare the topology, start consuming dead letters."""
         s = self.settings
+        if not s.rabbit_public_api:
+            transport.use_fast_path()
         self._connection = await topology.connect(s, f"sd-coordinator {s.node_name}")
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._queue = await topology.declare_work_queue(
@@ -130,30 +103,10 @@ class AmqpBroker:
             # rather than refuse an upload the broker will take a second from now.
             async with asyncio.timeout(RECONNECT_WAIT_S):
                 await channel.ready()
-        # aio-pika's `Exchange.publish` holds the channel's lock until its frame is written, so
-        # a job's messages would leave one per event-loop turn. The underlying aiormq channel
-        # with `wait=False` queues every frame of a window at once; each call still returns
-        # the broker's own confirm (a Basic.Nack raises DeliveryError, as through aio-pika).
-        # aiormq's abstract channel does not declare `wait`; its one implementation does.
-        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
-        name = self.settings.queue_name
-        start, size = 0, FIRST_WINDOW
-        while start < len(messages):
-            window = messages[start : start + size]
-            start, size = start + size, PUBLISH_WINDOW
+        fast = not self.settings.rabbit_public_api
+        for window in transport.windows(messages):
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await asyncio.gather(
-                    *(
-                        underlay.basic_publish(
-                            _body(m),
-                            routing_key=name,
-                            properties=_properties(m),
-                            mandatory=True,
-                            wait=False,
-                        )
-                        for m in window
-                    )
-                )
+                await transport.publish_window(channel, self.settings.queue_name, window, fast=fast)
 
     async def pending(self) -> int:
         """Ready messages in the work queue (cached for half a second); Unavailable while the

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import orjson
+import pytest
 
 from sd_common.messages import InputRef, TaskMessage
 from sd_common.settings import Settings
-from sd_coordinator.broker import FIRST_WINDOW, PUBLISH_WINDOW, AmqpBroker
+from sd_coordinator.broker import AmqpBroker
+from sd_coordinator.transport import FIRST_WINDOW, PUBLISH_WINDOW
 from support.broker import AMQP_URL
 
 
@@ -38,8 +40,8 @@ def settings(queue_name: str, **extra: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_broker(queue_name: str) -> AsyncIterator[AmqpBroker]:
-    broker = AmqpBroker(settings(queue_name), DeadLetters())
+async def running_broker(queue_name: str, **extra: object) -> AsyncIterator[AmqpBroker]:
+    broker = AmqpBroker(settings(queue_name, **extra), DeadLetters())
     await broker.start()
     try:
         yield broker
@@ -55,8 +57,11 @@ async def work_queue(queue_name: str) -> AsyncIterator[aio_pika.abc.AbstractQueu
         yield await channel.declare_queue(queue_name, passive=True)
 
 
-async def test_published_tasks_are_small_persistent_and_confirmed(queue_name: str) -> None:
-    async with running_broker(queue_name) as broker:
+@pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
+async def test_published_tasks_are_small_persistent_and_confirmed(
+    queue_name: str, public_api: bool
+) -> None:
+    async with running_broker(queue_name, rabbit_public_api=public_api) as broker:
         sent = [message(i) for i in range(25)]
         await broker.publish(sent)
         await asyncio.sleep(0.6)  # pending() caches for half a second
@@ -73,11 +78,12 @@ async def test_published_tasks_are_small_persistent_and_confirmed(queue_name: st
         await got.ack()
 
 
+@pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
 async def test_a_job_larger_than_its_publish_windows_is_queued_whole_and_in_order(
-    queue_name: str,
+    queue_name: str, public_api: bool
 ) -> None:
     sent = [message(i) for i in range(FIRST_WINDOW + PUBLISH_WINDOW + 10)]
-    async with running_broker(queue_name) as broker:
+    async with running_broker(queue_name, rabbit_public_api=public_api) as broker:
         await broker.publish(sent)
 
     async with work_queue(queue_name) as queue:
