@@ -12,16 +12,10 @@ from pydantic import ValidationError
 
 from sd_common.settings import Settings
 
-# Python's cyclic garbage collector runs a young collection every 700 new container objects and
-# a full one, over every object the process holds, once the objects that reached the oldest
-# generation since the last full one number a quarter of it. A job's thousands of task
-# messages live through many young collections while they are published, so every couple of
-# jobs the coordinator ran a full collection over its ~86 000 objects (modules, classes and
-# pydantic schemas from start-up, mostly): 46 ms each, 20-35 µs a task (gc.callbacks). Start-up
-# objects are frozen out of the collector's sight, and a young collection waits for 20 000
-# objects; reference counting still frees all but cycles at once. A/B, 8 alternating rounds:
-# coordinator 0.18 -> 0.14 ms and worker loop 0.205 -> 0.175 ms of CPU per thumbnail, 4 % more
-# thumbnails/s; no-ops 5 200 -> 6 700/s (benchmarks/OPTIMISATIONS.md).
+# A job's thousands of task messages live long enough to reach the oldest generation, so the
+# collector's full passes kept re-scanning everything start-up made. Start-up objects are frozen
+# out of its sight and young collections come less often; reference counting still frees all
+# but cycles at once (benchmarks/OPTIMISATIONS.md has the measurements).
 GC_YOUNG_THRESHOLD = 20_000
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import math
 
 # Per consumer. A worker's window (consumers × prefetch) must cover the tasks that wait for their
-# batch of outcomes to be stored and acked, or cheap tasks stall on each round trip: on two
-# cores 64 ran 6–9 % more no-ops a second than 32, and 128 another 5–15 % over 64, thumbnails
-# unchanged (benchmarks/OPTIMISATIONS.md). 256 looked a little faster still on no-ops, but a
-# worker starts fetching each delivered task's input at once, so the window also bounds how far
-# a remote worker reads ahead of its pool.
+# batch of outcomes to be stored and acked, or cheap tasks stall on each round trip; it also
+# bounds how far a remote worker fetches inputs ahead of its pool (OPTIMISATIONS.md).
 MAX_PREFETCH = 128
 IDLE_PREFETCH = 2
 
