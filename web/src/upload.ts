@@ -72,9 +72,13 @@ export interface Sent {
   rejected: FileAnswer[]
 }
 
-/** Create a job, send the files batch by batch (`onProgress` after each), then close it; a job
- * that took no file at all is cancelled, so it does not read as done. A failed batch stops
- * the sending (the error is thrown) and the job is closed with what it took. */
+/** Batches in flight at once: the coordinator stores one while the next crosses the network. */
+export const PARALLEL_BATCHES = 3
+
+/** Create a job, send the files in batches, a few at once (`onProgress` after each), then
+ * close it; a job that took no file at all is cancelled, so it does not read as done. A failed
+ * batch stops the sending (the first error is thrown once the batches in flight end) and the
+ * job is closed with what it took. */
 export async function sendFiles(
   files: Picked[],
   ops: string,
@@ -87,16 +91,27 @@ export async function sendFiles(
   onStart(job.job_id)
   onProgress({ jobId: job.job_id, sent: 0, total: files.length })
   const rejected: FileAnswer[] = []
+  const waiting = batches(files, job.max_upload_bytes, job.max_files)
   let tasks = 0
   let sent = 0
-  try {
-    for (const batch of batches(files, job.max_upload_bytes, job.max_files)) {
-      const answer = await addFiles(job.job_id, batch)
-      tasks += answer.tasks
-      rejected.push(...answer.files.filter((f) => f.status === 'rejected'))
-      sent += batch.length
-      onProgress({ jobId: job.job_id, sent, total: files.length })
+  let failed = false
+  let failure: unknown
+  const lane = async () => {
+    for (let batch = waiting.shift(); batch && !failed; batch = waiting.shift()) {
+      try {
+        const answer = await addFiles(job.job_id, batch)
+        tasks += answer.tasks
+        rejected.push(...answer.files.filter((f) => f.status === 'rejected'))
+        sent += batch.length
+        onProgress({ jobId: job.job_id, sent, total: files.length })
+      } catch (error) {
+        if (!failed) [failed, failure] = [true, error]
+      }
     }
+  }
+  try {
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, waiting.length) }, lane))
+    if (failed) throw failure
   } finally {
     await (tasks ? closeJob(job.job_id) : cancelJob(job.job_id)).catch(() => undefined)
   }
