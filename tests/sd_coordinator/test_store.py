@@ -156,6 +156,26 @@ async def test_jobs_survive_a_restart_and_unpublished_tasks_are_found(tmp_path: 
         await second.stop()
 
 
+async def test_rows_give_the_api_the_json_it_sends(store: Store) -> None:
+    job_id, (a, b) = uuid.uuid4().hex, ids(2)
+    await store.create_job(job_id, "task", "sleep", "", [NewTask(a, "sleep"), NewTask(b, "sleep")])
+    await store.finish(Finish(b, "w", failed=False, output={"n": 1}))
+    job = await store.get_job(job_id, tasks_limit=1)
+    assert job is not None
+    body = job.as_json()
+    summary_keys = "job_id state total done failed cancelled open copies created_at finished_at"
+    assert list(body) == f"{summary_keys} ops kind name tasks tasks_next".split()
+    assert (body["state"], body["done"], body["kind"]) == ("running", 1, "task")
+    assert body["tasks_next"] == 1  # the second task starts the next page
+    task_keys = "task_id state type worker result output error input filename attempts seq copy"
+    assert list(body["tasks"][0]) == f"{task_keys} dup_of finished_seq rerun".split()
+    finished = (await store.tasks_page(job_id, order="finished")).as_json()
+    assert finished == {"tasks": [finished["tasks"][0]], "next": 1}
+    assert finished["tasks"][0]["output"] == {"n": 1}
+    totals = (await store.totals()).as_json()
+    assert totals == dict(total=2, done=1, failed=0, cancelled=0, pending=1, queued=1, running=0)
+
+
 async def test_store_refuses_use_before_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="before start"):
         await Store(tmp_path / "x.db").list_jobs()
