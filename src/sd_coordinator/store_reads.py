@@ -91,10 +91,9 @@ def tasks_page(
         db.execute("SELECT task_id, reason FROM reruns WHERE job_id = ?", (job_id,)).fetchall()
     )
     tasks = [TaskView.from_row(r, reruns.get(r["task_id"])) for r in rows[:limit]]
-    more = len(rows) > limit
     if order == "finished":
         return TaskPage(tasks, tasks[-1].finished_seq if tasks else (cursor or 0))
-    return TaskPage(tasks, rows[limit]["seq"] if more else None)
+    return TaskPage(tasks, rows[limit]["seq"] if len(rows) > limit else None)
 
 
 def unfinished_count(db: sqlite3.Connection) -> int:
