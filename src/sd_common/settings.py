@@ -173,12 +173,6 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.coordinator_port}"
 
     @property
-    def failed_queue_name(self) -> str:
-        from sd_common.topology import failed_queue_name
-
-        return failed_queue_name(self.queue_name)
-
-    @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 

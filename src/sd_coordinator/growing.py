@@ -24,7 +24,7 @@ from sd_coordinator.broker import Broker
 from sd_coordinator.errors import Conflict, Invalid, NotFound, Unavailable
 from sd_coordinator.job_files import JobGone, JobShut
 from sd_coordinator.metrics import Metrics
-from sd_coordinator.store import Store
+from sd_coordinator.store import JobSummary, Store
 from sd_coordinator.submit import MAX_FILES_PER_UPLOAD, Upload, _new_id
 
 log = logging.getLogger("sd.coordinator.growing")
@@ -105,9 +105,11 @@ class GrowingJobs:
         job = await self.store.job_summary(job_id)
         if job is None:
             raise NotFound(f"unknown job {job_id}")
-        job["max_upload_bytes"] = self.settings.max_upload_bytes
-        job["max_files"] = MAX_FILES_PER_UPLOAD
-        return job
+        return {
+            **job.as_json(),
+            "max_upload_bytes": self.settings.max_upload_bytes,
+            "max_files": MAX_FILES_PER_UPLOAD,
+        }
 
     async def add_files(self, job_id: str, uploads: Sequence[Upload]) -> dict[str, Any]:
         """Store and queue the valid files of a batch; list the others with their reasons."""
@@ -137,7 +139,7 @@ class GrowingJobs:
         except JobShut as exc:
             raise Conflict(str(exc)) from exc
         messages = [
-            TaskMessage(task_id=task_id, job_id=job_id, type=IMAGE_TASK, ops=job["ops"],
+            TaskMessage(task_id=task_id, job_id=job_id, type=IMAGE_TASK, ops=job.ops,
                         input=InputRef(sha256=sha, size=sizes[sha]))
             for task_id, sha, _ in added.publish
         ]  # fmt: skip
@@ -161,13 +163,11 @@ class GrowingJobs:
         }
 
     @staticmethod
-    def _check_open(job: dict[str, Any]) -> None:
-        if job["state"] == "cancelled":
-            raise Conflict(f"job {job['job_id']} was cancelled; it takes no more files")
-        if not job["open"]:
-            raise Conflict(
-                f"job {job['job_id']} is closed; it takes no more files (create a new job)"
-            )
+    def _check_open(job: JobSummary) -> None:
+        if job.state == "cancelled":
+            raise Conflict(f"job {job.job_id} was cancelled; it takes no more files")
+        if not job.open:
+            raise Conflict(f"job {job.job_id} is closed; it takes no more files (create a new job)")
 
     async def _problem(self, upload: Upload) -> str | None:
         # The header only (format, dimensions, decompression bombs): the worker decodes and

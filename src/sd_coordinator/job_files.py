@@ -4,7 +4,7 @@ Each function runs on the store's database thread inside one write transaction. 
 file is known by its name (`job_files`) and its content by sha256 and copy (`job_inputs`): the
 same name sent again with the same content (a retried batch) adds nothing, and the same content
 under another name adds a task that is never published but mirrors the first one's outcome
-(`tasks.dup_of`, see `Store.finish_many`).
+(`tasks.dup_of`, see `store_writes.finish_many`).
 """
 
 from __future__ import annotations

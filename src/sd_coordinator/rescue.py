@@ -15,16 +15,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
-
-import orjson
 
 from sd_common.messages import InputRef, TaskMessage
 from sd_common.tasks import IMAGE_TASK
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import Broker
 from sd_coordinator.registry import Registry, WorkerState
-from sd_coordinator.store import FINISHED, Store
+from sd_coordinator.store import FINISHED, Store, UnfinishedTask
 
 log = logging.getLogger("sd.coordinator.rescue")
 
@@ -177,15 +174,14 @@ class Rescuer:
                         len(messages), reason)  # fmt: skip
         return len(messages)
 
-    def _message(self, row: dict[str, Any]) -> TaskMessage:
+    def _message(self, row: UnfinishedTask) -> TaskMessage:
         ref = None
-        if row["input"]:
-            path = self.blobs.input_path(row["input"])
-            ref = InputRef(sha256=row["input"], size=path.stat().st_size if path else 0)
+        if row.input:
+            path = self.blobs.input_path(row.input)
+            ref = InputRef(sha256=row.input, size=path.stat().st_size if path else 0)
         return TaskMessage(
-            task_id=row["task_id"], job_id=row["job_id"], type=row["type"],
-            ops=row["ops"] if row["type"] == IMAGE_TASK else "", input=ref,
-            params=orjson.loads(row["params"]),
+            task_id=row.task_id, job_id=row.job_id, type=row.type,
+            ops=row.ops if row.type == IMAGE_TASK else "", input=ref, params=row.params,
         )  # fmt: skip
 
     async def settled(self, held: Sequence[str]) -> list[str]:

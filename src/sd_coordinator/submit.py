@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from sd_common.images import ImageInfo, ImageRejected, inspect_image
@@ -171,14 +170,13 @@ class Submitter:
         messages = []
         for row in rows:
             ref = None
-            if row["input"]:
-                path = self.blobs.input_path(row["input"])
-                ref = InputRef(sha256=row["input"], size=path.stat().st_size if path else 0)
+            if row.input:
+                path = self.blobs.input_path(row.input)
+                ref = InputRef(sha256=row.input, size=path.stat().st_size if path else 0)
             messages.append(
                 TaskMessage(
-                    task_id=row["task_id"], job_id=row["job_id"], type=row["type"],
-                    ops=row["ops"] if row["type"] == IMAGE_TASK else "", input=ref,
-                    params=orjson.loads(row["params"]),
+                    task_id=row.task_id, job_id=row.job_id, type=row.type,
+                    ops=row.ops if row.type == IMAGE_TASK else "", input=ref, params=row.params,
                 )
             )  # fmt: skip
         if messages:

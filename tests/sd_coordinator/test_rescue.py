@@ -80,8 +80,9 @@ async def test_a_lost_workers_unfinished_tasks_are_published_again_once(parts: P
     parts.report("beta", held=ids[3:])
     assert await parts.rescuer.sweep() == 2
     assert await parts.published() == ids[1:3]  # not the finished one, not beta's
-    rows = (await parts.store.get_job("a" * 32))["tasks"]
-    assert [t["rerun"] for t in rows] == [None, "host lost: alfa", "host lost: alfa", None]
+    job = await parts.store.get_job("a" * 32)
+    assert job is not None
+    assert [t.rerun for t in job.tasks] == [None, "host lost: alfa", "host lost: alfa", None]
 
     parts.report("beta", held=ids[3:])
     assert await parts.rescuer.sweep() == 0  # once per loss

@@ -69,7 +69,7 @@ async def list_jobs(
     ] = None,
 ) -> list[dict[str, Any]]:
     """Job summaries, newest first, a page at a time (`before`: the last job of a page)."""
-    return await services.store.list_jobs(limit, before)
+    return [job.as_json() for job in await services.store.list_jobs(limit, before)]
 
 
 class NewJob(BaseModel):
@@ -128,10 +128,11 @@ async def get_job(
     job = await services.store.get_job(job_id, limit)
     if job is None:
         raise NotFound(f"unknown job {job_id}")
-    if job["open"]:  # what a client sending more files needs to size its batches
-        job["max_upload_bytes"] = services.settings.max_upload_bytes
-        job["max_files"] = MAX_FILES_PER_UPLOAD
-    return job
+    view = job.as_json()
+    if job.summary.open:  # what a client sending more files needs to size its batches
+        view["max_upload_bytes"] = services.settings.max_upload_bytes
+        view["max_files"] = MAX_FILES_PER_UPLOAD
+    return view
 
 
 @router.get("/jobs/{job_id}/tasks")
@@ -155,8 +156,7 @@ async def job_tasks(
     page = await services.store.tasks_page(
         job_id, state=state, limit=limit, cursor=cursor, order=order
     )
-    page.pop("more", None)
-    return page
+    return page.as_json()
 
 
 @router.get("/ops")

@@ -6,7 +6,6 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -15,6 +14,7 @@ from sd_common.result_names import result_relpath
 from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
 from sd_coordinator.api.files import stored_file
 from sd_coordinator.errors import NotFound, Unavailable
+from sd_coordinator.store import TaskView
 from sd_coordinator.zipstream import ZipStream
 
 router = APIRouter(route_class=BrowserLoadRoute, tags=["results"])
@@ -54,11 +54,11 @@ async def original(sha256: str, services: ServicesDep) -> StreamingResponse:
                              f"input {sha256!r}")  # fmt: skip
 
 
-def _zip_name(task: dict[str, Any], kind: str) -> str:
+def _zip_name(task: TaskView, kind: str) -> str:
     if kind == "files":  # a growing job's names are relative paths: keep them
-        return result_relpath(task["filename"] or "result", task["copy"])
-    stem = Path(task.get("filename") or "result").stem or "result"
-    return f"{task['seq'] + 1:04d}_{stem}.png"
+        return result_relpath(task.filename or "result", task.copy)
+    stem = Path(task.filename or "result").stem or "result"
+    return f"{task.seq + 1:04d}_{stem}.png"
 
 
 class ZipSlots:
@@ -92,7 +92,7 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
         raise NotFound(f"unknown job {job_id}")
     store, blobs = services.store, services.blobs
     first = await store.tasks_page(job_id, state="done", limit=ZIP_PAGE)
-    if not first["tasks"]:
+    if not first.tasks:
         raise NotFound(f"job {job_id} has no results yet")
     slots: ZipSlots = services.extras.setdefault(
         "zip_slots", ZipSlots(services.settings.zip_downloads_max)
@@ -104,16 +104,16 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
         page = first
         while True:
             files = [
-                (blobs.results_dir / t["result"], _zip_name(t, job["kind"]))
-                for t in page["tasks"]
-                if t["result"] and blobs.result_path(t["result"])
+                (blobs.results_dir / t.result, _zip_name(t, job.kind))
+                for t in page.tasks
+                if t.result and blobs.result_path(t.result)
             ]
             chunks = archive.entries(files)
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 yield chunk
-            if page["next"] is None:
+            if page.next is None:
                 break
-            page = await store.tasks_page(job_id, state="done", limit=ZIP_PAGE, cursor=page["next"])
+            page = await store.tasks_page(job_id, state="done", limit=ZIP_PAGE, cursor=page.next)
         tail = archive.finish()
         while (chunk := await asyncio.to_thread(next, tail, None)) is not None:
             yield chunk
