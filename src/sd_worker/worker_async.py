@@ -6,18 +6,16 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
-import aiormq
-from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 from pydantic import ValidationError
 
 from sd_common import topology
 from sd_common.messages import HELD_MAX, TaskMessage, WorkerHello, Working
 from sd_common.settings import Settings
 from sd_common.version import VERSION
-from sd_worker.acks import AckCoalescer, Delivery
+from sd_worker.acks import AckCoalescer
 from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient, CoordinatorRejected
 from sd_worker.executor import Executor
@@ -25,14 +23,13 @@ from sd_worker.params import get_optimal_params
 from sd_worker.processing import RetryLater, TaskProcessor
 from sd_worker.resources import ResourceSampler, ip_towards, os_name
 from sd_worker.shared import SharedStorage
+from sd_worker.transport import Consumer, Delivery
 from sd_worker.tuning import Tuner
 
 log = logging.getLogger("sd.worker")
 
 DRAIN_TIMEOUT_S = 60.0
 WORKING_INTERVAL_S = 1.0
-RECONSUME_FIRST_S = 0.5
-RECONSUME_MAX_S = 10.0
 FINAL_REPORT_TIMEOUT_S = 2.0
 LOOP_RESTART_S = 1.0
 # A copy of a task already running here waits this long for the first run to end.
@@ -48,140 +45,6 @@ async def _restarting(loop: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             log.exception("%s died; starting it again", getattr(loop, "__name__", "a loop"))
             await asyncio.sleep(LOOP_RESTART_S)
-
-
-class Consumer:
-    """One channel with its own prefetch and one consumer on the work queue.
-
-    The consumer is registered on the robust channel's underlying aiormq channel, so each
-    delivery reaches `on_message` as a `Delivery`: aio-pika's `Queue.consume` would wrap every
-    message in an `IncomingMessage` and run its callback in a second task, the largest part
-    of the worker's own cost per thumbnail after AMQP frame parsing. The robust channel still
-    reconnects and re-declares the queue after a broker restart; `_reopened` then consumes
-    again on the new channel. When the broker itself ends the consumer (the queue was deleted),
-    `_consume_again` declares the queue and consumes again, as aio-pika's robust queues do.
-    """
-
-    def __init__(self, channel: AbstractRobustChannel, worker: AsyncWorker) -> None:
-        self.channel = channel
-        self.worker = worker
-        self.tag: str | None = None
-        self.inflight: set[asyncio.Task[None]] = set()
-        self.held_by_tag: Counter[str] = Counter()  # unsettled deliveries by consumer tag
-        self._underlay: aiormq.abc.AbstractChannel | None = None
-        self.queue: AbstractQueue | None = None
-        # Held while the consumer starts or stops, so a pause never races a re-consume.
-        self._switching = asyncio.Lock()
-        self._recovery: asyncio.Task[None] | None = None
-        channel.reopen_callbacks.add(self._reopened)
-
-    async def start(self, prefetch: int) -> None:
-        await self.channel.set_qos(prefetch_count=prefetch)
-        if self.queue is None:
-            # Once per channel: the robust channel keeps every queue declared on it and
-            # declares each again after a reconnection, so a declare per re-tune (each new
-            # prefetch starts the consumer again) would pile them up.
-            self.queue = await self._declare(robust=True)
-        async with self._switching:
-            await self._consume()
-
-    async def _declare(self, *, robust: bool) -> AbstractQueue:
-        settings = self.worker.settings
-        return await topology.declare_work_queue(
-            self.channel, settings.queue_name, settings.delivery_limit, robust=robust
-        )
-
-    async def _consume(self) -> None:
-        assert self.queue is not None, "declared in start()"
-        self._underlay = await self.channel.get_underlay_channel()
-        self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
-        ok = await self._underlay.basic_consume(self.queue.name, self._deliver)
-        self.tag = ok.consumer_tag
-
-    async def _reopened(self, _channel: object) -> None:
-        async with self._switching:
-            if self.tag is not None:  # it was consuming when the connection dropped
-                await self._consume()
-
-    def _cancelled(self, frame: aiormq.spec.Basic.Cancel) -> None:
-        lost = frame.consumer_tag
-        if lost is not None and lost == self.tag and self._recovery is None:
-            self._recovery = asyncio.create_task(self._consume_again(lost))
-
-    async def _consume_again(self, lost: str) -> None:
-        """The broker cancelled consumer `lost`: declare the queue again and consume, retrying
-        with back-off, until that works or the consumer is paused, closed or consuming again
-        (after a reconnection) by other means."""
-        name = self.worker.settings.queue_name
-        delay = RECONSUME_FIRST_S
-        try:
-            while self.tag == lost and not self.channel.is_closed:
-                try:
-                    # On the broker only: the channel already re-declares these after a
-                    # reconnection, and one more entry per cancel would pile up there.
-                    await self._declare(robust=False)
-                    async with self._switching:
-                        if self.tag != lost:
-                            return
-                        await self._consume()
-                    log.warning(
-                        "the broker cancelled this worker's consumer on %r (was the queue "
-                        "deleted?); declared it again and consuming", name,
-                    )  # fmt: skip
-                    return
-                except Exception as exc:
-                    log.warning("could not consume %r again (%s); retrying in %.1f s", name,
-                                exc, delay)  # fmt: skip
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RECONSUME_MAX_S)
-        finally:
-            self._recovery = None
-
-    async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
-        # A quorum queue keeps counting a cancelled consumer until its deliveries are settled:
-        # the tuner subtracts the ones of this worker from the broker's count.
-        held = self.held_by_tag
-        tag = message.consumer_tag or ""
-        held[tag] += 1
-        try:
-            await self.on_message(Delivery(message))
-        finally:
-            held[tag] -= 1
-            if not held[tag]:
-                del held[tag]
-
-    async def on_message(self, message: Delivery) -> None:
-        """Track this channel's deliveries, so it closes only once they are settled."""
-        task = asyncio.current_task()
-        if task is not None:
-            self.inflight.add(task)
-        try:
-            await self.worker.on_message(message)
-        finally:
-            if task is not None:
-                self.inflight.discard(task)
-
-    async def close_when_idle(self) -> None:
-        """Stop deliveries, let the unacked ones finish (they ack on this channel), close."""
-        await self.pause()
-        while self.inflight:
-            await asyncio.wait(set(self.inflight))
-        await self.channel.close()
-
-    async def pause(self) -> None:
-        """Stop new deliveries; unacked messages stay on the channel and can still be acked."""
-        async with self._switching:
-            if self.tag is not None and self._underlay is not None:
-                tag, self.tag = self.tag, None
-                if not self._underlay.is_closed:  # a closed channel delivers nothing more anyway
-                    try:
-                        await self._underlay.basic_cancel(tag)
-                    except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
-                            ConnectionError, TimeoutError) as exc:  # fmt: skip
-                        # The link to the broker is down (a cut, a timed-out RPC): no
-                        # deliveries come now, and the broker cancels the consumer itself.
-                        log.info("could not cancel consumer %s (%s); it stops with its channel",
-                                 tag, exc or type(exc).__name__)  # fmt: skip
 
 
 class AsyncWorker:
@@ -424,7 +287,7 @@ class AsyncWorker:
                 await asyncio.gather(*(self._consume_at(c, prefetch) for c in self.consumers))
                 self.prefetch = prefetch
             while len(self.consumers) < consumers:
-                consumer = Consumer(await self.connection.channel(), self)
+                consumer = Consumer(await self.connection.channel(), self.settings, self.on_message)
                 self.consumers.append(consumer)
                 await self._consume_at(consumer, prefetch)
             while len(self.consumers) > consumers:
