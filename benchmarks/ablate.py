@@ -130,9 +130,9 @@ def asyncio_loop() -> None:
 
 def working_every_change() -> None:
     """Before: POST /working whenever the current task changed (coalesced, never throttled)."""
-    from sd_worker import worker_async
+    from sd_worker import reporting
 
-    worker_async.WORKING_INTERVAL_S = 0
+    reporting.WORKING_INTERVAL_S = 0
 
 
 def tune_on_timer_only() -> None:
@@ -143,18 +143,18 @@ def tune_on_timer_only() -> None:
     from sd_worker.params import get_optimal_params
 
     async def run(self: tuning.Tuner) -> None:
-        w = self.worker
+        c = self.consumers
         while True:
-            await asyncio.sleep(w.settings.tune_interval_s)
+            await asyncio.sleep(self.settings.tune_interval_s)
             try:
-                pending = await w.client.queue_size()
-                listing = await w.client.call("GET", "/workers", retry=False)
+                pending = await self.client.queue_size()
+                listing = await self.client.call("GET", "/workers", retry=False)
                 live = sum(1 for node in listing.values() if node.get("alive"))
             except Exception:
                 continue
-            consumers, prefetch = get_optimal_params(pending, live, w.executor.workers)
-            if (consumers, prefetch) != (len(w.consumers), w.prefetch):
-                await w._apply(consumers, prefetch)
+            consumers, prefetch = get_optimal_params(pending, live, self.cores)
+            if (consumers, prefetch) != (len(c.active), c.prefetch):
+                await c.apply(consumers, prefetch)
 
     tuning.Tuner.run = run  # type: ignore[method-assign]
 
