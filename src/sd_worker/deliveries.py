@@ -107,14 +107,17 @@ class Deliveries:
             if task.task_id not in self.settled_elsewhere or current is None:
                 raise
             current.uncancel()  # cancelled by `drop_settled`, not by a shutdown
-            log.info("task %s was finished elsewhere meanwhile: acked without running it here",
-                     task.task_id)  # fmt: skip
+            log.info(
+                "task %s was finished elsewhere meanwhile: acked without running it here",
+                task.task_id,
+            )
         except Exception:
             # Even its outcome could not be stored: the delivery must not hold a prefetch slot
             # until the channel closes, so it goes back to the queue (the delivery limit ends
             # a task that keeps failing).
-            log.exception("task %s: could not store its outcome; returned to the queue",
-                          task.task_id)  # fmt: skip
+            log.exception(
+                "task %s: could not store its outcome; returned to the queue", task.task_id
+            )
             ack = False
         finally:
             if current is not None:
@@ -131,10 +134,12 @@ class Deliveries:
         if first:
             await asyncio.wait(first, timeout=COPY_WAIT_S)
         # Each return counts towards the queue's delivery limit: keep two for the copy's run.
-        if (len(self.held.get(task_id, ())) > 1
-                and message.deliveries + 2 < self.delivery_limit):  # fmt: skip
-            log.info("task %s delivered again while running here: returned to the queue for "
-                     "another worker", task_id)  # fmt: skip
+        if len(self.held.get(task_id, ())) > 1 and message.deliveries + 2 < self.delivery_limit:
+            log.info(
+                "task %s delivered again while running here: returned to the queue for "
+                "another worker",
+                task_id,
+            )
             await self._settle(message, ack=False)
         else:
             await self._settle(message, ack=True)
@@ -159,5 +164,8 @@ class Deliveries:
         except Exception as exc:
             # The channel it came on closed (broker restart): RabbitMQ redelivers it, and the
             # coordinator answers the repeat as a duplicate.
-            log.info("could not settle task message %s (%s); it will be redelivered",
-                     message.message_id, exc)  # fmt: skip
+            log.info(
+                "could not settle task message %s (%s); it will be redelivered",
+                message.message_id,
+                exc,
+            )

@@ -28,10 +28,12 @@ class LocalProcessor(TaskProcessor):
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         executor = Executor(
-            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
+            preload=settings.task_modules,
+            pillow_blocks_max=settings.pillow_blocks_max,
+            portable=settings.portable_runtime,
+            memory_mb=settings.pool_memory_mb,
             time_limit_s=settings.task_time_limit_s,
-        )  # fmt: skip
+        )
         cache = InputCache(settings.data_dir / "worker-cache" / "local")
         super().__init__(name, settings, link, cache, executor, on_change)
         self.os = os_name()

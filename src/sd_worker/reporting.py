@@ -26,8 +26,9 @@ REGISTER_RETRY_S = 2.0
 
 class Reporter:
     """`register()` once, then `report_loop()` every REPORT_INTERVAL_S (each CPU sample goes to
-    `on_cpu`, each answer to `on_answer`) and `working_loop()`, which sends `/working` after
-    `status_changed()`; `final_report()` when stopped."""
+    `on_cpu`, each answer to `on_answer`) and `working_loop()`, which sends `/working` once
+    `changed` is set (the running task or the consuming state changed); `final_report()` when
+    stopped."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class Reporter:
         cores: int,
         consumers: Consumers,
         held: Callable[[], list[str]],
+        changed: asyncio.Event,
         on_cpu: Callable[[float], Awaitable[None]],
         on_answer: Callable[[ReportAnswer], None],
     ) -> None:
@@ -46,6 +48,7 @@ class Reporter:
         self.cores = cores
         self.consumers = consumers
         self.held = held
+        self.changed = changed
         self.on_cpu = on_cpu
         self.on_answer = on_answer
         self.name = settings.node_name
@@ -54,11 +57,6 @@ class Reporter:
         self.ip = ip_towards(settings.coordinator_ip, settings.coordinator_port)
         self.os = os_name()
         self._report_rtt_ms: float | None = None
-        self._changed = asyncio.Event()
-
-    def status_changed(self) -> None:
-        """The task running here or the consuming state changed: `/working` tells soon."""
-        self._changed.set()
 
     def _status(self) -> str:
         if self.consumers.draining:
@@ -70,21 +68,33 @@ class Reporter:
     def hello(self, cpu: float = 0, ram: float = 0, net: float = 0) -> WorkerHello:
         """This worker as a registration or report describes it."""
         return WorkerHello(
-            name=self.name, session=self.session, cpu=cpu, ram=ram, net=net, ip=self.ip,
-            cpus=self.cores, status=self._status(),
-            task_id=self.processor.current_task, consumers=len(self.consumers.active),
-            prefetch=self.consumers.prefetch, processed=self.processor.processed,
-            failed=self.processor.failed, version=VERSION, os=self.os,
-            held=self.held()[:HELD_MAX], rtt_ms=self._report_rtt_ms,
-        )  # fmt: skip
+            name=self.name,
+            session=self.session,
+            cpu=cpu,
+            ram=ram,
+            net=net,
+            ip=self.ip,
+            cpus=self.cores,
+            status=self._status(),
+            task_id=self.processor.current_task,
+            consumers=len(self.consumers.active),
+            prefetch=self.consumers.prefetch,
+            processed=self.processor.processed,
+            failed=self.processor.failed,
+            version=VERSION,
+            os=self.os,
+            held=self.held()[:HELD_MAX],
+            rtt_ms=self._report_rtt_ms,
+        )
 
     async def register(self) -> None:
         """Register, retrying while the name is taken; exit on any other refusal."""
         while True:
             try:
                 answer = await self.client.register(self.hello())
-                log.info("registered with the coordinator at %s as %r",
-                         self.client.base_url, self.name)  # fmt: skip
+                log.info(
+                    "registered with the coordinator at %s as %r", self.client.base_url, self.name
+                )
                 self._share_storage(answer.get("storage"))
                 return
             except CoordinatorRejected as exc:
@@ -106,9 +116,11 @@ class Reporter:
         if self.settings.shared_storage == "auto":
             shared = SharedStorage.probe(offer)
         if shared is not None and self.processor.shared is None:
-            log.info("the coordinator's DATA_DIR %s is visible here: inputs are read and "
-                     "results written there, not over HTTP (SHARED_STORAGE=off to disable)",
-                     shared.data_dir)  # fmt: skip
+            log.info(
+                "the coordinator's DATA_DIR %s is visible here: inputs are read and "
+                "results written there, not over HTTP (SHARED_STORAGE=off to disable)",
+                shared.data_dir,
+            )
         self.processor.shared = shared
 
     async def report_loop(self) -> None:
@@ -147,8 +159,8 @@ class Reporter:
         every task started since the last one, so a burst of tasks costs one request."""
         sent: tuple[str, str | None] | None = None
         while True:
-            await self._changed.wait()
-            self._changed.clear()
+            await self.changed.wait()
+            self.changed.clear()
             state = (self._status(), self.processor.current_task)
             # A task that already finished has its outcome stored, which says more than
             # "running": only the ones still running are worth a row update.
@@ -159,9 +171,14 @@ class Reporter:
             self.processor.started.clear()
             try:
                 await self.client.working(
-                    Working(name=self.name, session=self.session, status=state[0],
-                            task_id=state[1], started=started)
-                )  # fmt: skip
+                    Working(
+                        name=self.name,
+                        session=self.session,
+                        status=state[0],
+                        task_id=state[1],
+                        started=started,
+                    )
+                )
                 sent = state
             except Exception as exc:  # best effort: the final outcome is what counts
                 log.debug("/working failed: %s", exc)

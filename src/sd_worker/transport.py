@@ -145,12 +145,14 @@ class Consumer:
                         await self._consume()
                     log.warning(
                         "the broker cancelled this worker's consumer on %r (was the queue "
-                        "deleted?); declared it again and consuming", name,
-                    )  # fmt: skip
+                        "deleted?); declared it again and consuming",
+                        name,
+                    )
                     return
                 except Exception as exc:
-                    log.warning("could not consume %r again (%s); retrying in %.1f s", name,
-                                exc, delay)  # fmt: skip
+                    log.warning(
+                        "could not consume %r again (%s); retrying in %.1f s", name, exc, delay
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RECONSUME_MAX_S)
         finally:
@@ -196,9 +198,16 @@ class Consumer:
                 if not self._underlay.is_closed:  # a closed channel delivers nothing more anyway
                     try:
                         await self._underlay.basic_cancel(tag)
-                    except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
-                            ConnectionError, TimeoutError) as exc:  # fmt: skip
+                    except (
+                        aiormq.exceptions.AMQPError,
+                        aiormq.exceptions.ChannelInvalidStateError,
+                        ConnectionError,
+                        TimeoutError,
+                    ) as exc:
                         # The link to the broker is down (a cut, a timed-out RPC): no
                         # deliveries come now, and the broker cancels the consumer itself.
-                        log.info("could not cancel consumer %s (%s); it stops with its channel",
-                                 tag, exc or type(exc).__name__)  # fmt: skip
+                        log.info(
+                            "could not cancel consumer %s (%s); it stops with its channel",
+                            tag,
+                            exc or type(exc).__name__,
+                        )

@@ -199,5 +199,5 @@ class CpuPause:
     async def sampled(self, cpu: float) -> None:
         paused = cpu > self.cpu_limit
         if await self.consumers.set_paused(paused):
-            log.info("CPU %s CPU_LIMIT=%.0f%%: %s consuming", "above" if paused else "back under",
-                     self.cpu_limit, "paused" if paused else "resumed")  # fmt: skip
+            how = ("above", "paused") if paused else ("back under", "resumed")
+            log.info("CPU %s CPU_LIMIT=%.0f%%: %s consuming", how[0], self.cpu_limit, how[1])

@@ -45,10 +45,12 @@ class AsyncWorker:
         self.settings = settings
         self.name = settings.node_name
         self.executor = Executor(
-            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
+            preload=settings.task_modules,
+            pillow_blocks_max=settings.pillow_blocks_max,
+            portable=settings.portable_runtime,
+            memory_mb=settings.pool_memory_mb,
             time_limit_s=settings.task_time_limit_s,
-        )  # fmt: skip
+        )
         cores = self.executor.workers
         self.client = CoordinatorClient(
             settings,
@@ -56,21 +58,29 @@ class AsyncWorker:
             keep_busy=self.executor.capacity,
         )
         cache = InputCache(settings.data_dir / "worker-cache" / self.name)
-        self.processor = TaskProcessor(self.name, settings, self.client, cache, self.executor)
+        # Set when the running task or the consuming state changes: `/working` tells soon.
+        changed = asyncio.Event()
+        self.processor = TaskProcessor(
+            self.name, settings, self.client, cache, self.executor, changed.set
+        )
         self.deliveries = Deliveries(
             self.processor, settings.delivery_limit, self._delivered, self.client.in_flight_changed
         )
-        self.consumers = Consumers(settings, self.deliveries.on_message, self._status_changed)
+        self.consumers = Consumers(settings, self.deliveries.on_message, changed.set)
         self.tuner = Tuner(
             settings, cores, self.consumers, self.client, lambda: len(self.deliveries.inflight)
         )
         self.reporter = Reporter(
-            settings, self.client, self.processor, cores, self.consumers,
+            settings,
+            self.client,
+            self.processor,
+            cores,
+            self.consumers,
             held=lambda: list(self.deliveries.held),
+            changed=changed,
             on_cpu=CpuPause(settings.cpu_limit, self.consumers).sampled,
             on_answer=self._heard,
-        )  # fmt: skip
-        self.processor.on_change = self.reporter.status_changed
+        )
         self.connection: AbstractRobustConnection | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
@@ -79,9 +89,6 @@ class AsyncWorker:
 
     def _delivered(self, job_id: str, in_flight: int) -> None:
         self.tuner.delivered(job_id, in_flight)
-
-    def _status_changed(self) -> None:
-        self.reporter.status_changed()
 
     def _heard(self, answer: ReportAnswer) -> None:
         self.deliveries.drop_settled(answer.settled)
@@ -105,9 +112,13 @@ class AsyncWorker:
             self._loops.append(asyncio.create_task(_restarting(loop), name=loop.__name__))
         log.info(
             "worker %s consuming %r on %s with %d pool processes (consumers=%d prefetch=%d)",
-            self.name, self.settings.queue_name, topology.broker_display(self.settings),
-            self.executor.workers, len(self.consumers.active), self.consumers.prefetch,
-        )  # fmt: skip
+            self.name,
+            self.settings.queue_name,
+            topology.broker_display(self.settings),
+            self.executor.workers,
+            len(self.consumers.active),
+            self.consumers.prefetch,
+        )
 
     async def run(self) -> None:
         """Start, then serve until `stop()`."""
@@ -122,13 +133,13 @@ class AsyncWorker:
         """Stop taking tasks and wait for the ones in flight (graceful shutdown)."""
         if self.consumers.draining:
             return
-        log.info("draining: %d task(s) in flight, waiting up to %.0f s",
-                 len(self.deliveries.inflight), timeout_s)  # fmt: skip
+        in_flight = len(self.deliveries.inflight)
+        log.info("draining: %d task(s) in flight, waiting up to %.0f s", in_flight, timeout_s)
         await self.consumers.drain()
         # Deliveries that were on their way when consuming stopped join the wait.
         if not await self.deliveries.settled_within(timeout_s):
-            log.warning("drain timed out; %d task(s) go back to the queue",
-                        len(self.deliveries.inflight))  # fmt: skip
+            left = len(self.deliveries.inflight)
+            log.warning("drain timed out; %d task(s) go back to the queue", left)
         await self.stop()
 
     async def stop(self) -> None:
