@@ -130,9 +130,9 @@ def asyncio_loop() -> None:
 
 def working_every_change() -> None:
     """Before: POST /working whenever the current task changed (coalesced, never throttled)."""
-    from sd_worker import worker_async
+    from sd_worker import reporting
 
-    worker_async.WORKING_INTERVAL_S = 0
+    reporting.WORKING_INTERVAL_S = 0
 
 
 def tune_on_timer_only() -> None:
@@ -143,18 +143,18 @@ def tune_on_timer_only() -> None:
     from sd_worker.params import get_optimal_params
 
     async def run(self: tuning.Tuner) -> None:
-        w = self.worker
+        c = self.consumers
         while True:
-            await asyncio.sleep(w.settings.tune_interval_s)
+            await asyncio.sleep(self.settings.tune_interval_s)
             try:
-                pending = await w.client.queue_size()
-                listing = await w.client.call("GET", "/workers", retry=False)
+                pending = await self.client.queue_size()
+                listing = await self.client.call("GET", "/workers", retry=False)
                 live = sum(1 for node in listing.values() if node.get("alive"))
             except Exception:
                 continue
-            consumers, prefetch = get_optimal_params(pending, live, w.executor.workers)
-            if (consumers, prefetch) != (len(w.consumers), w.prefetch):
-                await w._apply(consumers, prefetch)
+            consumers, prefetch = get_optimal_params(pending, live, self.cores)
+            if (consumers, prefetch) != (len(c.active), c.prefetch):
+                await c.apply(consumers, prefetch)
 
     tuning.Tuner.run = run  # type: ignore[method-assign]
 
@@ -190,22 +190,22 @@ def consume_through_queue() -> None:
     """Before: deliveries through aio-pika's `Queue.consume`, which wraps each one in an
     `IncomingMessage` and runs the callback in a second task (and restores the consumer
     itself after a reconnection)."""
-    from sd_worker import worker_async
+    from sd_worker import transport
 
-    async def consume(self: worker_async.Consumer) -> None:
+    async def consume(self: transport.Consumer) -> None:
         self.tag = await self.queue.consume(self.on_message)  # type: ignore[arg-type]
 
-    async def reopened(self: worker_async.Consumer, _channel: object) -> None:
+    async def reopened(self: transport.Consumer, _channel: object) -> None:
         return
 
-    async def pause(self: worker_async.Consumer) -> None:
+    async def pause(self: transport.Consumer) -> None:
         if self.tag is not None:
             tag, self.tag = self.tag, None
             await self.queue.cancel(tag)
 
-    worker_async.Consumer._consume = consume  # type: ignore[method-assign]
-    worker_async.Consumer._reopened = reopened  # type: ignore[method-assign]
-    worker_async.Consumer.pause = pause  # type: ignore[method-assign]
+    transport.Consumer._consume = consume  # type: ignore[method-assign]
+    transport.Consumer._reopened = reopened  # type: ignore[method-assign]
+    transport.Consumer.pause = pause  # type: ignore[method-assign]
 
 
 def no_pillow_blocks() -> None:

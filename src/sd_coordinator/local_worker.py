@@ -16,17 +16,15 @@ from sd_coordinator.errors import ServiceError
 from sd_coordinator.ingest import Ingestor
 from sd_coordinator.registry import Registry
 from sd_coordinator.store import Store
-from sd_worker.cache import InputCache
-from sd_worker.client import CoordinatorRejected
-from sd_worker.executor import Executor
-from sd_worker.params import get_optimal_params
-from sd_worker.processing import RetryLater, TaskProcessor
-from sd_worker.resources import ResourceSampler, os_name
-from sd_worker.shared import SharedStorage
+from sd_worker.embedded import LinkRefused, LocalProcessor, RetryLater
 
 log = logging.getLogger("sd.coordinator.local_worker")
 
 LOOP_RESTART_S = 1.0
+
+
+class LocalRefused(LinkRefused):
+    """The coordinator's own services refused what the local worker asked (as a 4xx would)."""
 
 
 class LocalLink:
@@ -39,7 +37,7 @@ class LocalLink:
     async def fetch_input(self, sha256: str) -> bytes:
         data = await self.blobs.get_input(sha256)
         if data is None:
-            raise CoordinatorRejected(404, f"unknown input {sha256}")
+            raise LocalRefused(404, f"unknown input {sha256}")
         return data
 
     async def post_image(
@@ -48,13 +46,13 @@ class LocalLink:
         try:
             return await self.ingestor.image_result(task_id, worker, png, duration_s)
         except ServiceError as exc:
-            raise CoordinatorRejected(exc.status_code, exc.detail) from exc
+            raise LocalRefused(exc.status_code, exc.detail) from exc
 
     async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer:
         try:
             return await self.ingestor.outcome(outcome)
         except ServiceError as exc:
-            raise CoordinatorRejected(exc.status_code, exc.detail) from exc
+            raise LocalRefused(exc.status_code, exc.detail) from exc
 
 
 class LocalWorker:
@@ -75,40 +73,23 @@ class LocalWorker:
         self.link = link
         self.name = f"{settings.node_name}-local"
         self.session = uuid.uuid4().hex
-        self.executor = Executor(
-            preload=settings.task_modules, pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime, memory_mb=settings.pool_memory_mb,
-            time_limit_s=settings.task_time_limit_s,
-        )  # fmt: skip
-        self.processor = TaskProcessor(
-            self.name,
-            settings,
-            link,
-            InputCache(settings.data_dir / "worker-cache" / "local"),
-            self.executor,
-            self._changed,
-        )
-        self.sampler = ResourceSampler()
-        self.os = os_name()
+        self.processor = LocalProcessor(self.name, settings, link, self._changed)
         self._tasks: list[asyncio.Task[None]] = []
         self.loops = 0
         self._marks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start the pool, register as the coordinator's own node, start consuming."""
-        self.executor.start()
-        if self.settings.shared_storage == "auto":
-            # In process the coordinator's DATA_DIR is ours: results are written in place.
-            self.processor.shared = SharedStorage.probe(self.link.blobs.storage_offer())
+        # In process the coordinator's DATA_DIR is ours: results are written in place.
+        self.processor.start(self.link.blobs.storage_offer())
         self.registry.register(self._hello(), is_local=True)
-        consumers, prefetch = get_optimal_params(0, 1, self.executor.workers)
         # In process there is no network to hide, but I/O tasks (sleep) and result storage
         # overlap with pool work, so run as many loops as the worker would have messages.
-        self.loops = max(consumers * prefetch, self.executor.workers * 2)
+        self.loops = max(self.processor.idle_slots(), self.processor.cores * 2)
         for i in range(self.loops):
             self._tasks.append(asyncio.create_task(self._keep_consuming(i), name=f"sd-local-{i}"))
         self._tasks.append(asyncio.create_task(self._report(), name="sd-local-report"))
-        log.info("local worker %r running with %d pool processes", self.name, self.executor.workers)
+        log.info("local worker %r running with %d pool processes", self.name, self.processor.cores)
 
     async def stop(self) -> None:
         """Stop consuming and shut the pool down (idempotent); unfinished tasks stay queued
@@ -117,7 +98,7 @@ class LocalWorker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.executor.stop()
+        self.processor.stop()
 
     async def _keep_consuming(self, index: int) -> None:
         """One consuming loop, started again (and logged) if it ever dies."""
@@ -141,13 +122,13 @@ class LocalWorker:
                 await self.broker.requeue(message, deliveries + 1, reason)
 
     def _hello(self) -> WorkerHello:
-        cpu, ram, net = self.sampler.sample()
         p = self.processor
+        cpu, ram, net = p.sample()
         return WorkerHello(
             name=self.name, session=self.session, cpu=cpu, ram=ram, net=net, ip="127.0.0.1",
-            cpus=self.executor.workers, status="busy" if p.current else "free",
+            cpus=p.cores, status="busy" if p.current else "free",
             task_id=p.current_task, consumers=self.loops, prefetch=1,
-            processed=p.processed, failed=p.failed, version=VERSION, os=self.os,
+            processed=p.processed, failed=p.failed, version=VERSION, os=p.os,
         )  # fmt: skip
 
     def _changed(self) -> None:

@@ -13,11 +13,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import aiormq
-
 
 class Settleable(Protocol):
-    """A delivery that can be settled: a `Delivery`, or aio-pika's `IncomingMessage`."""
+    """A delivery that can be settled: a `transport.Delivery`, or aio-pika's `IncomingMessage`."""
 
     @property
     def channel(self) -> object: ...
@@ -26,31 +24,6 @@ class Settleable(Protocol):
     async def ack(self, multiple: bool = False) -> None: ...
     async def nack(self, multiple: bool = False, requeue: bool = True) -> None: ...
     async def reject(self, requeue: bool = False) -> None: ...
-
-
-class Delivery:
-    """One message as aiormq delivered it, settled on the channel it came on."""
-
-    __slots__ = ("body", "channel", "deliveries", "delivery_tag", "message_id")
-
-    def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
-        self.body: bytes = message.body
-        self.channel: aiormq.abc.AbstractChannel = message.channel
-        self.delivery_tag: int | None = message.delivery_tag
-        properties = message.header.properties
-        self.message_id: str | None = properties.message_id
-        # Earlier deliveries of this message, as the quorum queue counts them (its limit).
-        count = (properties.headers or {}).get("x-delivery-count", 0)
-        self.deliveries: int = count if isinstance(count, int) else 0
-
-    async def ack(self, multiple: bool = False) -> None:
-        await self.channel.basic_ack(_tag(self), multiple=multiple)
-
-    async def nack(self, multiple: bool = False, requeue: bool = True) -> None:
-        await self.channel.basic_nack(_tag(self), multiple=multiple, requeue=requeue)
-
-    async def reject(self, requeue: bool = False) -> None:
-        await self.channel.basic_reject(_tag(self), requeue=requeue)
 
 
 Waiter = tuple[Settleable, "asyncio.Future[None]"]

@@ -17,12 +17,12 @@ from typing import Any
 
 import aio_pika
 import aiohttp
-import aiormq
 import psutil
 
 from sd_common import topology
 from sd_common.settings import Settings
 from sd_worker.resources import ip_towards
+from sd_worker.transport import ChannelAccessRefused
 
 TCP_TIMEOUT_S = 5.0
 CLOCK_SKEW_MAX_S = 2.0
@@ -144,7 +144,7 @@ class Checker:
         s = self.s
         try:
             connection = await aio_pika.connect(**topology.connection_options(s))
-        except aiormq.exceptions.ProbableAuthenticationError:
+        except aio_pika.exceptions.ProbableAuthenticationError:
             self._add("FAIL", "broker login", f"RabbitMQ refused user {s.rabbit_user!r}",
                       "check RABBIT_USER/RABBIT_PASS; guest only logs in from localhost: on "
                       "the broker run `rabbitmqctl add_user sd <password>` and "
@@ -170,11 +170,11 @@ class Checker:
                 result = queue.declaration_result
                 self._add("ok", "work queue", f"{s.queue_name!r}: {result.message_count} ready, "
                           f"{result.consumer_count} consumer(s)")  # fmt: skip
-        except aiormq.exceptions.ChannelAccessRefused:
+        except ChannelAccessRefused:
             self._add("FAIL", "work queue", f"user {s.rabbit_user!r} may not use queue "
                       f"{s.queue_name!r}", f"`rabbitmqctl set_permissions -p {s.rabbit_vhost} "
                       f"{s.rabbit_user} '.*' '.*' '.*'` on the broker")  # fmt: skip
-        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        except aio_pika.exceptions.ChannelPreconditionFailed as exc:
             self._add("FAIL", "work queue", f"queue {s.queue_name!r} exists with other "
                       f"arguments ({exc})", "use the coordinator's QUEUE_NAME and "
                       "DELIVERY_LIMIT on this worker")  # fmt: skip

@@ -1,18 +1,19 @@
-"""Live tuning: when to look at the cluster, what to look at, and re-tuning from it."""
+"""Live tuning: when to look at the cluster, what to look at, and re-tuning from it; and the
+CPU_LIMIT pause."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from sd_common import topology
 from sd_common.messages import ReportAnswer
+from sd_common.settings import Settings
+from sd_worker.client import CoordinatorClient
+from sd_worker.consumers import Consumers
 from sd_worker.params import MAX_PREFETCH, consuming_workers, get_optimal_params
-
-if TYPE_CHECKING:
-    from sd_worker.worker_async import AsyncWorker
 
 log = logging.getLogger("sd.worker")
 
@@ -31,15 +32,27 @@ STALE_REPORTS = 3  # a report answer older than this many intervals says nothing
 
 
 class Tuner:
-    """Re-evaluates `get_optimal_params` and applies it to `worker`: every TUNE_INTERVAL_S, at
+    """Re-evaluates `get_optimal_params` for `cores` pool processes and applies it to
+    `consumers`: every TUNE_INTERVAL_S, at
     once when every prefetch slot is taken, and every ARRIVAL_GAP_S while a job arrives.
 
     A look at the cluster costs the same for 3 nodes or 300: the broker's counters of the
     work queue (ready messages, consumers: one round trip) and the tally of the other
     consuming workers that the coordinator sends back with each report."""
 
-    def __init__(self, worker: AsyncWorker) -> None:
-        self.worker = worker
+    def __init__(
+        self,
+        settings: Settings,
+        cores: int,
+        consumers: Consumers,
+        client: CoordinatorClient,
+        in_flight: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.cores = cores
+        self.consumers = consumers
+        self.client = client
+        self.in_flight = in_flight
         self._look_soon = asyncio.Event()
         self._saturated = False
         self._new_job = False
@@ -53,7 +66,7 @@ class Tuner:
     def delivered(self, job_id: str, in_flight: int) -> None:
         """A task of `job_id` arrived with `in_flight` tasks held: look soon if its job is new
         here or every slot is taken."""
-        w = self.worker
+        c = self.consumers
         if job_id not in self._recent_jobs:
             self._recent_jobs[job_id] = None
             if len(self._recent_jobs) > RECENT_JOBS:
@@ -63,28 +76,27 @@ class Tuner:
             self._look_soon.set()
         else:
             self._recent_jobs.move_to_end(job_id)
-        if w.prefetch < MAX_PREFETCH and in_flight >= w.prefetch * len(w.consumers):
+        if c.prefetch < MAX_PREFETCH and in_flight >= c.prefetch * len(c.active):
             self._saturated = True
             self._look_soon.set()
 
     async def look(self) -> tuple[int, float]:
         """`(pending, live_workers)` for `get_optimal_params`, from the broker."""
-        w = self.worker
-        if not w.consumers:
-            return await w.client.queue_size() + len(w.inflight), 1.0
-        s = w.settings
+        channel = self.consumers.channel()
+        if channel is None:
+            return await self.client.queue_size() + self.in_flight(), 1.0
+        s = self.settings
         async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
-            counts = await topology.queue_counts(w.consumers[0].channel, s.queue_name,
-                                                 s.delivery_limit)  # fmt: skip
+            counts = await topology.queue_counts(channel, s.queue_name, s.delivery_limit)
         # Work this worker holds counts as pending too: a queue kept empty by a fast consumer
         # must not shrink its prefetch back to idle.
-        pending = counts.ready + len(w.inflight)
+        pending = counts.ready + self.in_flight()
         # The coordinator's count of unfinished tasks holds the whole of each job (the part
         # other workers hold, and the part still being published): the share is of that.
         pending = max(pending, self._heard_unfinished())
         live = consuming_workers(
-            w.executor.workers,
-            other_consumers=self._other_consumers(counts.consumers - w.consumers_on_broker()),
+            self.cores,
+            other_consumers=self._other_consumers(counts.consumers - self.consumers.on_broker()),
             other_cpus=self._other_cpus(),
         )
         return pending, live
@@ -111,7 +123,7 @@ class Tuner:
             self._unfinished = (now, answer.unfinished_tasks)
 
     def _fresh(self, at: float) -> bool:
-        stale_s = STALE_REPORTS * self.worker.settings.report_interval_s
+        stale_s = STALE_REPORTS * self.settings.report_interval_s
         return asyncio.get_running_loop().time() - at <= stale_s
 
     def _heard_unfinished(self) -> int:
@@ -127,12 +139,12 @@ class Tuner:
 
     async def run(self) -> None:
         """The tuning loop (until cancelled)."""
-        w = self.worker
+        c = self.consumers
         loop = asyncio.get_running_loop()
         next_look = 0.0
         while True:
             arriving = loop.time() < self._arriving_until
-            timeout = ARRIVAL_GAP_S if arriving else w.settings.tune_interval_s
+            timeout = ARRIVAL_GAP_S if arriving else self.settings.tune_interval_s
             try:
                 await asyncio.wait_for(self._look_soon.wait(), timeout)
             except TimeoutError:
@@ -154,19 +166,19 @@ class Tuner:
                 self._arriving_until = max(self._arriving_until, loop.time() + ARRIVAL_WINDOW_S)
             self._last_pending = pending
             arriving = loop.time() < self._arriving_until
-            consumers, prefetch = get_optimal_params(pending, live, w.executor.workers)
-            if (consumers, prefetch) != (len(w.consumers), w.prefetch):
+            consumers, prefetch = get_optimal_params(pending, live, self.cores)
+            if (consumers, prefetch) != (len(c.active), c.prefetch):
                 log.info("tuning: pending=%d consuming_workers=%.2f -> consumers=%d prefetch=%d",
                          pending, live, consumers, prefetch)  # fmt: skip
                 # Once raised, full slots may raise again soon; shrinking waits longer, so
                 # consumers do not churn.
-                raised = prefetch > w.prefetch
-                await w._apply(consumers, prefetch)
+                raised = prefetch > c.prefetch
+                await c.apply(consumers, prefetch)
                 next_look = loop.time() + (TUNE_RAISE_GAP_S if raised else TUNE_MIN_GAP_S)
             elif saturated and not arriving:
                 # Full slots that a re-tune leaves as they are (the queue is all here already)
                 # say nothing new: the next look waits for the regular interval.
-                next_look = loop.time() + w.settings.tune_interval_s
+                next_look = loop.time() + self.settings.tune_interval_s
             elif arriving:
                 next_look = loop.time() + ARRIVAL_GAP_S
             else:
@@ -174,3 +186,18 @@ class Tuner:
                 # slots next is new news, looked at at once (each message held back at idle
                 # prefetch costs the pool a round trip to the coordinator).
                 next_look = loop.time()
+
+
+class CpuPause:
+    """CPU_LIMIT: consuming pauses while this node's CPU is above it and resumes once under;
+    `sampled(cpu)` with each new sample."""
+
+    def __init__(self, cpu_limit: float, consumers: Consumers) -> None:
+        self.cpu_limit = cpu_limit
+        self.consumers = consumers
+
+    async def sampled(self, cpu: float) -> None:
+        paused = cpu > self.cpu_limit
+        if await self.consumers.set_paused(paused):
+            how = ("above", "paused") if paused else ("back under", "resumed")
+            log.info("CPU %s CPU_LIMIT=%.0f%%: %s consuming", how[0], self.cpu_limit, how[1])

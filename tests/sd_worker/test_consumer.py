@@ -10,8 +10,7 @@ import aio_pika
 
 from sd_common import topology
 from sd_common.settings import Settings
-from sd_worker.acks import Delivery
-from sd_worker.worker_async import Consumer
+from sd_worker.transport import Consumer, Delivery
 from support.broker import AMQP_URL
 from support.rabbitctl import close_connections_named
 
@@ -22,10 +21,9 @@ def queues_remembered(channel: object) -> int:
 
 
 class Recorder:
-    """What a Consumer needs of its worker: the settings, and somewhere to hand deliveries."""
+    """Somewhere for a Consumer to hand its deliveries."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self) -> None:
         self.bodies: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def on_message(self, message: Delivery) -> None:
@@ -61,11 +59,11 @@ async def test_a_consumer_takes_deliveries_again_after_its_connection_is_cut(
     queue_name: str,
 ) -> None:
     settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
-    worker = Recorder(settings)
+    worker = Recorder()
     name = f"sd-test {queue_name}"
     connection = await topology.connect(settings, name)
     try:
-        consumer = Consumer(await connection.channel(), worker)  # type: ignore[arg-type]
+        consumer = Consumer(await connection.channel(), settings, worker.on_message)
         await consumer.start(prefetch=4)
         await publish(queue_name, b"before")
         assert await asyncio.wait_for(worker.bodies.get(), 10) == b"before"
@@ -88,10 +86,10 @@ async def test_a_consumer_the_broker_cancels_declares_its_queue_again_and_consum
     """Deleting the queue makes RabbitMQ cancel its consumers (Basic.Cancel). The consumer
     declares the queue again and consumes from it, instead of sitting idle for ever."""
     settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
-    worker = Recorder(settings)
+    worker = Recorder()
     connection = await topology.connect(settings, f"sd-test {queue_name}")
     try:
-        consumer = Consumer(await connection.channel(), worker)  # type: ignore[arg-type]
+        consumer = Consumer(await connection.channel(), settings, worker.on_message)
         await consumer.start(prefetch=4)
         first_tag = consumer.tag
         await publish(queue_name, b"before")
@@ -126,11 +124,11 @@ async def test_a_retuned_consumer_declares_its_queues_once(queue_name: str) -> N
     declared on it and declares each again after a reconnection, so a declare per re-tune
     piled up two queues (work and dead letters) per re-tune, for ever."""
     settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
-    worker = Recorder(settings)
+    worker = Recorder()
     connection = await topology.connect(settings, f"sd-test {queue_name}")
     try:
         channel = await connection.channel()
-        consumer = Consumer(channel, worker)  # type: ignore[arg-type]
+        consumer = Consumer(channel, settings, worker.on_message)
         for prefetch in range(2, 12):
             await consumer.pause()
             await consumer.start(prefetch)

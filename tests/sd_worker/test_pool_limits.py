@@ -63,7 +63,7 @@ async def test_a_stuck_task_fails_with_its_reason_and_the_queue_keeps_flowing(
         tmp_path, task_modules=["support.poison_tasks"], task_time_limit_s=2, delivery_limit=2
     )
     async with running_app(settings) as app, asgi_client(app) as client:
-        workers = app.state.services.local_worker.executor.workers
+        workers = app.state.services.local_worker.processor.cores
         stuck = await client.post("/task", json={"type": "linger", "payload": {"seconds": 120},
                                                  "copies": workers})  # fmt: skip
         quick = await client.post("/task", json={"type": "linger", "payload": {"seconds": 0.01},

@@ -1,0 +1,115 @@
+"""The worker's consumers on its connection: how many, with what prefetch, paused or draining."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+
+from sd_common.settings import Settings
+from sd_worker.transport import Consumer, DeliveryHandler
+
+
+class Consumers:
+    """`start(connection, consumers, prefetch)`, then `apply()` (tuning), `set_paused()`
+    (CPU_LIMIT) and `drain()` change them, one change at a time; `stop()` ends the closing
+    of retired ones. Every delivery goes to `handler`; `on_change` hears a pause or a drain."""
+
+    def __init__(
+        self, settings: Settings, handler: DeliveryHandler, on_change: Callable[[], None]
+    ) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.on_change = on_change
+        self.connection: AbstractRobustConnection | None = None
+        self.active: list[Consumer] = []
+        self.prefetch = 0
+        self.paused = False
+        self.draining = False
+        self._retired: list[Consumer] = []  # closing once their deliveries are settled
+        self._closing: list[asyncio.Task[None]] = []
+        # Tuning, CPU pauses and draining each start and stop consumers: one at a time.
+        self._reconfiguring = asyncio.Lock()
+
+    async def start(
+        self, connection: AbstractRobustConnection, consumers: int, prefetch: int
+    ) -> None:
+        """Consume on `connection` with `consumers` consumers of `prefetch` each."""
+        self.connection = connection
+        await self.apply(consumers, prefetch)
+
+    async def stop(self) -> None:
+        """Stop closing retired consumers (the connection's close ends them; idempotent)."""
+        for task in self._closing:
+            task.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def channel(self) -> AbstractRobustChannel | None:
+        """A channel to read the queue's counters on, if consuming."""
+        return self.active[0].channel if self.active else None
+
+    async def apply(self, consumers: int, prefetch: int) -> None:
+        """Run `consumers` consumers with `prefetch` each; prefetch applies to consumers created
+        after basic.qos, so a new prefetch re-creates them (in-flight messages stay ackable)."""
+        async with self._reconfiguring:
+            if self.connection is None or self.draining:
+                return
+            if prefetch != self.prefetch:
+                # All consumers at once: a re-consume is three round trips (cancel, qos,
+                # consume) to a broker that, at a job's start, is busy taking the job's
+                # messages, and one consumer after another kept the pool short of tasks.
+                await asyncio.gather(*(self._consume_at(c, prefetch) for c in self.active))
+                self.prefetch = prefetch
+            while len(self.active) < consumers:
+                channel = await self.connection.channel()
+                consumer = Consumer(channel, self.settings, self.handler)
+                self.active.append(consumer)
+                await self._consume_at(consumer, prefetch)
+            while len(self.active) > consumers:
+                consumer = self.active.pop()
+                self._retired.append(consumer)
+                # Its unacked messages must still be acked on this channel: close it when idle.
+                await consumer.pause()
+                self._closing.append(asyncio.create_task(consumer.close_when_idle()))
+
+    async def _consume_at(self, consumer: Consumer, prefetch: int) -> None:
+        """(Re)start `consumer` with `prefetch`; a paused worker only sets the prefetch."""
+        await consumer.pause()  # nothing to cancel on a new consumer
+        if self.paused:
+            await consumer.channel.set_qos(prefetch_count=prefetch)
+        else:
+            await consumer.start(prefetch)  # sets the new prefetch, then consumes again
+
+    async def set_paused(self, paused: bool) -> bool:
+        """Pause or resume every consumer; False if that changed nothing (or draining)."""
+        async with self._reconfiguring:
+            if paused == self.paused or self.draining:
+                return False
+            self.paused = paused
+            for consumer in self.active:
+                if paused:
+                    await consumer.pause()
+                else:
+                    await consumer.start(self.prefetch)
+        self.on_change()
+        return True
+
+    async def drain(self) -> None:
+        """Stop consuming for good (graceful shutdown); unacked deliveries stay ackable."""
+        async with self._reconfiguring:
+            if self.draining:
+                return
+            self.draining = True
+            self.on_change()
+            for consumer in self.active:
+                await consumer.pause()
+
+    def on_broker(self) -> int:
+        """This worker's consumers that the broker counts on the queue: the consuming ones and
+        the cancelled ones still holding deliveries."""
+        self._retired = [c for c in self._retired if c.held_by_tag]
+        tags = {c.tag for c in self.active if c.tag is not None}
+        for consumer in (*self.active, *self._retired):
+            tags |= consumer.held_by_tag.keys()
+        return len(tags)
