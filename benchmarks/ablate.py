@@ -189,23 +189,8 @@ def frames_ten_at_a_time() -> None:
 def consume_through_queue() -> None:
     """Before: deliveries through aio-pika's `Queue.consume`, which wraps each one in an
     `IncomingMessage` and runs the callback in a second task (and restores the consumer
-    itself after a reconnection)."""
-    from sd_worker import transport
-
-    async def consume(self: transport.Consumer) -> None:
-        self.tag = await self.queue.consume(self.on_message)  # type: ignore[arg-type]
-
-    async def reopened(self: transport.Consumer, _channel: object) -> None:
-        return
-
-    async def pause(self: transport.Consumer) -> None:
-        if self.tag is not None:
-            tag, self.tag = self.tag, None
-            await self.queue.cancel(tag)
-
-    transport.Consumer._consume = consume  # type: ignore[method-assign]
-    transport.Consumer._reopened = reopened  # type: ignore[method-assign]
-    transport.Consumer.pause = pause  # type: ignore[method-assign]
+    itself after a reconnection). The setting RABBIT_PUBLIC_API, in the worker's process."""
+    os.environ["RABBIT_PUBLIC_API"] = "true"
 
 
 def no_pillow_blocks() -> None:

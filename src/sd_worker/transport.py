@@ -3,8 +3,8 @@
 aio-pika's `Queue.consume` wraps every delivery in an `IncomingMessage` and runs its callback
 in a second task, the largest part of the worker's own cost per thumbnail after AMQP frame
 parsing. Here each delivery reaches the handler as a `Delivery`, in aiormq's own task. Each use
-of aiormq below names the public aio-pika call it stands in for; `consume_through_queue` in
-benchmarks/ablate.py puts those calls back.
+of aiormq below names the public aio-pika call it stands in for; RABBIT_PUBLIC_API=true makes
+those calls instead (the "deliveries through aio-pika's Queue.consume" ablation).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import aiormq
-from aio_pika.abc import AbstractQueue, AbstractRobustChannel
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 
 from sd_common import topology
 from sd_common.settings import Settings
@@ -55,6 +55,31 @@ class Delivery:
 
     async def reject(self, requeue: bool = False) -> None:
         await self.channel.basic_reject(_tag(self), requeue=requeue)
+
+
+class PublicDelivery(Delivery):
+    """A `Delivery` made from aio-pika's `IncomingMessage` (RABBIT_PUBLIC_API=true), settled
+    through it."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: AbstractIncomingMessage) -> None:
+        self.message = message
+        self.body = message.body
+        self.channel = message.channel
+        self.delivery_tag = message.delivery_tag
+        self.message_id = message.message_id
+        count = (message.headers or {}).get("x-delivery-count", 0)
+        self.deliveries = count if isinstance(count, int) else 0
+
+    async def ack(self, multiple: bool = False) -> None:
+        await self.message.ack(multiple=multiple)
+
+    async def nack(self, multiple: bool = False, requeue: bool = True) -> None:
+        await self.message.nack(multiple=multiple, requeue=requeue)
+
+    async def reject(self, requeue: bool = False) -> None:
+        await self.message.reject(requeue=requeue)
 
 
 def _tag(message: Delivery) -> int:
@@ -112,12 +137,17 @@ class Consumer:
     async def _consume(self) -> None:
         """Stands in for `Queue.consume`: the callback gets aiormq's message, unwrapped."""
         assert self.queue is not None, "declared in start()"
+        if self.settings.rabbit_public_api:
+            self.tag = await self.queue.consume(self._deliver_public)
+            return
         self._underlay = await self.channel.get_underlay_channel()
         self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
         ok = await self._underlay.basic_consume(self.queue.name, self._deliver)
         self.tag = ok.consumer_tag
 
     async def _reopened(self, _channel: object) -> None:
+        if self.settings.rabbit_public_api:
+            return  # aio-pika's robust queue consumes again itself
         async with self._switching:
             if self.tag is not None:  # it was consuming when the connection dropped
                 await self._consume()
@@ -171,6 +201,17 @@ class Consumer:
             if not held[tag]:
                 del held[tag]
 
+    async def _deliver_public(self, message: AbstractIncomingMessage) -> None:
+        held = self.held_by_tag
+        tag = message.consumer_tag or ""
+        held[tag] += 1
+        try:
+            await self.on_message(PublicDelivery(message))
+        finally:
+            held[tag] -= 1
+            if not held[tag]:
+                del held[tag]
+
     async def on_message(self, message: Delivery) -> None:
         """Track this channel's deliveries, so it closes only once they are settled."""
         task = asyncio.current_task()
@@ -193,6 +234,19 @@ class Consumer:
         """Stop new deliveries; unacked messages stay on the channel and can still be acked.
         Stands in for `Queue.cancel`, on the channel `_consume` consumed on."""
         async with self._switching:
+            if self.tag is not None and self.settings.rabbit_public_api:
+                tag, self.tag = self.tag, None
+                assert self.queue is not None
+                if not self.channel.is_closed:
+                    try:
+                        await self.queue.cancel(tag)
+                    except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
+                        log.info(
+                            "could not cancel consumer %s (%s); it stops with its channel",
+                            tag,
+                            exc or type(exc).__name__,
+                        )
+                return
             if self.tag is not None and self._underlay is not None:
                 tag, self.tag = self.tag, None
                 if not self._underlay.is_closed:  # a closed channel delivers nothing more anyway

@@ -23,7 +23,11 @@ def pillow_reference(data: bytes) -> Image.Image:
     return image
 
 
-def test_two_workers_process_an_upload_pixel_for_pixel(cluster: Cluster) -> None:
+@pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
+def test_two_workers_process_an_upload_pixel_for_pixel(cluster: Cluster, public_api: bool) -> None:
+    # RABBIT_PUBLIC_API: the coordinator publishes and the workers consume through aio-pika's
+    # public API only; the results must be the same.
+    cluster.env["RABBIT_PUBLIC_API"] = str(public_api).lower()
     cluster.start_coordinator()
     # alfa sees the coordinator's DATA_DIR and writes results there; beta sends them over HTTP.
     cluster.start_worker("alfa")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import aio_pika
+import pytest
 
 from sd_common import topology
 from sd_common.settings import Settings
@@ -55,10 +56,13 @@ async def ready_and_unacked(queue_name: str) -> tuple[int, int]:
     raise AssertionError(f"no queue {queue_name}")
 
 
+@pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
 async def test_a_consumer_takes_deliveries_again_after_its_connection_is_cut(
-    queue_name: str,
+    queue_name: str, public_api: bool
 ) -> None:
-    settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
+    settings = Settings(
+        rabbit_host="127.0.0.1", queue_name=queue_name, rabbit_public_api=public_api
+    )  # type: ignore[call-arg]
     worker = Recorder()
     name = f"sd-test {queue_name}"
     connection = await topology.connect(settings, name)
