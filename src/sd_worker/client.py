@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -12,6 +11,7 @@ import aiohttp
 import orjson
 
 from sd_common import result_frames
+from sd_common.backoff import compute_backoff
 from sd_common.messages import (
     IngestAnswer,
     OutcomeBatch,
@@ -25,7 +25,8 @@ from sd_common.settings import Settings
 
 log = logging.getLogger("sd.worker.client")
 
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Retries while the coordinator is away: 0.2 s, 0.5 s, 1.25 s, 3.1 s, then every 5 s, ±20 %.
+RETRY_BACKOFF = {"base_s": 0.2, "factor": 2.5, "cap_s": 5.0, "jitter": 0.2}
 OUTCOME_BATCH_MAX = 200
 IMAGE_BATCH_MAX = 64
 IMAGE_BATCH_BYTES = 32 * 1024 * 1024
@@ -151,8 +152,7 @@ class CoordinatorClient:
                         "Check COORDINATOR_IP/COORDINATOR_PORT and that sd-coordinator runs.",
                         self.base_url, exc or type(exc).__name__,
                     )  # fmt: skip
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                await asyncio.sleep(compute_backoff(attempt, **RETRY_BACKOFF))
                 attempt += 1
 
     async def register(self, hello: WorkerHello) -> dict[str, Any]:
