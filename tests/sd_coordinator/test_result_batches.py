@@ -159,6 +159,35 @@ async def test_a_streamed_body_larger_than_the_spooling_step_stores_every_result
     assert results_on_disk(tmp_path) == sorted(f"{t}.png" for t in tasks)  # nothing spooled left
 
 
+async def test_images_larger_than_the_spooling_step_keep_their_place_among_the_others(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # Each large one goes to a file of its own as it arrives, the small ones in a batch.
+    job_id, tasks = await queued_image_tasks(client, 4)
+    large = noise_png(0, side=1300)
+    assert len(large) > SPOOL_BYTES
+    not_png = b"GIF89a" + large
+    images = [png_bytes(colour="red"), large, not_png, png_bytes(colour="blue")]
+    body = frames(*zip(tasks, images, strict=True))["content"]
+
+    response = await client.post("/results", **streamed(body))
+
+    assert response.status_code == 200, response.text
+    answers = [(a["task_id"], a.get("stored"), a.get("error")) for a in response.json()["answers"]]
+    assert answers == [
+        (tasks[0], True, None),
+        (tasks[1], True, None),
+        (tasks[2], None, "a result image must be a PNG"),
+        (tasks[3], True, None),
+    ]
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    for task, image in zip(job["tasks"], images, strict=True):
+        if image is not not_png:
+            assert (tmp_path / "results" / task["result"]).read_bytes() == image
+    stored = sorted(f"{t}.png" for t in (tasks[0], tasks[1], tasks[3]))
+    assert results_on_disk(tmp_path) == stored  # nothing spooled left
+
+
 async def test_a_body_cut_short_after_spooling_stores_nothing_and_leaves_no_file(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -166,6 +195,23 @@ async def test_a_body_cut_short_after_spooling_stores_nothing_and_leaves_no_file
     images = [noise_png(seed) for seed in range(4)]
     body = frames(*zip(tasks, images, strict=True))["content"]
     cut = body[: len(body) - len(images[-1]) // 2]  # the first three are spooled by then
+
+    response = await client.post("/results", **streamed(cut))
+
+    assert response.status_code == 422
+    assert "truncated result" in response.json()["detail"]
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["state"], job["done"]) == ("queued", 0)
+    assert results_on_disk(tmp_path) == []
+
+
+async def test_a_body_cut_short_inside_a_large_image_stores_nothing_and_leaves_no_file(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 2)
+    large = noise_png(1, side=1300)
+    body = frames((tasks[0], png_bytes()), (tasks[1], large))["content"]
+    cut = body[: len(body) - len(large) // 20]  # past the spooling step: in its own file
 
     response = await client.post("/results", **streamed(cut))
 
