@@ -20,6 +20,8 @@ log = logging.getLogger("sd.worker.client")
 
 # Retries while the coordinator is away: 0.2 s, 0.5 s, 1.25 s, 3.1 s, then every 5 s, ±20 %.
 RETRY_BACKOFF = {"base_s": 0.2, "factor": 2.5, "cap_s": 5.0, "jitter": 0.2}
+# One POST /results carries at most BATCH_MAX outcomes, of which at most IMAGE_BATCH_MAX images
+# of IMAGE_BATCH_BYTES in all: a post that fails is sent again whole.
 BATCH_MAX = 200
 IMAGE_BATCH_MAX = 64
 IMAGE_BATCH_BYTES = 32 * 1024 * 1024
