@@ -32,20 +32,26 @@ def results_over_http() -> None:
 
 
 def per_task_result_posts() -> None:
-    """Before: one POST /result-image per result, sent as soon as it is ready (results over
-    HTTP, the only path this applies to)."""
+    """Before: one POST per result (a body of one frame), sent as soon as it is ready
+    (results over HTTP, the only path this applies to)."""
+    from sd_common import result_frames
     from sd_common.messages import IngestAnswer
-    from sd_worker.client import CoordinatorClient
+    from sd_worker.client import FRAMES_TYPE, CoordinatorClient, CoordinatorRejected
 
     _no_shared_storage()
 
-    async def post_image(self: CoordinatorClient, task_id: str, worker: str, png: bytes,
-                         duration_s: float = 0) -> IngestAnswer:  # fmt: skip
-        answer = await self.call(
-            "POST", "/result-image", params={"task_id": task_id, "worker": worker}, data=png,
-            headers={"Content-Type": "image/png"},
-        )  # fmt: skip
-        return IngestAnswer.model_validate(answer)
+    async def post_image(
+        self: CoordinatorClient, task_id: str, worker: str, png: bytes, duration_s: float = 0
+    ) -> IngestAnswer:
+        header = result_frames.ResultHeader(
+            task_id=task_id, worker=worker, size=len(png), duration_s=duration_s
+        )
+        body = result_frames.encode([(header, png)])
+        answer = await self.call("POST", "/results", data=body, headers=FRAMES_TYPE)
+        (one,) = answer["answers"]
+        if one.get("error"):
+            raise CoordinatorRejected(one["status"], one["error"])
+        return IngestAnswer.model_validate(one)
 
     CoordinatorClient.post_image = post_image  # type: ignore[method-assign]
 

@@ -106,8 +106,8 @@ class Working(BaseModel):
 
 
 class TaskOutcome(BaseModel):
-    """A finished task as reported by a worker, except image bytes (sent raw to /result-image,
-    or written by the worker into a DATA_DIR it shares with the coordinator: `result`)."""
+    """A finished task as reported by a worker, except image bytes (sent raw after it in POST
+    /results, or written by the worker into a DATA_DIR it shares with the coordinator: `result`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -137,15 +137,23 @@ class TaskOutcome(BaseModel):
         return self
 
 
-class OutcomeBatch(BaseModel):
-    """Body of POST /results: several JSON outcomes at once (custom tasks and failures)."""
-
-    outcomes: list[TaskOutcome] = Field(min_length=1, max_length=1000)
-
-
 class IngestAnswer(BaseModel):
     """The coordinator's answer to a result: the worker acks only after `stored`."""
 
     task_id: str
     stored: bool
     duplicate: bool = False
+
+
+class IngestRefused(BaseModel):
+    """The coordinator's answer to a result it refused: retrying it cannot help."""
+
+    task_id: str
+    error: str
+    status: int = Field(description="the HTTP status the refusal alone would have had")
+
+
+class IngestAnswers(BaseModel):
+    """The answer to POST /results: one per outcome, in the order of the body."""
+
+    answers: list[IngestAnswer | IngestRefused]

@@ -1,7 +1,9 @@
-"""The body of POST /result-images: several result images in one request, as raw bytes.
+"""The body of POST /results: a batch of task outcomes (result images, custom outputs,
+failures) in one request, images as raw bytes.
 
 A body is a sequence of frames; each frame is a 4-byte big-endian header length, a JSON header
-(`ResultHeader`), then exactly `size` bytes of the PNG. No base64, no multipart parsing.
+(`ResultHeader`: a task's outcome, with `size` when a result image follows), then exactly `size`
+bytes of PNG. No base64, no multipart parsing.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
-from sd_common.messages import ID, NAME
+from sd_common.messages import TaskOutcome
 
 MEDIA_TYPE = "application/x-sd-result-frames"
-MAX_HEADER_BYTES = 1024
+# All the headers of one body, like any JSON body the coordinator takes, hold at most 1 MB.
+HEADERS_MAX_BYTES = 1024 * 1024
 MAX_FRAMES = 1000
 _LENGTH = struct.Struct(">I")
 
@@ -29,31 +32,45 @@ class FrameError(ValueError):
     """A malformed frames body."""
 
 
-class ResultHeader(BaseModel):
-    """One result image in a frames body."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    task_id: str = Field(pattern=ID)
-    worker: str = Field(pattern=NAME)
-    size: int = Field(ge=0)
-    duration_s: float = Field(0, ge=0, le=86_400)
+class FramesTooLarge(FrameError):
+    """The headers of a frames body hold more than HEADERS_MAX_BYTES."""
 
 
-def encode_parts(items: Sequence[tuple[ResultHeader, bytes]]) -> list[bytes]:
-    """The frames body for these results, as the pieces to send one after another (a sender
-    that streams them never copies the images into one body)."""
+class ResultHeader(TaskOutcome):
+    """One frame's header: a task's outcome and, when its result image follows, its size."""
+
+    size: int | None = Field(
+        None,
+        ge=0,
+        description="bytes of the result PNG that follow this header; absent when no image "
+        "does (a custom task's output, a failure, a result in shared storage)",
+    )
+
+    @model_validator(mode="after")
+    def _image_alone(self) -> ResultHeader:
+        if self.size is not None and (
+            self.error is not None or self.retry or self.output is not None or self.result
+        ):
+            raise ValueError("a result image comes without error, retry, output or result")
+        return self
+
+
+def encode_parts(items: Sequence[tuple[TaskOutcome, bytes]]) -> list[bytes]:
+    """The frames body for these outcomes (a ResultHeader with its PNG, or any outcome with b""
+    when it has none), as the pieces to send one after another (a sender that streams them
+    never copies the images into one body)."""
     parts: list[bytes] = []
     for header, png in items:
-        if header.size != len(png):
-            raise FrameError(f"header of {header.task_id} says {header.size} bytes, not {len(png)}")
-        raw = header.model_dump_json().encode()
-        parts += (_LENGTH.pack(len(raw)), raw, png)
+        size = header.size if isinstance(header, ResultHeader) else None
+        if (size or 0) != len(png):
+            raise FrameError(f"header of {header.task_id} says {size} bytes, not {len(png)}")
+        raw = header.model_dump_json(exclude_defaults=True).encode()
+        parts += (_LENGTH.pack(len(raw)), raw, png) if png else (_LENGTH.pack(len(raw)), raw)
     return parts
 
 
-def encode(items: Sequence[tuple[ResultHeader, bytes]]) -> bytes:
-    """The frames body for these results, whole."""
+def encode(items: Sequence[tuple[TaskOutcome, bytes]]) -> bytes:
+    """The frames body for these outcomes, whole."""
     return b"".join(encode_parts(items))
 
 
@@ -66,48 +83,76 @@ def _header(raw: bytes) -> ResultHeader:
         raise FrameError(f"bad frame header: {where}{error['msg']}") from None
 
 
+# What a reader hands on as a body streams in: a frame's header, a piece of its image (b"" for
+# none), and whether the frame ended with it.
+Piece = tuple[ResultHeader, bytes, bool]
+
+
 class FrameReader:
-    """Decodes a frames body as it streams in: `feed()` each chunk and get the results it
-    completed; `close()` at the end of the body. Holds at most one result and one chunk, so a
-    receiver never needs the whole body in memory. FrameError as soon as the body is malformed.
-    """
+    """Decodes a frames body as it streams in: `feed()` each chunk and get the pieces of frames
+    it brought; `close()` at the end of the body. An image that arrives over several chunks
+    comes in several pieces, so neither the reader nor a receiver that writes the pieces out
+    ever holds a whole result. FrameError as soon as the body is malformed, FramesTooLarge once
+    its headers pass HEADERS_MAX_BYTES."""
 
     def __init__(self, max_size: int | None = None) -> None:
-        """`max_size`: FrameError for a result announced larger (it is never buffered)."""
+        """`max_size`: FrameError for a result announced larger (it is never read)."""
         self._buffer = bytearray()
         self._pending: ResultHeader | None = None
+        self._left = 0  # bytes of the pending frame's image still to come
         self.count = 0
+        self.header_bytes = 0
         self.max_size = max_size
 
-    def feed(self, chunk: bytes | bytearray | memoryview) -> list[tuple[ResultHeader, bytes]]:
-        """The results that `chunk` completed, in order."""
+    def feed(self, chunk: bytes | bytearray | memoryview) -> list[Piece]:
+        """The pieces of frames that `chunk` brought, in order."""
         self._buffer += chunk
-        done: list[tuple[ResultHeader, bytes]] = []
+        pieces: list[Piece] = []
         while True:
             if self._pending is None:
-                if len(self._buffer) < _LENGTH.size:
-                    return done
-                (length,) = _LENGTH.unpack_from(self._buffer)
-                if not 0 < length <= MAX_HEADER_BYTES:
-                    raise FrameError("bad frame header length")
-                if len(self._buffer) < _LENGTH.size + length:
-                    return done
-                if self.count >= MAX_FRAMES:
-                    raise FrameError(f"more than {MAX_FRAMES} results in one body")
-                self._pending = _header(bytes(self._buffer[_LENGTH.size : _LENGTH.size + length]))
-                if self.max_size is not None and self._pending.size > self.max_size:
-                    raise FrameError(
-                        f"result of task {self._pending.task_id} is {self._pending.size} bytes; "
-                        f"at most {self.max_size} (a PNG of MAX_IMAGE_PIXELS)"
-                    )
-                del self._buffer[: _LENGTH.size + length]
-            size = self._pending.size
-            if len(self._buffer) < size:
-                return done
-            done.append((self._pending, bytes(self._buffer[:size])))
-            del self._buffer[:size]
+                if not self._read_header():
+                    return pieces
+            assert self._pending is not None
+            take = min(self._left, len(self._buffer))
+            if self._left and not take:
+                return pieces
+            piece = bytes(self._buffer[:take])
+            del self._buffer[:take]
+            self._left -= take
+            pieces.append((self._pending, piece, not self._left))
+            if self._left:
+                return pieces
             self._pending = None
             self.count += 1
+
+    def _read_header(self) -> bool:
+        """Take the next frame's header off the buffer; False while it has not all arrived."""
+        if len(self._buffer) < _LENGTH.size:
+            return False
+        (length,) = _LENGTH.unpack_from(self._buffer)
+        if not 0 < length <= HEADERS_MAX_BYTES:
+            raise FrameError("bad frame header length")
+        if self.header_bytes + length > HEADERS_MAX_BYTES:
+            limit_mb = HEADERS_MAX_BYTES / 1048576
+            raise FramesTooLarge(
+                f"the headers of one body may hold at most {limit_mb:.1f} MB: "
+                "send fewer outcomes a request"
+            )
+        if len(self._buffer) < _LENGTH.size + length:
+            return False
+        if self.count >= MAX_FRAMES:
+            raise FrameError(f"more than {MAX_FRAMES} results in one body")
+        header = _header(bytes(self._buffer[_LENGTH.size : _LENGTH.size + length]))
+        size = header.size or 0
+        if self.max_size is not None and size > self.max_size:
+            raise FrameError(
+                f"result of task {header.task_id} is {size} bytes; "
+                f"at most {self.max_size} (a PNG of MAX_IMAGE_PIXELS)"
+            )
+        del self._buffer[: _LENGTH.size + length]
+        self.header_bytes += length
+        self._pending, self._left = header, size
+        return True
 
     def close(self) -> None:
         """The body ended: FrameError if it stopped inside a frame, or held no result."""
@@ -121,8 +166,9 @@ class FrameReader:
 
 
 def decode(body: bytes) -> list[tuple[ResultHeader, bytes]]:
-    """The results in a whole frames body; FrameError if malformed."""
+    """The outcomes in a whole frames body, each with its PNG (b"" for none); FrameError if
+    malformed."""
     reader = FrameReader()
-    items = reader.feed(body)
+    pieces = reader.feed(body)
     reader.close()
-    return items
+    return [(header, png) for header, png, _ in pieces]

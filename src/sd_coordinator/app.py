@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from sd_common import result_frames
 from sd_common.settings import Settings, get_settings
 from sd_common.version import VERSION
 from sd_coordinator import docs
@@ -68,8 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit,
         limits={
             "/upload": settings.max_upload_bytes,
-            "/result-image": result_frames.max_result_bytes(settings.max_image_pixels),
-            "/result-images": RESULT_BODY_LIMIT,
+            "/results": RESULT_BODY_LIMIT,
         },
         default=JSON_BODY_LIMIT,
         patterns=[(re.compile(r"/jobs/[^/]+/files"), settings.max_upload_bytes)],

@@ -8,15 +8,15 @@ import hashlib
 import os
 import stat
 import uuid
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from sd_common import storage
 from sd_common.storage import RESULT_NAME, SHA256
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPOOL_PREFIX = ".spool-"
-STREAM_SPOOL_BYTES = 4 * 1024 * 1024
 # Windows opens a descriptor in text mode unless asked for binary (0 elsewhere).
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 # Never through a symlink, never waiting on a FIFO (where the platform has these flags).
@@ -156,30 +156,16 @@ class Blobs:
 
         return await asyncio.to_thread(spool) if pngs else []
 
-    async def spool_stream(self, chunks: AsyncIterable[bytes]) -> tuple[Path, bytes]:
-        """Write a result body as it streams in to a hidden file in results/ (as
-        `spool_results`), holding at most a few MB of it: (the file, its first 8 bytes)."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+    async def open_spool(self) -> tuple[Path, BinaryIO]:
+        """A new hidden file in results/ for one result image written as it streams in (as
+        `spool_results`), and the file open for writing."""
         path = self.results_dir / f"{SPOOL_PREFIX}{uuid.uuid4().hex}.png"
-        f = await asyncio.to_thread(open, path, "wb")
-        head = b""
-        held = bytearray()
-        try:
-            async for chunk in chunks:
-                if len(head) < len(PNG_SIGNATURE):
-                    head = (head + chunk)[: len(PNG_SIGNATURE)]
-                held += chunk
-                if len(held) >= STREAM_SPOOL_BYTES:
-                    await asyncio.to_thread(f.write, held)
-                    held = bytearray()
-            if held:
-                await asyncio.to_thread(f.write, held)
-        except BaseException:
-            f.close()
-            path.unlink(missing_ok=True)
-            raise
-        f.close()
-        return path, head
+
+        def create() -> BinaryIO:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            return open(path, "wb")
+
+        return path, await asyncio.to_thread(create)
 
     async def discard(self, paths: Sequence[Path]) -> None:
         """Remove spooled files that were not stored (missing ones are fine)."""

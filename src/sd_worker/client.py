@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -12,21 +11,18 @@ import aiohttp
 import orjson
 
 from sd_common import result_frames
-from sd_common.messages import (
-    IngestAnswer,
-    OutcomeBatch,
-    ReportAnswer,
-    TaskOutcome,
-    WorkerHello,
-    Working,
-)
+from sd_common.backoff import compute_backoff
+from sd_common.messages import IngestAnswer, ReportAnswer, TaskOutcome, WorkerHello, Working
 from sd_common.result_frames import ResultHeader
 from sd_common.settings import Settings
 
 log = logging.getLogger("sd.worker.client")
 
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-OUTCOME_BATCH_MAX = 200
+# Retries while the coordinator is away: 0.2 s, 0.5 s, 1.25 s, 3.1 s, then every 5 s, ±20 %.
+RETRY_BACKOFF = {"base_s": 0.2, "factor": 2.5, "cap_s": 5.0, "jitter": 0.2}
+# One POST /results carries at most BATCH_MAX outcomes, of which at most IMAGE_BATCH_MAX images
+# of IMAGE_BATCH_BYTES in all: a post that fails is sent again whole.
+BATCH_MAX = 200
 IMAGE_BATCH_MAX = 64
 IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # A request costs the coordinator about as much as storing a dozen results, so while more
@@ -39,10 +35,14 @@ IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 LINGER_S = 0.5
 LINGER_UNTIL = 32
 
+FRAMES_TYPE = {"Content-Type": result_frames.MEDIA_TYPE}
+
 # A report stuck on a cut link must not hold up the next ones (the default allows 120 s).
 REPORT_TIMEOUT = aiohttp.ClientTimeout(total=5, connect=3)
 
-PendingImage = tuple[ResultHeader, bytes, "asyncio.Future[IngestAnswer]"]
+# An outcome waiting to be sent: the outcome (a ResultHeader for an image), its PNG (b"" for
+# none), and who waits for its answer.
+Pending = tuple[TaskOutcome, bytes, "asyncio.Future[IngestAnswer]"]
 
 
 class CoordinatorRejected(Exception):
@@ -71,14 +71,10 @@ class CoordinatorClient:
         self.keep_busy = max(1, keep_busy)
         self.base_url = settings.coordinator_url
         self._session: aiohttp.ClientSession | None = None
-        self._outbox: list[tuple[TaskOutcome, asyncio.Future[IngestAnswer]]] = []
+        self._outbox: list[Pending] = []
         self._outbox_ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
-        self._images: list[PendingImage] = []
-        self._images_ready = asyncio.Event()
-        self._image_sender: asyncio.Task[None] | None = None
         self._nudged = asyncio.Event()
-        self._frames_supported = True
         self._sending = 0
         self._unreachable = False
 
@@ -94,15 +90,13 @@ class CoordinatorClient:
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
         )
         self._sender = asyncio.create_task(self._send_outcomes(), name="sd-outcome-batcher")
-        self._image_sender = asyncio.create_task(self._send_images(), name="sd-image-batcher")
 
     async def stop(self) -> None:
         """Close the session."""
-        senders = [t for t in (self._sender, self._image_sender) if t is not None]
-        for sender in senders:
+        if self._sender is not None:
+            sender, self._sender = self._sender, None
             sender.cancel()
-        await asyncio.gather(*senders, return_exceptions=True)
-        self._sender = self._image_sender = None
+            await asyncio.gather(sender, return_exceptions=True)
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -151,8 +145,7 @@ class CoordinatorClient:
                         "Check COORDINATOR_IP/COORDINATOR_PORT and that sd-coordinator runs.",
                         self.base_url, exc or type(exc).__name__,
                     )  # fmt: skip
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                await asyncio.sleep(compute_backoff(attempt, **RETRY_BACKOFF))
                 attempt += 1
 
     async def register(self, hello: WorkerHello) -> dict[str, Any]:
@@ -181,28 +174,39 @@ class CoordinatorClient:
     async def post_image(
         self, task_id: str, worker: str, png: bytes, duration_s: float = 0
     ) -> IngestAnswer:
-        """Queue a result image; the batcher sends it with the others ready at the same time
-        in one POST /result-images (raw bytes, one request for many results)."""
+        """Queue a result image; the batcher sends it with the other outcomes ready at the same
+        time in one POST /results (raw bytes, one request for many results)."""
         header = ResultHeader(task_id=task_id, worker=worker, size=len(png),
                               duration_s=min(max(duration_s, 0), 86_400))  # fmt: skip
+        return await self._queue(header, png)
+
+    async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer:
+        """Queue an outcome without image bytes (a custom task's output, a failure, a result
+        in shared storage); the batcher sends it with the others in one POST /results."""
+        return await self._queue(outcome, b"")
+
+    async def _queue(self, header: TaskOutcome, png: bytes) -> IngestAnswer:
         future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
-        self._images.append((header, png, future))
-        self._images_ready.set()
+        self._outbox.append((header, png, future))
+        self._outbox_ready.set()
         self._nudged.set()
         return await future
 
-    def _take_images(self) -> list[PendingImage]:
-        size = 0
-        count = 0
-        for _, png, _ in self._images[:IMAGE_BATCH_MAX]:
-            if count and size + len(png) > IMAGE_BATCH_BYTES:
-                break
-            size += len(png)
+    def _take_batch(self) -> list[Pending]:
+        """The next outcomes to send: at most BATCH_MAX, of which at most IMAGE_BATCH_MAX images
+        of IMAGE_BATCH_BYTES in all (or one larger image alone)."""
+        count = images = size = 0
+        for header, png, _ in self._outbox[:BATCH_MAX]:
+            if isinstance(header, ResultHeader):
+                if images == IMAGE_BATCH_MAX or (count and size + len(png) > IMAGE_BATCH_BYTES):
+                    break
+                images += 1
+                size += len(png)
             count += 1
-        batch = self._images[:count]
-        del self._images[:count]
-        if not self._images:
-            self._images_ready.clear()
+        batch = self._outbox[:count]
+        del self._outbox[:count]
+        if not self._outbox:
+            self._outbox_ready.clear()
         return batch
 
     def in_flight_changed(self) -> None:
@@ -224,7 +228,7 @@ class CoordinatorClient:
         timer = asyncio.get_running_loop().call_later(LINGER_S, expire)
         try:
             while not expired:
-                waiting = len(self._images) + len(self._outbox)
+                waiting = len(self._outbox)
                 unfinished = self.tasks_in_flight() - waiting - self._sending
                 if waiting >= LINGER_UNTIL or unfinished < self.keep_busy:
                     return
@@ -234,14 +238,15 @@ class CoordinatorClient:
         finally:
             timer.cancel()
 
-    async def _send_images(self) -> None:
+    async def _send_outcomes(self) -> None:
         while True:
-            await self._images_ready.wait()
+            await self._outbox_ready.wait()
             await self._linger()
-            batch = self._take_images()
+            batch = self._take_batch()
             self._sending += len(batch)
             try:
-                answers = await self._post_images(batch)
+                body = _Streamed(result_frames.encode_parts([(h, png) for h, png, _ in batch]))
+                answer = await self.call("POST", "/results", data=body, headers=FRAMES_TYPE)
             except Exception as exc:  # CoordinatorRejected, or a bug: never strand the waiters
                 for _, _, future in batch:
                     if not future.done():
@@ -249,72 +254,7 @@ class CoordinatorClient:
                 continue
             finally:
                 self._sending -= len(batch)
-            _settle(((f, a) for (_, _, f), a in zip(batch, answers, strict=True)))
-
-    async def _post_images(self, batch: list[PendingImage]) -> list[dict[str, Any]]:
-        if self._frames_supported:
-            body = _Streamed(result_frames.encode_parts([(h, png) for h, png, _ in batch]))
-            try:
-                answer = await self.call(
-                    "POST",
-                    "/result-images",
-                    data=body,
-                    headers={"Content-Type": result_frames.MEDIA_TYPE},
-                )
-                return list(answer["answers"])  # fmt: skip
-            except CoordinatorRejected as exc:
-                if exc.status not in (404, 405):
-                    raise
-                log.info("the coordinator has no POST /result-images (an older version): "
-                         "sending results one request each")  # fmt: skip
-                self._frames_supported = False
-        answers: list[dict[str, Any]] = []
-        for header, png, _ in batch:
-            params = {"task_id": header.task_id, "worker": header.worker,
-                      "duration_s": str(header.duration_s)}  # fmt: skip
-            try:
-                answers.append(
-                    await self.call(
-                        "POST",
-                        "/result-image",
-                        params=params,
-                        data=png,
-                        headers={"Content-Type": "image/png"},
-                    )
-                )
-            except CoordinatorRejected as exc:
-                answers.append({"task_id": header.task_id, "error": exc.detail,
-                                "status": exc.status})  # fmt: skip
-        return answers
-
-    async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer:
-        """Queue a JSON outcome; the batcher sends it with others in one POST /results."""
-        future: asyncio.Future[IngestAnswer] = asyncio.get_running_loop().create_future()
-        self._outbox.append((outcome, future))
-        self._outbox_ready.set()
-        self._nudged.set()
-        return await future
-
-    async def _send_outcomes(self) -> None:
-        while True:
-            await self._outbox_ready.wait()
-            await self._linger()
-            batch = self._outbox[:OUTCOME_BATCH_MAX]
-            del self._outbox[:OUTCOME_BATCH_MAX]
-            if not self._outbox:
-                self._outbox_ready.clear()
-            body = OutcomeBatch(outcomes=[o for o, _ in batch]).model_dump(mode="json")
-            self._sending += len(batch)
-            try:
-                answers = await self.call("POST", "/results", json=body)
-            except CoordinatorRejected as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            finally:
-                self._sending -= len(batch)
-            _settle(((f, a) for (_, f), a in zip(batch, answers["answers"], strict=True)))
+            _settle(((f, a) for (_, _, f), a in zip(batch, answer["answers"], strict=True)))
 
     async def queue_size(self) -> int:
         """GET /queue_size."""

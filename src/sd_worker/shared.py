@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from sd_common import storage
+from sd_worker.lru import SingleFlightLRU
 
 log = logging.getLogger("sd.worker.shared")
 
@@ -28,9 +28,8 @@ class SharedStorage:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.results_dir = storage.results_dir(data_dir)
-        self._verified: OrderedDict[str, Path] = OrderedDict()
         # A job's first deliveries all name the same input: it is hashed once, not per task.
-        self._checking: dict[str, asyncio.Future[bool]] = {}
+        self._verified: SingleFlightLRU[str, Path | None] = SingleFlightLRU(MAX_VERIFIED)
 
     @classmethod
     def probe(cls, offer: Any) -> SharedStorage | None:
@@ -54,25 +53,16 @@ class SharedStorage:
     async def input_path(self, sha256: str) -> Path | None:
         """The coordinator's file of input `sha256` once it hashed right here, else None (not
         there, or not what its name says: fetch it over HTTP instead)."""
-        path = self._verified.get(sha256)
-        if path is not None:
-            self._verified.move_to_end(sha256)
-            return path
+        return await self._verified.get(sha256, lambda: self._check(sha256))
+
+    async def _check(self, sha256: str) -> Path | None:
         if not storage.SHA256.match(sha256):
             return None
         path = storage.input_path(self.data_dir, sha256)
-        check = self._checking.get(sha256)
-        if check is None:
-            check = asyncio.ensure_future(asyncio.to_thread(storage.file_has_sha256, path, sha256))
-            self._checking[sha256] = check
-            check.add_done_callback(lambda _: self._checking.pop(sha256, None))
-        if not await asyncio.shield(check):
+        if not await asyncio.to_thread(storage.file_has_sha256, path, sha256):
             return None
-        self._verified[sha256] = path
-        while len(self._verified) > MAX_VERIFIED:
-            self._verified.popitem(last=False)
         return path
 
     def forget(self, sha256: str) -> None:
         """The file vanished: check it again before its next use."""
-        self._verified.pop(sha256, None)
+        self._verified.forget(sha256)

@@ -18,7 +18,16 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from sd_coordinator.app import STATIC_DIR
-from support.api import asgi_client, detail_of, make_settings, png_bytes, running_app, wait_job
+from support.api import (
+    asgi_client,
+    detail_of,
+    framed,
+    make_settings,
+    outcome_frames,
+    png_bytes,
+    running_app,
+    wait_job,
+)
 from support.cluster import console_script, free_port
 
 CLUSTER = "cluster-secret"
@@ -47,10 +56,11 @@ WORKER_CALLS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "report": ("POST", "/report", {"json": {"name": "w1"}}),
     "working": ("POST", "/working", {"json": {"name": "w1", "status": "busy"}}),
     "blobs": ("GET", f"/blobs/{HEX64}", {}),
-    "result-image": ("POST", "/result-image",
-                     {"params": {"task_id": HEX32, "worker": "w1"}, "content": png_bytes()}),
-    "results": ("POST", "/results", {"json": {"outcomes": [{"task_id": HEX32, "worker": "w1"}]}}),
-    "result-images": ("POST", "/result-images", {"content": b"\x00\x00\x00\x02{}"}),
+    "results image": ("POST", "/results", {"content": outcome_frames(
+        {"task_id": HEX32, "worker": "w1", "image": png_bytes()})["content"]}),
+    "results outcome": ("POST", "/results", {"content": outcome_frames(
+        {"task_id": HEX32, "worker": "w1"})["content"]}),
+    "results malformed": ("POST", "/results", {"content": b"\x00\x00\x00\x02{}"}),
     "whoami": ("GET", "/whoami", {"params": {"name": "w1"}}),
 }  # fmt: skip
 
@@ -109,7 +119,14 @@ async def test_a_bad_body_without_the_token_gets_401_not_a_validation_error(
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize(("path", "token"), [("/upload", API), ("/result-image", CLUSTER)])
+# A body each endpoint reads to its end: a file of zeros as an upload, or as a result image.
+OPENINGS = {
+    "/upload": b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n',
+    "/results": framed(f'{{"task_id": "{HEX32}", "worker": "w1", "size": {100 * 65536}}}'.encode()),
+}
+
+
+@pytest.mark.parametrize(("path", "token"), [("/upload", API), ("/results", CLUSTER)])
 async def test_a_caller_without_the_token_gets_401_before_its_body_is_read(
     guarded: tuple[FastAPI, httpx.AsyncClient], path: str, token: str
 ) -> None:
@@ -118,21 +135,25 @@ async def test_a_caller_without_the_token_gets_401_before_its_body_is_read(
 
     async def body() -> AsyncIterator[bytes]:
         nonlocal pulled
-        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        yield OPENINGS[path]
         for _ in range(100):
             pulled += 1
             yield b"\x00" * 65536
-        yield b"\r\n--b--\r\n"
+        if path == "/upload":
+            yield b"\r\n--b--\r\n"
 
     headers = {"content-type": "multipart/form-data; boundary=b"}
     response = await client.post(path, content=body(), headers=headers)
     assert response.status_code == 401
     assert pulled == 0
     # With the token the same body is read (and judged on its content).
-    params = {"task_id": HEX32, "worker": "w1"} if path == "/result-image" else {}
-    response = await client.post(path, content=body(), headers=headers | bearer(token),
-                                 params=params)  # fmt: skip
-    assert response.status_code in (415, 422) and pulled == 100
+    response = await client.post(path, content=body(), headers=headers | bearer(token))
+    assert pulled == 100
+    if path == "/results":
+        assert response.status_code == 200, response.text
+        assert response.json()["answers"][0]["error"] == "a result image must be a PNG"
+    else:
+        assert response.status_code in (415, 422)
 
 
 async def test_a_worker_with_the_token_fetches_an_input_by_hash(

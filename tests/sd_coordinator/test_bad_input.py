@@ -8,7 +8,6 @@ import io
 import json
 import select
 import socket
-import struct
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,11 +20,13 @@ import pytest_asyncio
 from fastapi import FastAPI
 from PIL import Image
 
-from sd_common import result_frames
 from support.api import (
     asgi_client,
     detail_of,
+    framed,
+    frames_body,
     make_settings,
+    outcome_frames,
     png_bytes,
     png_claiming,
     raw_get,
@@ -259,12 +260,22 @@ async def test_an_upload_just_over_max_upload_mb_gets_413_and_one_under_it_does_
     )
 
 
-@pytest.mark.parametrize("path", ["/register", "/report", "/working", "/results", "/jobs"])
+@pytest.mark.parametrize("path", ["/register", "/report", "/working", "/jobs"])
 async def test_json_bodies_over_one_megabyte_get_413_on_every_endpoint(api: Api, path: str) -> None:
     padding = "p" * JSON_LIMIT
 
     async def call() -> httpx.Response:
         return await api.client.post(path, json={"name": "w", "status": "free", "pad": padding})
+
+    await assert_refused(api, call, 413, "1.0 MB")
+
+
+async def test_result_headers_over_one_megabyte_in_one_body_get_413(api: Api) -> None:
+    # Each header alone is well under the limit; together they pass it.
+    outcome = {"task_id": HEX32, "worker": "w1", "output": "p" * (JSON_LIMIT // 3)}
+
+    async def call() -> httpx.Response:
+        return await api.client.post("/results", **outcome_frames(outcome, outcome, outcome))
 
     await assert_refused(api, call, 413, "1.0 MB")
 
@@ -409,13 +420,9 @@ async def test_bad_job_list_parameters_get_422(api: Api, query: str, phrase: str
 # -- worker reports -----------------------------------------------------------------------------
 
 
-def framed(header: bytes) -> bytes:
-    """One frame of a POST /result-images body: length, JSON header (the image follows)."""
-    return struct.pack(">I", len(header)) + header
-
-
-def frames_body(body: bytes) -> dict[str, Any]:
-    return {"content": body, "headers": {"content-type": result_frames.MEDIA_TYPE}}
+def header(**fields: Any) -> bytes:
+    """One frame of a POST /results body holding this JSON header."""
+    return framed(json.dumps(fields).encode())
 
 
 BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
@@ -450,48 +457,33 @@ BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
                            ("status",)),
     "working task id too long": ("/working", {"json": {"name": "ghost", "status": "busy",
                                                        "task_id": "t" * 65}}, 422, ("task_id",)),
-    "results malformed json": ("/results", as_json(b'{"outcomes": ['), 422, ("not valid JSON",)),
-    "results not a batch": ("/results", {"json": [{"task_id": HEX32}]}, 422, ("JSON object",)),
-    "results empty batch": ("/results", {"json": {"outcomes": []}}, 422, ("outcomes",)),
-    "results bad task id": ("/results", {"json": {"outcomes": [{"task_id": "../x",
-                                                                "worker": "w1"}]}}, 422,
-                            ("task_id",)),
-    "results unknown field": ("/results", {"json": {"outcomes": [{"task_id": HEX32,
-                                                                  "worker": "w1", "ok": 1}]}},
-                              422, ("ok",)),
-    "results over 1000 outcomes": ("/results", {"json": {"outcomes": [
-        {"task_id": HEX32, "worker": "w1"}] * 1001}}, 422, ("outcomes",)),
-    "result-image not a png": ("/result-image", {"params": {"task_id": HEX32, "worker": "w1"},
-                                                 "content": b"GIF89a not a png"}, 422,
-                               ("must be a PNG",)),
-    "result-image empty body": ("/result-image", {"params": {"task_id": HEX32, "worker": "w1"},
-                                                  "content": b""}, 422, ("must be a PNG",)),
-    "result-image unknown task": ("/result-image", {"params": {"task_id": HEX32,
-                                                               "worker": "w1"},
-                                                    "content": GOOD_PNG}, 404,
-                                  (f"unknown task {HEX32}",)),
-    "result-image without query": ("/result-image", {"content": GOOD_PNG}, 422,
-                                   ("task_id and worker",)),
-    "result-image bad task id": ("/result-image", {"params": {"task_id": "../../x",
-                                                              "worker": "w1"},
-                                                   "content": GOOD_PNG}, 422, ("task_id",)),
-    "result-image bad worker": ("/result-image", {"params": {"task_id": HEX32,
-                                                             "worker": "a b"},
-                                                  "content": GOOD_PNG}, 422, ("worker",)),
-    "result-image malformed json outcome": ("/result-image", as_json(b'{"task_id":'), 422,
-                                            ("bad outcome",)),
-    "result-images random bytes": ("/result-images", frames_body(b"\x00\x01garbage"), 422,
-                                   ("bad result frames",)),
-    "result-images empty body": ("/result-images", frames_body(b""), 422, ("no results",)),
-    "result-images header not json": ("/result-images", frames_body(framed(b"hello")), 422,
-                                      ("bad frame header", "JSON")),
-    "result-images bad task id": ("/result-images", frames_body(framed(
-        b'{"task_id": "../x", "worker": "w1", "size": 0}')), 422, ("task_id", "pattern")),
-    "result-images truncated result": ("/result-images", frames_body(framed(
-        f'{{"task_id": "{HEX32}", "worker": "w1", "size": 999}}'.encode()) + GOOD_PNG), 422,
-                                       ("truncated result",)),
-    "result-image json outcome unknown task": ("/result-image", {"json": {
-        "task_id": HEX32, "worker": "w1", "error": "boom"}}, 404, ("unknown task",)),
+    "results header not json": ("/results", frames_body(framed(b"hello")), 422,
+                                ("bad frame header", "JSON")),
+    "results malformed json header": ("/results", frames_body(framed(b'{"task_id":')), 422,
+                                      ("bad frame header", "Invalid JSON")),
+    "results header not an object": ("/results", frames_body(framed(b'[{"task_id": "x"}]')),
+                                     422, ("bad frame header", "object")),
+    "results empty body": ("/results", frames_body(b""), 422, ("no results",)),
+    "results random bytes": ("/results", frames_body(b"\x00\x01garbage"), 422,
+                             ("bad result frames",)),
+    "results bad task id": ("/results", frames_body(header(task_id="../x", worker="w1")), 422,
+                            ("task_id", "pattern")),
+    "results image bad task id": ("/results", frames_body(header(task_id="../x", worker="w1",
+                                                                 size=0)), 422,
+                                  ("task_id", "pattern")),
+    "results bad worker": ("/results", frames_body(header(task_id=HEX32, worker="a b")), 422,
+                           ("worker",)),
+    "results without task id": ("/results", frames_body(header(worker="w1")), 422,
+                                ("task_id", "required")),
+    "results unknown field": ("/results", frames_body(header(task_id=HEX32, worker="w1", ok=1)),
+                              422, ("ok", "extra inputs")),
+    "results image with an error": ("/results", frames_body(header(
+        task_id=HEX32, worker="w1", error="boom", size=len(GOOD_PNG)) + GOOD_PNG), 422,
+                                    ("without error",)),
+    "results over 1000 outcomes": ("/results", frames_body(
+        header(task_id=HEX32, worker="w1") * 1001), 422, ("more than 1000",)),
+    "results truncated result": ("/results", frames_body(header(
+        task_id=HEX32, worker="w1", size=999) + GOOD_PNG), 422, ("truncated result",)),
 }  # fmt: skip
 
 
@@ -505,15 +497,40 @@ async def test_bad_worker_report_is_refused_and_changes_nothing(api: Api, case: 
     await assert_refused(api, call, status, *phrases)
 
 
+# A well-formed body whose one outcome is refused: 200, and that outcome's answer refuses it.
+BAD_RESULTS: dict[str, tuple[dict[str, Any], int, str]] = {
+    "image not a png": ({"image": b"GIF89a not a png"}, 422, "a result image must be a PNG"),
+    "image empty": ({"image": b""}, 422, "a result image must be a PNG"),
+    "image of an unknown task": ({"image": GOOD_PNG}, 404, f"unknown task {HEX32}"),
+    "failure of an unknown task": ({"error": "boom"}, 404, f"unknown task {HEX32}"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RESULTS, ids=str)
+async def test_a_bad_result_is_refused_in_its_answer_and_changes_nothing(
+    api: Api, case: str
+) -> None:
+    fields, status, error = BAD_RESULTS[case]
+    before = await stored(api.client, api.data_dir)
+    outcome = {"task_id": HEX32, "worker": "w1", **fields}
+    response = await api.client.post("/results", **outcome_frames(outcome))
+    assert response.status_code == 200, response.text
+    assert response.json()["answers"] == [{"task_id": HEX32, "error": error, "status": status}]
+    assert await stored(api.client, api.data_dir) == before
+
+
 async def test_results_batch_answers_404_for_each_unknown_task_and_stores_nothing(
     api: Api,
 ) -> None:
     before = await stored(api.client, api.data_dir)
     other = uuid.uuid4().hex
-    response = await api.client.post("/results", json={"outcomes": [
-        {"task_id": HEX32, "worker": "w1", "output": {"x": 1}},
-        {"task_id": other, "worker": "w1", "error": "boom"},
-    ]})  # fmt: skip
+    response = await api.client.post(
+        "/results",
+        **outcome_frames(
+            {"task_id": HEX32, "worker": "w1", "output": {"x": 1}},
+            {"task_id": other, "worker": "w1", "error": "boom"},
+        ),
+    )
     assert response.status_code == 200
     answers = response.json()["answers"]
     assert [(a["task_id"], a["status"]) for a in answers] == [(HEX32, 404), (other, 404)]
@@ -530,7 +547,7 @@ async def test_result_frames_answer_per_result_for_unknown_tasks_and_non_pngs(ap
         return framed(json.dumps(header).encode()) + image
 
     body = frame(HEX32, GOOD_PNG) + frame(other, b"GIF89a")
-    response = await api.client.post("/result-images", **frames_body(body))
+    response = await api.client.post("/results", **frames_body(body))
     assert response.status_code == 200
     answers = [(a["task_id"], a["status"], a["error"]) for a in response.json()["answers"]]
     assert answers == [(HEX32, 404, f"unknown task {HEX32}"),
@@ -623,10 +640,11 @@ async def test_a_non_png_result_for_a_queued_task_stores_nothing(queued: Api) ->
     task_id = (await queued.client.get(f"/jobs/{job_id}")).json()["tasks"][0]["task_id"]
 
     for body in (b"", b"GIF89a", b"\x89PNX\r\n\x1a\n", b"<html>"):
-        params = {"task_id": task_id, "worker": "w1"}
-        response = await queued.client.post("/result-image", content=body, params=params)
-        assert response.status_code == 422
-        assert detail_of(response) == "a result image must be a PNG"
+        outcome = {"task_id": task_id, "worker": "w1", "image": body}
+        response = await queued.client.post("/results", **outcome_frames(outcome))
+        assert response.status_code == 200
+        (answer,) = response.json()["answers"]
+        assert (answer["status"], answer["error"]) == (422, "a result image must be a PNG")
     assert list((queued.data_dir / "results").iterdir()) == []
     job = (await queued.client.get(f"/jobs/{job_id}")).json()
     assert (job["state"], job["tasks"][0]["state"]) == ("queued", "queued")

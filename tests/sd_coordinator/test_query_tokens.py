@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from support.api import asgi_client, make_settings, png_bytes, running_app, wait_job
+from support.api import asgi_client, make_settings, outcome_frames, png_bytes, running_app, wait_job
 
 CLUSTER = "cluster-secret"
 API = "api-secret"
@@ -63,7 +63,8 @@ async def test_writes_ignore_a_token_in_the_query(
     ("POST", "/register", {"json": {"name": "w1"}}),
     ("POST", "/report", {"json": {"name": "w1"}}),
     ("GET", f"/blobs/{'cd' * 32}", {}),
-    ("POST", "/results", {"json": {"outcomes": [{"task_id": "ab" * 16, "worker": "w1"}]}}),
+    ("POST", "/results", {"content": outcome_frames({"task_id": "ab" * 16, "worker": "w1"})[
+        "content"]}),
 ])  # fmt: skip
 async def test_worker_endpoints_never_take_the_token_from_the_query(
     finished: tuple[FastAPI, httpx.AsyncClient, dict], method: str, path: str, kwargs: dict

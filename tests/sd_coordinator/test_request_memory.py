@@ -1,5 +1,5 @@
-"""Memory per request is bounded: POST /result-image spools its body instead of reading it
-whole, each result frame has a size cap, and live event streams are limited (503 past it)."""
+"""Memory per request is bounded: POST /results spools its result images instead of reading
+them whole, each result frame has a size cap, and live event streams are limited (503 past it)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ MB = 1024 * 1024
 
 
 async def body_of(size: int) -> AsyncIterator[bytes]:
-    """A PNG-looking body of `size` bytes, made 1 MB at a time (the test holds little of it)."""
+    """A POST /results body of one PNG-looking result image of `size` bytes, made 1 MB at a
+    time (the test holds little of it)."""
+    raw = ResultHeader(task_id="ab" * 16, worker="w1", size=size).model_dump_json().encode()
+    yield len(raw).to_bytes(4, "big") + raw
     yield PNG_SIGNATURE
     sent = len(PNG_SIGNATURE)
     while sent < size:
@@ -34,24 +37,15 @@ async def test_a_large_result_image_is_spooled_not_read_whole(tmp_path: Path) ->
     async with running_app(make_settings(tmp_path)) as app, asgi_client(app) as client:
         tracemalloc.start()
         try:
-            response = await client.post(
-                "/result-image", params={"task_id": "ab" * 16, "worker": "w1"},
-                content=body_of(64 * MB),
-            )  # fmt: skip
+            response = await client.post("/results", content=body_of(64 * MB))
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert response.status_code == 404, response.text  # read to the end, then: no such task
+        # Read to the end, then: no such task.
+        assert response.status_code == 200, response.text
+        assert response.json()["answers"][0]["status"] == 404
         assert peak < 24 * MB, f"the request held {peak / MB:.0f} MB"
         assert not list((tmp_path / "results").iterdir())  # the spooled body is gone too
-
-
-async def test_a_result_image_larger_than_any_result_can_be_is_refused(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, max_image_pixels=10_000)
-    async with running_app(settings) as app, asgi_client(app) as client:
-        response = await client.post("/result-image", params={"task_id": "ab" * 16, "worker": "w"},
-                                     content=body_of(3 * MB))  # fmt: skip
-        assert response.status_code == 413, response.text
 
 
 async def test_a_frame_announcing_more_than_a_result_can_be_is_refused_at_once(
@@ -64,7 +58,7 @@ async def test_a_frame_announcing_more_than_a_result_can_be_is_refused_at_once(
     # Only the header is sent: a reader that waited for the frame's bytes would hang here.
     body = len(raw).to_bytes(4, "big") + raw + PNG_SIGNATURE
     async with running_app(settings) as app, asgi_client(app) as client:
-        response = await client.post("/result-images", content=body)
+        response = await client.post("/results", content=body)
         assert response.status_code == 422, response.text
         assert f"at most {limit}" in detail_of(response)
 

@@ -1,11 +1,12 @@
-"""Batched worker reports: many result images in one POST /result-images, tasks started since the
-last POST /working marked running together, JSON outcomes stored in one transaction."""
+"""Batched worker reports: many result images in one POST /results, tasks started since the last
+POST /working marked running together, outcomes without images stored in one transaction."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import random
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from PIL import Image
 
 from sd_common import result_frames, storage
 from sd_common.result_frames import ResultHeader
-from sd_coordinator.api.internal import SPOOL_BYTES
-from support.api import asgi_client, make_settings, png_bytes, running_app
+from sd_coordinator.result_body import SPOOL_BYTES
+from support.api import asgi_client, make_settings, outcome_frames, png_bytes, running_app
 
 TOKEN = "batch-token"
 BLOCKERS = 64  # long sleeps that keep every consumer of the local worker busy
@@ -62,7 +63,7 @@ async def test_one_request_stores_many_results_and_answers_each(
     job_id, tasks = await queued_image_tasks(client, 3)
     images = [png_bytes(colour=c) for c in ("red", "green", "blue")]
 
-    response = await client.post("/result-images", **frames(*zip(tasks, images, strict=True)))
+    response = await client.post("/results", **frames(*zip(tasks, images, strict=True)))
 
     assert response.status_code == 200, response.text
     answers = response.json()["answers"]
@@ -82,12 +83,38 @@ async def test_a_repeated_result_is_a_duplicate_and_keeps_the_first_file(
     _, (task,) = await queued_image_tasks(client, 1)
     first, second = png_bytes(colour="red"), png_bytes(colour="blue")
 
-    response = await client.post("/result-images", **frames((task, first), (task, second)))
-    again = await client.post("/result-images", **frames((task, second)))
+    response = await client.post("/results", **frames((task, first), (task, second)))
+    again = await client.post("/results", **frames((task, second)))
 
     assert [a["duplicate"] for a in response.json()["answers"]] == [False, True]
     assert again.json()["answers"][0]["duplicate"] is True
     assert (tmp_path / "results" / f"{task}.png").read_bytes() == first
+
+
+async def test_images_outputs_and_failures_in_one_body_are_answered_in_order(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, (imaged, failed) = await queued_image_tasks(client, 2)
+    unknown = uuid.uuid4().hex
+    image = png_bytes(colour="red")
+
+    response = await client.post(
+        "/results",
+        **outcome_frames(
+            {"task_id": failed, "worker": "remote", "error": "boom"},
+            {"task_id": unknown, "worker": "remote", "image": png_bytes()},
+            {"task_id": imaged, "worker": "remote", "image": image, "duration_s": 0.5},
+        ),
+    )
+
+    assert response.status_code == 200, response.text
+    answers = [(a["task_id"], a.get("stored"), a.get("status")) for a in response.json()["answers"]]
+    assert answers == [(failed, True, None), (unknown, None, 404), (imaged, True, None)]
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert job["state"] == "failed"
+    states = {t["task_id"]: (t["state"], t["error"]) for t in job["tasks"]}
+    assert states == {imaged: ("done", None), failed: ("failed", "boom")}
+    assert (tmp_path / "results" / f"{imaged}.png").read_bytes() == image
 
 
 def noise_png(seed: int, side: int = 800) -> bytes:
@@ -121,7 +148,7 @@ async def test_a_streamed_body_larger_than_the_spooling_step_stores_every_result
     assert sum(map(len, images)) > 1.5 * SPOOL_BYTES
     body = frames(*zip(tasks, images, strict=True))["content"]
 
-    response = await client.post("/result-images", **streamed(body))
+    response = await client.post("/results", **streamed(body))
 
     assert response.status_code == 200, response.text
     assert all(a["stored"] and not a["duplicate"] for a in response.json()["answers"])
@@ -132,6 +159,35 @@ async def test_a_streamed_body_larger_than_the_spooling_step_stores_every_result
     assert results_on_disk(tmp_path) == sorted(f"{t}.png" for t in tasks)  # nothing spooled left
 
 
+async def test_images_larger_than_the_spooling_step_keep_their_place_among_the_others(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # Each large one goes to a file of its own as it arrives, the small ones in a batch.
+    job_id, tasks = await queued_image_tasks(client, 4)
+    large = noise_png(0, side=1300)
+    assert len(large) > SPOOL_BYTES
+    not_png = b"GIF89a" + large
+    images = [png_bytes(colour="red"), large, not_png, png_bytes(colour="blue")]
+    body = frames(*zip(tasks, images, strict=True))["content"]
+
+    response = await client.post("/results", **streamed(body))
+
+    assert response.status_code == 200, response.text
+    answers = [(a["task_id"], a.get("stored"), a.get("error")) for a in response.json()["answers"]]
+    assert answers == [
+        (tasks[0], True, None),
+        (tasks[1], True, None),
+        (tasks[2], None, "a result image must be a PNG"),
+        (tasks[3], True, None),
+    ]
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    for task, image in zip(job["tasks"], images, strict=True):
+        if image is not not_png:
+            assert (tmp_path / "results" / task["result"]).read_bytes() == image
+    stored = sorted(f"{t}.png" for t in (tasks[0], tasks[1], tasks[3]))
+    assert results_on_disk(tmp_path) == stored  # nothing spooled left
+
+
 async def test_a_body_cut_short_after_spooling_stores_nothing_and_leaves_no_file(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -140,7 +196,24 @@ async def test_a_body_cut_short_after_spooling_stores_nothing_and_leaves_no_file
     body = frames(*zip(tasks, images, strict=True))["content"]
     cut = body[: len(body) - len(images[-1]) // 2]  # the first three are spooled by then
 
-    response = await client.post("/result-images", **streamed(cut))
+    response = await client.post("/results", **streamed(cut))
+
+    assert response.status_code == 422
+    assert "truncated result" in response.json()["detail"]
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["state"], job["done"]) == ("queued", 0)
+    assert results_on_disk(tmp_path) == []
+
+
+async def test_a_body_cut_short_inside_a_large_image_stores_nothing_and_leaves_no_file(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 2)
+    large = noise_png(1, side=1300)
+    body = frames((tasks[0], png_bytes()), (tasks[1], large))["content"]
+    cut = body[: len(body) - len(large) // 20]  # past the spooling step: in its own file
+
+    response = await client.post("/results", **streamed(cut))
 
     assert response.status_code == 422
     assert "truncated result" in response.json()["detail"]
@@ -183,7 +256,7 @@ async def test_a_result_written_in_place_is_stored_by_name_and_served(
     (tmp_path / "results" / incoming).write_bytes(image)
 
     outcome = {"task_id": task, "worker": "remote", "result": incoming, "duration_s": 0.1}
-    response = await client.post("/results", json={"outcomes": [outcome]})
+    response = await client.post("/results", **outcome_frames(outcome))
 
     assert response.status_code == 200, response.text
     assert response.json()["answers"][0]["stored"] is True
@@ -202,7 +275,7 @@ async def test_a_late_result_written_in_place_never_replaces_the_stored_one(
         incoming = storage.incoming_name(task)
         (tmp_path / "results" / incoming).write_bytes(image)
         outcome = {"task_id": task, "worker": "remote", "result": incoming}
-        response = await client.post("/results", json={"outcomes": [outcome]})
+        response = await client.post("/results", **outcome_frames(outcome))
         assert response.status_code == 200, response.text
 
     assert response.json()["answers"][0]["duplicate"] is True
@@ -218,7 +291,7 @@ async def test_a_result_named_but_missing_or_not_a_png_is_refused_and_the_task_s
     (tmp_path / "results" / names[not_png]).write_bytes(b"GIF89a not a png")
     outcomes = [{"task_id": t, "worker": "remote", "result": name} for t, name in names.items()]
 
-    response = await client.post("/results", json={"outcomes": outcomes})
+    response = await client.post("/results", **outcome_frames(*outcomes))
 
     answers = response.json()["answers"]
     assert [(a["status"], "DATA_DIR" in a["error"]) for a in answers] == [(422, True)] * 2
@@ -233,5 +306,5 @@ async def test_a_result_may_only_name_its_own_task_file(client: httpx.AsyncClien
     for bad in ({"result": storage.incoming_name(other)}, {"result": "../x.png"},
                 {"result": f"{task}.png"}, failed):  # fmt: skip
         outcome = {"task_id": task, "worker": "remote", **bad}
-        response = await client.post("/results", json={"outcomes": [outcome]})
+        response = await client.post("/results", **outcome_frames(outcome))
         assert response.status_code == 422, bad

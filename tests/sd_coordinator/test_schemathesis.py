@@ -35,8 +35,7 @@ schema.app = APP
 schema.config.generation.update(max_examples=EXAMPLES_PER_OPERATION, deterministic=True)
 schema = schema.exclude(path="/events")  # an endless stream
 schema = schema.exclude(path="/academico/events")  # likewise
-WORKER_PATHS = {"/register", "/report", "/working", "/result-image", "/result-images",
-                "/results", "/blobs/{sha256}"}  # fmt: skip
+WORKER_PATHS = {"/register", "/report", "/working", "/results", "/blobs/{sha256}"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,10 +70,13 @@ def test_no_generated_request_without_the_token_answers_5xx(case: schemathesis.C
 
 
 def test_the_frames_body_is_described_as_binary_any_tool_can_send() -> None:
-    body = APP.openapi()["paths"]["/result-images"]["post"]["requestBody"]["content"]
-    assert body["application/octet-stream"]["schema"]["format"] == "binary"
-    image = APP.openapi()["paths"]["/result-image"]["post"]["requestBody"]["content"]
-    assert {"application/octet-stream", "application/json"} <= set(image)
+    results = APP.openapi()["paths"]["/results"]["post"]
+    schema = results["requestBody"]["content"]["application/octet-stream"]["schema"]
+    assert schema["format"] == "binary"
+    header = schema["x-frame-header"]
+    assert {"task_id", "worker", "size", "error", "output", "result"} <= set(header["properties"])
+    answers = results["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answers["$ref"].endswith("/IngestAnswers")
 
 
 def test_the_fuzzed_schema_covers_every_route_but_the_event_stream() -> None:

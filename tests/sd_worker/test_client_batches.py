@@ -14,8 +14,9 @@ import pytest_asyncio
 from aiohttp import web
 
 from sd_common import result_frames
+from sd_common.messages import IngestAnswer, TaskOutcome
 from sd_worker import client as client_module
-from sd_worker.client import CoordinatorClient
+from sd_worker.client import CoordinatorClient, CoordinatorRejected
 from support.api import make_settings, png_bytes
 from support.cluster import free_port
 
@@ -23,30 +24,26 @@ from support.cluster import free_port
 class FakeCoordinator:
     """Answers result posts like the coordinator and remembers what it got."""
 
-    def __init__(self, *, frames: bool) -> None:
-        self.requests: list[str] = []
+    def __init__(self) -> None:
+        self.requests: list[int] = []  # outcomes in each request
         self.transfer_encodings: list[str | None] = []
-        self.stored: dict[str, bytes] = {}
+        self.stored: dict[str, bytes | object] = {}
         self.app = web.Application()
-        if frames:
-            self.app.router.add_post("/result-images", self.result_images)
-        self.app.router.add_post("/result-image", self.result_image)
+        self.app.router.add_post("/results", self.results)
 
-    def _store(self, task_id: str, png: bytes) -> dict[str, object]:
-        duplicate = task_id in self.stored
-        self.stored.setdefault(task_id, png)
-        return {"task_id": task_id, "stored": True, "duplicate": duplicate}
+    def _store(self, header: result_frames.ResultHeader, png: bytes) -> dict[str, object]:
+        if header.error == "refuse":
+            return {"task_id": header.task_id, "error": "unknown task", "status": 404}
+        duplicate = header.task_id in self.stored
+        self.stored.setdefault(header.task_id, png if header.size is not None else header.output)
+        return {"task_id": header.task_id, "stored": True, "duplicate": duplicate}
 
-    async def result_images(self, request: web.Request) -> web.Response:
-        self.requests.append("/result-images")
+    async def results(self, request: web.Request) -> web.Response:
+        assert request.content_type == result_frames.MEDIA_TYPE
         self.transfer_encodings.append(request.headers.get("Transfer-Encoding"))
         decoded = result_frames.decode(await request.read())
-        return web.json_response({"answers": [self._store(h.task_id, bytes(png))
-                                              for h, png in decoded]})  # fmt: skip
-
-    async def result_image(self, request: web.Request) -> web.Response:
-        self.requests.append("/result-image")
-        return web.json_response(self._store(request.query["task_id"], await request.read()))
+        self.requests.append(len(decoded))
+        return web.json_response({"answers": [self._store(h, png) for h, png in decoded]})
 
 
 async def serve(
@@ -67,14 +64,7 @@ async def serve(
 
 @pytest_asyncio.fixture
 async def batching(tmp_path: Path) -> AsyncIterator[tuple[FakeCoordinator, CoordinatorClient]]:
-    fake = FakeCoordinator(frames=True)
-    async for client in serve(fake, tmp_path):
-        yield fake, client
-
-
-@pytest_asyncio.fixture
-async def older(tmp_path: Path) -> AsyncIterator[tuple[FakeCoordinator, CoordinatorClient]]:
-    fake = FakeCoordinator(frames=False)
+    fake = FakeCoordinator()
     async for client in serve(fake, tmp_path):
         yield fake, client
 
@@ -94,26 +84,36 @@ async def test_results_ready_together_travel_in_few_requests(
     fake, client = batching
     images = await post_many(client, 20)
     assert fake.stored == images
-    assert set(fake.requests) == {"/result-images"}
-    assert len(fake.requests) < 20
+    assert sum(fake.requests) == 20 and len(fake.requests) < 20
     # Streamed: the images go out one after another, never joined into one body first.
     assert set(fake.transfer_encodings) == {"chunked"}
 
 
-async def test_an_older_coordinator_gets_one_request_per_result(
-    older: tuple[FakeCoordinator, CoordinatorClient],
+async def test_images_outputs_and_failures_share_a_request_and_each_gets_its_answer(
+    batching: tuple[FakeCoordinator, CoordinatorClient],
 ) -> None:
-    fake, client = older
-    images = await post_many(client, 5)
-    assert fake.stored == images
-    assert fake.requests.count("/result-image") == 5
-    assert fake.requests.count("/result-images") <= 1
+    fake, client = batching
+    image, output, failure, refused = (uuid.uuid4().hex for _ in range(4))
+    png = png_bytes()
+    answers = await asyncio.gather(
+        client.post_image(image, "w1", png),
+        client.post_outcome(TaskOutcome(task_id=output, worker="w1", output={"n": 1})),
+        client.post_outcome(TaskOutcome(task_id=failure, worker="w1", error="boom")),
+        client.post_outcome(TaskOutcome(task_id=refused, worker="w1", error="refuse")),
+        return_exceptions=True,
+    )
+    assert [a.task_id for a in answers[:3] if isinstance(a, IngestAnswer)] == [
+        image, output, failure
+    ]  # fmt: skip
+    assert isinstance(answers[3], CoordinatorRejected) and answers[3].status == 404
+    assert fake.stored == {image: png, output: {"n": 1}, failure: None}
+    assert len(fake.requests) < 4
 
 
 async def linger_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, keep_busy: int) -> bool:
     """Post one result while 4 deliveries are in flight; True if it went out at once."""
     monkeypatch.setattr(client_module, "LINGER_S", 30.0)  # a lingering batch would time out
-    clients = serve(FakeCoordinator(frames=True), tmp_path, tasks_in_flight=lambda: 4,
+    clients = serve(FakeCoordinator(), tmp_path, tasks_in_flight=lambda: 4,
                     keep_busy=keep_busy)  # fmt: skip
     async with contextlib.aclosing(clients):  # stops the client and the server on return
         client = await anext(clients)
@@ -147,7 +147,7 @@ async def test_a_lingering_batch_goes_once_the_deliveries_it_waited_for_are_sett
     # left to join the batch: it must go then, not after LINGER_S (a 0.5 s stall per job).
     monkeypatch.setattr(client_module, "LINGER_S", 30.0)
     in_flight = {"a", "b", "c", "d", "e"}
-    clients = serve(FakeCoordinator(frames=True), tmp_path,
+    clients = serve(FakeCoordinator(), tmp_path,
                     tasks_in_flight=lambda: len(in_flight), keep_busy=4)  # fmt: skip
     async with contextlib.aclosing(clients):
         client = await anext(clients)

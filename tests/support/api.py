@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import httpx
 from fastapi import FastAPI
 from PIL import Image
 
+from sd_common import result_frames
 from sd_common.settings import Settings
 from sd_coordinator.app import create_app
 
@@ -139,6 +141,29 @@ async def stored(client: httpx.AsyncClient, data_dir: Path) -> Stored:
         workers=tuple(sorted(workers.json())),
         pending_tasks=queue.json()["pending_tasks"],
     )
+
+
+def framed(header: bytes) -> bytes:
+    """One frame of a POST /results body: length, then the JSON header (any image follows)."""
+    return struct.pack(">I", len(header)) + header
+
+
+def frames_body(body: bytes) -> dict[str, Any]:
+    """httpx's arguments to POST `body` to /results, labelled as workers label it."""
+    return {"content": body, "headers": {"content-type": result_frames.MEDIA_TYPE}}
+
+
+def outcome_frames(*outcomes: dict[str, Any]) -> dict[str, Any]:
+    """httpx's arguments to POST these outcomes to /results; the bytes of an outcome's
+    `image` follow its header as its result PNG."""
+    body = b""
+    for outcome in outcomes:
+        header = dict(outcome)
+        image = header.pop("image", None)
+        if image is not None:
+            header["size"] = len(image)
+        body += framed(json.dumps(header).encode()) + (image or b"")
+    return frames_body(body)
 
 
 def detail_of(response: httpx.Response) -> str:

@@ -6,22 +6,18 @@ import ipaddress
 import logging
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 import psutil
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 
 from sd_common import result_frames
 from sd_common.messages import (
-    ID,
     NAME,
     IngestAnswer,
-    OutcomeBatch,
+    IngestAnswers,
     ReportAnswer,
-    TaskOutcome,
     WorkerHello,
     Working,
 )
@@ -29,19 +25,14 @@ from sd_common.result_frames import ResultHeader
 from sd_common.version import VERSION, release_line
 from sd_coordinator.api.deps import ServicesDep, WorkerRoute
 from sd_coordinator.api.files import stored_file
-from sd_coordinator.blobs import PNG_SIGNATURE, Blobs
 from sd_coordinator.errors import Invalid, ServiceError, TooLarge
-from sd_coordinator.ingest import ImageResult
 from sd_coordinator.lifespan import Services
+from sd_coordinator.result_body import ResultBody
 
 router = APIRouter(route_class=WorkerRoute, tags=["workers (internal)"])
 log = logging.getLogger("sd.coordinator.workers")
 
 UNFINISHED_MAX_AGE_S = 0.5
-# POST /result-images spools its results to files every SPOOL_BYTES of them.
-SPOOL_BYTES = 4 * 1024 * 1024
-# A JSON outcome sent to POST /result-image (custom outputs, failures).
-OUTCOME_BYTES = 1024 * 1024
 
 
 @lru_cache(maxsize=1)
@@ -136,114 +127,61 @@ async def blob(sha256: str, services: ServicesDep) -> StreamingResponse:
                              f"input {sha256!r}")  # fmt: skip
 
 
-@router.post(
-    "/result-image",
-    response_model=IngestAnswer,
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        "application/json": {"schema": TaskOutcome.model_json_schema()},
-    }}},
-)  # fmt: skip
-async def result_image(
-    request: Request,
-    services: ServicesDep,
-    task_id: Annotated[str | None, Query(pattern=ID)] = None,
-    worker: Annotated[str | None, Query(pattern=NAME)] = None,
-    duration_s: Annotated[float, Query(ge=0, le=86_400)] = 0,
-) -> IngestAnswer:
-    """A task's result as the raw PNG body (`?task_id=&worker=&duration_s=`), or a JSON
-    failure report. The image is spooled to a file as it streams in, never held whole."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > OUTCOME_BYTES:
-                raise TooLarge(f"a JSON outcome may be at most {OUTCOME_BYTES} bytes")
-        try:
-            outcome = TaskOutcome.model_validate_json(body)
-        except ValidationError as exc:
-            raise Invalid(f"bad outcome: {exc.errors()[0]['msg']}") from exc
-        return await services.ingestor.outcome(outcome)
-    if task_id is None or worker is None:
-        raise Invalid("a result image needs the query parameters task_id and worker")
-    path, head = await services.blobs.spool_stream(request.stream())
-    try:
-        # What is not a PNG keeps only its first bytes: enough for the answer that refuses it.
-        png: Path | bytes = path if head == PNG_SIGNATURE else head
-        return await services.ingestor.image_result(task_id, worker, png, duration_s)
-    finally:
-        await services.blobs.discard([path])  # a stored one was renamed into place
+# Documented as plain binary, so any OpenAPI tool can send one; workers label the same bytes
+# with result_frames.MEDIA_TYPE, and the body is read the same whatever its type.
+FRAMES_SCHEMA = {
+    "type": "string",
+    "format": "binary",
+    "description": "frames, one per outcome: a 4-byte big-endian header length, a JSON header "
+    "(`x-frame-header`: a task's outcome, with `size` when a result image follows), then `size` "
+    f"bytes of PNG. At most {result_frames.MAX_FRAMES} frames and "
+    f"{result_frames.HEADERS_MAX_BYTES // 1048576} MB of headers a body (also accepted as "
+    f"{result_frames.MEDIA_TYPE})",
+    "x-frame-header": ResultHeader.model_json_schema(),
+}
+FRAMES_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": FRAMES_SCHEMA}},
+    }
+}
 
 
 @router.post(
-    "/result-images",
-    # Documented as plain binary, so any OpenAPI tool can send one; workers label the same
-    # bytes with result_frames.MEDIA_TYPE, and the body is read the same whatever its type.
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/octet-stream": {"schema": {
-            "type": "string", "format": "binary",
-            "description": "frames: a 4-byte big-endian header length, a JSON header "
-            "{task_id, worker, size, duration_s}, then `size` bytes of PNG; repeated "
-            f"(also accepted as {result_frames.MEDIA_TYPE})",
-        }}}}},
-)  # fmt: skip
-async def result_images(request: Request, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
-    """Several result images in one raw body (see sd_common.result_frames); one answer each.
+    "/results",
+    responses={200: {"model": IngestAnswers, "description": "one answer per outcome"}},
+    openapi_extra=FRAMES_BODY,
+)
+async def results(request: Request, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
+    """A batch of outcomes in one raw body (see sd_common.result_frames): result images,
+    custom outputs and failures alike; one answer each, in order.
 
-    The body is read as it streams: every few MB of results are spooled to files, so a request
-    holds little memory however large its body. Nothing is stored before the whole body has
-    been read and found well formed; a malformed one leaves no trace.
+    The body is read as it streams: every few MB of result images are spooled to files, so a
+    request holds little memory however large its body. Nothing is stored before the whole body
+    has been read and found well formed; a malformed one leaves no trace.
     """
-    blobs = services.blobs
-    reader = result_frames.FrameReader(
-        result_frames.max_result_bytes(services.settings.max_image_pixels)
+    body = ResultBody(
+        services.blobs, result_frames.max_result_bytes(services.settings.max_image_pixels)
     )
-    results: list[ImageResult] = []
-    held: list[tuple[ResultHeader, bytes]] = []
-    held_bytes = 0
     try:
         try:
-            async for chunk in request.stream():
-                for frame in reader.feed(chunk):
-                    held.append(frame)
-                    held_bytes += len(frame[1])
-                if held_bytes >= SPOOL_BYTES:
-                    results += await _spooled(blobs, held)
-                    held, held_bytes = [], 0
-            reader.close()
+            await body.read(request.stream())
+        except result_frames.FramesTooLarge as exc:
+            raise TooLarge(str(exc)) from exc
         except result_frames.FrameError as exc:
             raise Invalid(f"bad result frames: {exc}") from exc
-        results += await _spooled(blobs, held)
-        answers = await services.ingestor.image_results(results)
+        ingestor = services.ingestor
+        images = await ingestor.image_results(body.images) if body.images else []
+        outcomes = await ingestor.outcomes(body.outcomes) if body.outcomes else []
     finally:
-        # Stored ones were renamed into place; the rest (duplicates, refusals, a body cut
-        # short) go.
-        await blobs.discard([r.png for r in results if isinstance(r.png, Path)])
-    return {"answers": [_answer_json(r.task_id, a) for r, a in zip(results, answers, strict=True)]}
-
-
-async def _spooled(blobs: Blobs, frames: list[tuple[ResultHeader, bytes]]) -> list[ImageResult]:
-    """The frames as ImageResults, each PNG spooled to a file. What is not a PNG keeps only its
-    first bytes: enough for the answer that refuses it."""
-    signature = len(PNG_SIGNATURE)
-    pngs = [png[:signature] == PNG_SIGNATURE for _, png in frames]
-    paths = iter(await blobs.spool_results([png for (_, png), ok in zip(frames, pngs, strict=True)
-                                            if ok]))  # fmt: skip
-    return [
-        ImageResult(h.task_id, h.worker, next(paths) if ok else png[:signature], h.duration_s)
-        for (h, png), ok in zip(frames, pngs, strict=True)
-    ]
-
-
-@router.post("/results")
-async def results(batch: OutcomeBatch, services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
-    """Several JSON outcomes at once (custom task outputs, failures); one answer each."""
-    answers = await services.ingestor.outcomes(batch.outcomes)
-    return {
-        "answers": [
-            _answer_json(o.task_id, a) for o, a in zip(batch.outcomes, answers, strict=True)
-        ]
-    }
+        await body.discard()
+    of_images = zip(body.images, images, strict=True)
+    of_outcomes = zip(body.outcomes, outcomes, strict=True)
+    answers = []
+    for image in body.is_image:
+        item, answer = next(of_images) if image else next(of_outcomes)
+        answers.append(_answer_json(item.task_id, answer))
+    return {"answers": answers}
 
 
 def _answer_json(task_id: str, answer: IngestAnswer | ServiceError) -> dict[str, Any]:
