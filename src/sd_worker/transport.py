@@ -18,6 +18,7 @@ import aiormq
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 
 from sd_common import topology
+from sd_common.backoff import compute_backoff
 from sd_common.settings import Settings
 
 log = logging.getLogger("sd.worker")
@@ -162,7 +163,7 @@ class Consumer:
         with back-off, until that works or the consumer is paused, closed or consuming again
         (after a reconnection) by other means."""
         name = self.settings.queue_name
-        delay = RECONSUME_FIRST_S
+        attempt = 0
         try:
             while self.tag == lost and not self.channel.is_closed:
                 try:
@@ -180,11 +181,14 @@ class Consumer:
                     )
                     return
                 except Exception as exc:
+                    delay = compute_backoff(
+                        attempt, base_s=RECONSUME_FIRST_S, cap_s=RECONSUME_MAX_S
+                    )
+                    attempt += 1
                     log.warning(
                         "could not consume %r again (%s); retrying in %.1f s", name, exc, delay
                     )
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, RECONSUME_MAX_S)
         finally:
             self._recovery = None
 
