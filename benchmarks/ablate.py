@@ -118,11 +118,15 @@ def thread_driven_pool() -> None:
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
             return asyncio.wrap_future(super().submit(fn, *args, **kwargs))
 
-    def new_pool(self: executor.Executor, workers: int | None = None, *,
-                 respawn: bool = True) -> Any:  # fmt: skip
-        return Adapter(workers or self.workers, mp_context=self._context,
-                       initializer=executor.prepare_pool_process,
-                       initargs=(os.getpid(), self.pillow_blocks_max))  # fmt: skip
+    def new_pool(
+        self: executor.Executor, workers: int | None = None, *, respawn: bool = True
+    ) -> Any:
+        return Adapter(
+            workers or self.workers,
+            mp_context=self._context,
+            initializer=executor.prepare_pool_process,
+            initargs=(os.getpid(), self.pillow_blocks_max),
+        )
 
     executor.Executor._new_pool = new_pool  # type: ignore[method-assign]
 

@@ -93,10 +93,25 @@ ABLATION_FIGURES = {
     "garbage collector at Python's defaults": "noops",
 }
 
-FULL = Sizes(rounds=7, images=200, images_natural=24, thumbs=2000, noops=6_000, latency=200,
-             memory_depths=(1_000, 10_000))  # fmt: skip
-QUICK = Sizes(rounds=2, images=40, images_natural=12, thumbs=1000, noops=4_000, latency=60,
-              memory_depths=(1_000, 10_000), ablation_rounds=0)  # fmt: skip
+FULL = Sizes(
+    rounds=7,
+    images=200,
+    images_natural=24,
+    thumbs=2000,
+    noops=6_000,
+    latency=200,
+    memory_depths=(1_000, 10_000),
+)
+QUICK = Sizes(
+    rounds=2,
+    images=40,
+    images_natural=12,
+    thumbs=1000,
+    noops=4_000,
+    latency=60,
+    memory_depths=(1_000, 10_000),
+    ablation_rounds=0,
+)
 
 
 class Bench:
@@ -122,8 +137,10 @@ class Bench:
         self.bare_blocks: BarePool | None = None
         self.alone: BarePool | None = None
         if workload.OUR_PNG_LEVEL != OUR_PNG_LEVEL:
-            raise RuntimeError(f"workload.OUR_PNG_LEVEL is {workload.OUR_PNG_LEVEL}, the "
-                               f"system's PNG_COMPRESS_LEVEL default {OUR_PNG_LEVEL}")  # fmt: skip
+            raise RuntimeError(
+                f"workload.OUR_PNG_LEVEL is {workload.OUR_PNG_LEVEL}, the "
+                f"system's PNG_COMPRESS_LEVEL default {OUR_PNG_LEVEL}"
+            )
         self.components: dict[str, Callable[[], list[Any]]] = {
             "coordinator": self.ours.coordinator,
             "worker": self.ours.worker,
@@ -159,8 +176,14 @@ class Bench:
                 except Exception as exc:
                     self.log(f"stopping: {exc}")
 
-    def timed(self, figure: str, system: str, rnd: int, body: Callable[[], tuple[int, float]],
-              components: dict[str, Callable[[], list[Any]]] | None = None) -> Run:  # fmt: skip
+    def timed(
+        self,
+        figure: str,
+        system: str,
+        rnd: int,
+        body: Callable[[], tuple[int, float]],
+        components: dict[str, Callable[[], list[Any]]] | None = None,
+    ) -> Run:
         """Run `body` (returns tasks, seconds) with per-component CPU accounting."""
         meter = CpuMeter(components or self.components)
         for attempt in range(3):
@@ -176,14 +199,16 @@ class Bench:
                 wait_for_broker()
         run = Run(figure, system, rnd, tasks, seconds, meter.stop())
         self.runs.append(run)
-        self.log(f"  {figure:<7} round {rnd} {system:<15} {run.rate:8.1f} tasks/s "
-                 f"({tasks} in {seconds:.2f} s)")  # fmt: skip
+        self.log(
+            f"  {figure:<7} round {rnd} {system:<15} {run.rate:8.1f} tasks/s "
+            f"({tasks} in {seconds:.2f} s)"
+        )
         return run
 
     @staticmethod
     def rotated(systems: list[Any], rnd: int) -> list[Any]:
         """Alternate the order round by round so drift on a shared machine favours nobody."""
-        ordered = systems[rnd % len(systems):] + systems[: rnd % len(systems)]
+        ordered = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
         return ordered if rnd % 2 == 0 else ordered[::-1]
 
     # -- (a) and (g): 1080p JPEG → grayscale PNG ------------------------------------------------
@@ -244,21 +269,31 @@ class Bench:
             self.celery.run(peer.gray_natural, [(self.photo_path, d) for d in dst])
             return n_nat, time.perf_counter() - t0
 
-        systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
-                   ("celery path", celery_path), ("celery natural", celery_natural),
-                   (BARE_BLOCKS, bare_pool_blocks), (PILLOW_ALONE, pillow_alone)]  # fmt: skip
+        systems = [
+            ("bare pool", bare_pool),
+            ("ours", ours),
+            ("celery bytes", celery_bytes),
+            ("celery path", celery_path),
+            ("celery natural", celery_natural),
+            (BARE_BLOCKS, bare_pool_blocks),
+            (PILLOW_ALONE, pillow_alone),
+        ]
         for rnd in range(self.sizes.rounds):
             for name, body in self.rotated(systems, rnd):
                 self.timed("images", name, rnd, body)
             if rnd == 0:
-                self._check_pixels("images", self.fresh("gray-bare", 0, 1)[0], {
-                    "ours": self._our_first_result(),
-                    PILLOW_ALONE: self._alone[0],
-                    "bare pool, block cache": Path(self.fresh("gray-bare-blocks", 0, 1)[0]),
-                    "celery bytes": self._celery_bytes[0],
-                    "celery path": Path(self.fresh("gray-celery", 0, 1)[0]),
-                    "celery natural": Path(self.fresh("gray-natural", 0, 1)[0]),
-                })  # fmt: skip
+                self._check_pixels(
+                    "images",
+                    self.fresh("gray-bare", 0, 1)[0],
+                    {
+                        "ours": self._our_first_result(),
+                        PILLOW_ALONE: self._alone[0],
+                        "bare pool, block cache": Path(self.fresh("gray-bare-blocks", 0, 1)[0]),
+                        "celery bytes": self._celery_bytes[0],
+                        "celery path": Path(self.fresh("gray-celery", 0, 1)[0]),
+                        "celery natural": Path(self.fresh("gray-natural", 0, 1)[0]),
+                    },
+                )
 
     # -- (b): 2 000 thumbnails of 640×480 JPEGs ------------------------------------------------
 
@@ -270,12 +305,16 @@ class Bench:
         bare, alone = self.bare, self.alone
         peer = self.celery.peer
         rnd = 0
-        over_http = Ours(self.work / "ours-http", worker_name="bench-http",
-                         worker_env={"SHARED_STORAGE": "off"})  # fmt: skip
-        http_components = {"coordinator": over_http.coordinator, "worker": over_http.worker,
-                           "worker main": lambda: over_http.worker()[:1],
-                           "rabbitmq": self.components["rabbitmq"],
-                           "client": self.components["client"]}  # fmt: skip
+        over_http = Ours(
+            self.work / "ours-http", worker_name="bench-http", worker_env={"SHARED_STORAGE": "off"}
+        )
+        http_components = {
+            "coordinator": over_http.coordinator,
+            "worker": over_http.worker,
+            "worker main": lambda: over_http.worker()[:1],
+            "rabbitmq": self.components["rabbitmq"],
+            "client": self.components["client"],
+        }
 
         def ours() -> tuple[int, float]:
             return self.ours_thumbs(self.ours, n)
@@ -296,8 +335,9 @@ class Bench:
 
         def celery_bytes() -> tuple[int, float]:
             t0 = time.perf_counter()
-            self._celery_bytes = self.celery.run(peer.thumb_bytes, [(d,) for d in data],
-                                                 pickle=True)  # fmt: skip
+            self._celery_bytes = self.celery.run(
+                peer.thumb_bytes, [(d,) for d in data], pickle=True
+            )
             return n, time.perf_counter() - t0
 
         def celery_path() -> tuple[int, float]:
@@ -306,28 +346,38 @@ class Bench:
             self.celery.run(peer.thumb_path, list(zip(src, dst, strict=True)))
             return n, time.perf_counter() - t0
 
-        systems = [("bare pool", bare_pool), ("ours", ours), ("celery bytes", celery_bytes),
-                   ("celery path", celery_path), (PILLOW_ALONE, pillow_alone),
-                   (OURS_HTTP, ours_http)]  # fmt: skip
+        systems = [
+            ("bare pool", bare_pool),
+            ("ours", ours),
+            ("celery bytes", celery_bytes),
+            ("celery path", celery_path),
+            (PILLOW_ALONE, pillow_alone),
+            (OURS_HTTP, ours_http),
+        ]
         over_http.start()
         try:
             for rnd in range(self.sizes.rounds):
                 for name, body in self.rotated(systems, rnd):
-                    self.timed("thumbs", name, rnd, body,
-                               http_components if name == OURS_HTTP else None)  # fmt: skip
+                    self.timed(
+                        "thumbs", name, rnd, body, http_components if name == OURS_HTTP else None
+                    )
                     if rnd == 0 and name == OURS_HTTP:
                         first = over_http.job(self._last_job)["tasks"][0]["result"]
                         http_result = over_http.result(first)
                     elif rnd == 0 and name == "ours":
                         our_result = self._our_first_result()
                 if rnd == 0:
-                    self._check_pixels("thumbs", self.fresh("thumb-bare", 0, 1)[0], {
-                        "ours": our_result,
-                        OURS_HTTP: http_result,
-                        PILLOW_ALONE: self._alone[0],
-                        "celery bytes": self._celery_bytes[0],
-                        "celery path": Path(self.fresh("thumb-celery", 0, 1)[0]),
-                    })  # fmt: skip
+                    self._check_pixels(
+                        "thumbs",
+                        self.fresh("thumb-bare", 0, 1)[0],
+                        {
+                            "ours": our_result,
+                            OURS_HTTP: http_result,
+                            PILLOW_ALONE: self._alone[0],
+                            "celery bytes": self._celery_bytes[0],
+                            "celery path": Path(self.fresh("thumb-celery", 0, 1)[0]),
+                        },
+                    )
         finally:
             over_http.stop()
 
@@ -352,8 +402,10 @@ class Bench:
         for rnd in range(self.sizes.rounds):
             for name, body in self.rotated(systems, rnd):
                 if rnd == 0 and name in ("ours", "celery"):
-                    self._count_broker_bytes(name, lambda body=body, name=name, rnd=rnd: (
-                        self.timed("noops", name, rnd, body)))  # fmt: skip
+                    self._count_broker_bytes(
+                        name,
+                        lambda body=body, name=name, rnd=rnd: self.timed("noops", name, rnd, body),
+                    )
                 else:
                     self.timed("noops", name, rnd, body)
 
@@ -377,9 +429,11 @@ class Bench:
     def ours_noops(self, ours: Ours, n: int, chunk: int = 1000) -> tuple[int, float]:
         t0 = time.time()
         with ThreadPoolExecutor(2) as submitters:  # publishing while the worker consumes
-            jobs = list(submitters.map(
-                lambda _: ours.submit("sleep", {"seconds": 0}, chunk), range(n // chunk)
-            ))  # fmt: skip
+            jobs = list(
+                submitters.map(
+                    lambda _: ours.submit("sleep", {"seconds": 0}, chunk), range(n // chunk)
+                )
+            )
         return n, ours.wait_jobs(jobs) - t0
 
     # -- what each optimisation bought: each one undone, side by side ------------------------
@@ -392,14 +446,16 @@ class Bench:
         if not self.sizes.ablation_rounds:
             return
         sizes = {"images": 32, "thumbs": 1000, "noops": 4000}
-        bodies = {"images": self.ours_images, "thumbs": self.ours_thumbs,
-                  "noops": self.ours_noops}  # fmt: skip
+        bodies = {"images": self.ours_images, "thumbs": self.ours_thumbs, "noops": self.ours_noops}
         instances: dict[str, Ours] = {}
         try:
             for label in ["all optimisations", *VARIANTS]:
                 slug = next((k for k, v in SLUGS.items() if v == label), None)
-                ours = Ours(self.work / f"ablation-{len(instances)}", variant=slug,
-                            variant_role=VARIANTS[label][0] if slug else None)  # fmt: skip
+                ours = Ours(
+                    self.work / f"ablation-{len(instances)}",
+                    variant=slug,
+                    variant_role=VARIANTS[label][0] if slug else None,
+                )
                 instances[label] = ours
                 ours.start()
             self.log(f"  started {len(instances)} instances for the ablations")
@@ -408,13 +464,19 @@ class Bench:
                     figure = ABLATION_FIGURES[label]
                     for name in self.rotated([label, "all optimisations"], rnd):
                         ours = instances[name]
-                        components = {"coordinator": ours.coordinator, "worker": ours.worker,
-                                      "worker main": lambda o=ours: o.worker()[:1],
-                                      "rabbitmq": self.components["rabbitmq"]}  # fmt: skip
-                        self.timed(f"ablation {figure}",
-                                   f"without: {label}" if name == label else f"with: {label}", rnd,
-                                   lambda o=ours, f=figure: bodies[f](o, sizes[f]),
-                                   components)  # fmt: skip
+                        components = {
+                            "coordinator": ours.coordinator,
+                            "worker": ours.worker,
+                            "worker main": lambda o=ours: o.worker()[:1],
+                            "rabbitmq": self.components["rabbitmq"],
+                        }
+                        self.timed(
+                            f"ablation {figure}",
+                            f"without: {label}" if name == label else f"with: {label}",
+                            rnd,
+                            lambda o=ours, f=figure: bodies[f](o, sizes[f]),
+                            components,
+                        )
         finally:
             for ours in instances.values():
                 try:
@@ -427,8 +489,11 @@ class Bench:
     def latency(self) -> None:
         n = self.sizes.latency
         tiny = workload.make_photo(320, 240, seed=5)
-        out: dict[str, list[float]] = {"ours sleep 0": [], "ours 320×240 grayscale": [],
-                                       "celery noop": []}  # fmt: skip
+        out: dict[str, list[float]] = {
+            "ours sleep 0": [],
+            "ours 320×240 grayscale": [],
+            "celery noop": [],
+        }
         time.sleep(3)  # let the worker's tuning settle back to idle
         for i in range(n):
             t0 = time.time()
@@ -476,14 +541,15 @@ class Bench:
                 ours.start_worker()
                 end = ours.wait_jobs(jobs, poll_s=0.5)
             return {
-                "depth": depth, "queued": queued["max"],
+                "depth": depth,
+                "queued": queued["max"],
                 "coordinator_publishing_mb": publishing.peak["coordinator"] / 2**20,
-                "coordinator_mb": max(publishing.peak["coordinator"],
-                                      draining.peak["coordinator"]) / 2**20,
+                "coordinator_mb": max(publishing.peak["coordinator"], draining.peak["coordinator"])
+                / 2**20,
                 "worker_mb": draining.peak["worker"] / 2**20,
                 "worker_pss_mb": draining.peak_pss["worker"] / 2**20,
                 "drain_rate": depth / (end - t0),
-            }  # fmt: skip
+            }
         finally:
             ours.stop()
 
@@ -502,15 +568,19 @@ class Bench:
             if port in before and port in after:
                 total += sum(after[port]) - sum(before[port])
         self.facts.setdefault("broker_bytes", {})[system] = {
-            "tasks": run.tasks, "bytes": total, "per_task": total / run.tasks,
+            "tasks": run.tasks,
+            "bytes": total,
+            "per_task": total / run.tasks,
         }
 
     def message_sizes(self) -> None:
         ref = InputRef(sha256="0" * 64, size=len(self.photo))
-        image = TaskMessage(task_id="a" * 32, job_id="b" * 32, type="image",
-                            ops=workload.GRAY_OPS, input=ref)  # fmt: skip
-        sleep = TaskMessage(task_id="a" * 32, job_id="b" * 32, type="sleep",
-                            params={"seconds": 0.0})  # fmt: skip
+        image = TaskMessage(
+            task_id="a" * 32, job_id="b" * 32, type="image", ops=workload.GRAY_OPS, input=ref
+        )
+        sleep = TaskMessage(
+            task_id="a" * 32, job_id="b" * 32, type="sleep", params={"seconds": 0.0}
+        )
         from sd_coordinator.transport import body as _body
 
         self.facts["message_body"] = {"image": len(_body(image)), "sleep": len(_body(sleep))}
@@ -522,14 +592,16 @@ class Bench:
         return self.ours.result(job["tasks"][0]["result"])
 
     def _check_pixels(self, figure: str, reference: str, others: dict[str, Any]) -> None:
-        same = {name: workload.same_pixels(Path(reference), other)
-                for name, other in others.items()}  # fmt: skip
+        same = {
+            name: workload.same_pixels(Path(reference), other) for name, other in others.items()
+        }
         self.facts.setdefault("pixels", {})[figure] = same
         self.log(f"  {figure}: identical pixels to the bare pool: {same}")
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"runs": [asdict(r) for r in self.runs],
-                                    "facts": self.facts}, indent=1))  # fmt: skip
+        path.write_text(
+            json.dumps({"runs": [asdict(r) for r in self.runs], "facts": self.facts}, indent=1)
+        )
 
 
 def _self_process() -> Any:
@@ -549,8 +621,9 @@ async def _broker_round_trip(n: int) -> float:
         pub_channel = await pub.channel(publisher_confirms=True)
         sub_channel = await sub.channel()
         await sub_channel.set_qos(prefetch_count=256)
-        queue = await sub_channel.declare_queue(queue_name, durable=True,
-                                                arguments={"x-queue-type": "quorum"})  # fmt: skip
+        queue = await sub_channel.declare_queue(
+            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
         done = asyncio.Event()
         seen = 0
 
@@ -565,12 +638,15 @@ async def _broker_round_trip(n: int) -> float:
         body = b'{"v":1,"task_id":"' + b"a" * 32 + b'","type":"sleep","params":{"seconds":0}}'
         t0 = time.perf_counter()
         for start in range(0, n, 1000):
-            await asyncio.gather(*(
-                pub_channel.default_exchange.publish(
-                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                    routing_key=queue_name)
-                for _ in range(min(1000, n - start))
-            ))  # fmt: skip
+            await asyncio.gather(
+                *(
+                    pub_channel.default_exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key=queue_name,
+                    )
+                    for _ in range(min(1000, n - start))
+                )
+            )
         await done.wait()
         elapsed = time.perf_counter() - t0
         await queue.cancel(tag)

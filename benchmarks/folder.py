@@ -68,12 +68,21 @@ def sources(folder: Path) -> list[Path]:
 
 def run_ours(ours: Ours, folder: Path, out: Path) -> float:
     command = [
-        str(Path(sys.executable).parent / "sd-submit"), str(folder / "photos"), "-r",
-        "--out", str(out), "--ops", OPS, "--coordinator", ours.cluster.url, "--json",
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "sd-submit"),
+        str(folder / "photos"),
+        "-r",
+        "--out",
+        str(out),
+        "--ops",
+        OPS,
+        "--coordinator",
+        ours.cluster.url,
+        "--json",
+    ]
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=3600,
-                            env={**os.environ, "API_TOKEN": ""})  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=3600, env={**os.environ, "API_TOKEN": ""}
+    )
     spent = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"sd-submit failed ({result.returncode}): {result.stderr[-2000:]}")
@@ -99,8 +108,9 @@ def run_bare(bare: BarePool, paths: list[Path], folder: Path, out: Path) -> floa
 def run_celery(celery: CeleryPeer, paths: list[Path], folder: Path, out: Path) -> float:
     dst = destinations(paths, folder, out)
     started = time.perf_counter()
-    celery.run(celery.peer.thumb_path, list(zip((str(p) for p in paths), dst, strict=True)),
-               timeout_s=3600)  # fmt: skip
+    celery.run(
+        celery.peer.thumb_path, list(zip((str(p) for p in paths), dst, strict=True)), timeout_s=3600
+    )
     return time.perf_counter() - started
 
 
@@ -122,39 +132,45 @@ def report(count: int, rounds: list[dict[str, float]], load: str, differ: int) -
     vs_celery = [o / c for o, c in zip(ours, celery, strict=True)]
 
     def cell(values: list[float], fmt: str = ".0f") -> str:
-        return (f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
-                if len(values) > 1 else f"{values[0]:{fmt}}")  # fmt: skip
+        return (
+            f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+            if len(values) > 1
+            else f"{values[0]:{fmt}}"
+        )
 
-    return "\n".join([
-        "# A folder of photos in, a folder of results out",
-        "",
-        "Written by `benchmarks/folder.py` (its docstring has the set-up). "
-        f"{count} distinct JPEG photos of mixed sizes (320×240 to 1920×1080) → `{OPS}` PNGs, "
-        f"from disk to files on disk, {len(rounds)} round(s); medians with min–max over rounds.",
-        "",
-        f"Machine: {os.cpu_count()} cores; load average at the start {load}. **This run was "
-        "made while other engineers' tests loaded the machine** (a reduced size for that "
-        "reason): compare the ratios, measured round by round, not the rates.",
-        "",
-        "| system | photos/s | ours ÷ it |",
-        "|---|---|---|",
-        f"| sd-submit → sd-coordinator + 1 sd-worker (RabbitMQ) | {cell(ours)} | – |",
-        f"| bare process pool (2 processes, paths) | {cell(bare)} | {cell(vs_bare, '.3f')} |",
-        f"| Celery prefork -c 2 (paths in the message) | {cell(celery)} | "
-        f"{cell(vs_celery, '.3f')} |",
-        "",
-        f"Targets: at least 0.9 of the bare pool's rate: "
-        f"{'met' if statistics.median(vs_bare) >= 0.9 else 'missed'} "
-        f"({statistics.median(vs_bare):.3f}); ahead of Celery: "
-        f"{'met' if statistics.median(vs_celery) > 1 else 'missed'} "
-        f"({statistics.median(vs_celery):.3f}).",
-        "",
-        f"Pixels: {differ} of 50 results checked differ from the bare pool's (0 expected).",
-        "",
-        "Ours moves every photo over HTTP twice (upload, download) and records each task in "
-        "SQLite; the bare pool and Celery are handed file paths on the same disk.",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "# A folder of photos in, a folder of results out",
+            "",
+            "Written by `benchmarks/folder.py` (its docstring has the set-up). "
+            f"{count} distinct JPEG photos of mixed sizes (320×240 to 1920×1080) → `{OPS}` "
+            f"PNGs, from disk to files on disk, {len(rounds)} round(s); medians with min–max "
+            "over rounds.",
+            "",
+            f"Machine: {os.cpu_count()} cores; load average at the start {load}. **This run was "
+            "made while other engineers' tests loaded the machine** (a reduced size for that "
+            "reason): compare the ratios, measured round by round, not the rates.",
+            "",
+            "| system | photos/s | ours ÷ it |",
+            "|---|---|---|",
+            f"| sd-submit → sd-coordinator + 1 sd-worker (RabbitMQ) | {cell(ours)} | – |",
+            f"| bare process pool (2 processes, paths) | {cell(bare)} | {cell(vs_bare, '.3f')} |",
+            f"| Celery prefork -c 2 (paths in the message) | {cell(celery)} | "
+            f"{cell(vs_celery, '.3f')} |",
+            "",
+            f"Targets: at least 0.9 of the bare pool's rate: "
+            f"{'met' if statistics.median(vs_bare) >= 0.9 else 'missed'} "
+            f"({statistics.median(vs_bare):.3f}); ahead of Celery: "
+            f"{'met' if statistics.median(vs_celery) > 1 else 'missed'} "
+            f"({statistics.median(vs_celery):.3f}).",
+            "",
+            f"Pixels: {differ} of 50 results checked differ from the bare pool's (0 expected).",
+            "",
+            "Ours moves every photo over HTTP twice (upload, download) and records each task in "
+            "SQLite; the bare pool and Celery are handed file paths on the same disk.",
+            "",
+        ]
+    )
 
 
 def main() -> None:
@@ -187,8 +203,10 @@ def main() -> None:
                 for name, body in order:
                     out = work / f"out-{name.replace(' ', '-')}-{rnd}"
                     spent[name] = body(out)
-                    print(f"round {rnd} {name}: {args.photos / spent[name]:.1f} photos/s",
-                          file=sys.stderr)  # fmt: skip
+                    print(
+                        f"round {rnd} {name}: {args.photos / spent[name]:.1f} photos/s",
+                        file=sys.stderr,
+                    )
                 if rnd == 0:
                     differ = check_same(work / "out-ours-0", work / "out-bare-pool-0")
                 for name in spent:

@@ -48,8 +48,13 @@ class BrokerTarget:
 
     def ctl(self, *args: str, timeout_s: float = 60) -> str:
         """Output of `rabbitmqctl -n NODE ARGS`."""
-        return subprocess.run(["rabbitmqctl", "-n", self.node, *args], capture_output=True,
-                              text=True, timeout=timeout_s, check=True).stdout  # fmt: skip
+        return subprocess.run(
+            ["rabbitmqctl", "-n", self.node, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+        ).stdout
 
     def process(self) -> psutil.Process | None:
         """The node's Erlang VM: the process listening on its AMQP port."""
@@ -65,13 +70,24 @@ class BrokerTarget:
         work.chmod(0o755)  # the node runs as the rabbitmq user
         shutil.chown(folder, "rabbitmq", "rabbitmq")
         node = f"sdbench{port}@localhost"
-        env = (f"RABBITMQ_NODENAME={node} RABBITMQ_NODE_PORT={port} "
-               f"RABBITMQ_DIST_PORT={free_port()} RABBITMQ_MNESIA_BASE={folder}/mnesia "
-               f"RABBITMQ_LOG_BASE={folder}/log RABBITMQ_ENABLED_PLUGINS_FILE={folder}/plugins "
-               f"RABBITMQ_CONFIG_FILE={folder}/rabbitmq")  # fmt: skip
-        subprocess.run(["su", "rabbitmq", "-s", "/bin/sh", "-c",
-                        f"cd {RABBITMQ_HOME} && {env} /usr/lib/rabbitmq/bin/rabbitmq-server "
-                        "-detached"], check=True, timeout=60)  # fmt: skip
+        env = (
+            f"RABBITMQ_NODENAME={node} RABBITMQ_NODE_PORT={port} "
+            f"RABBITMQ_DIST_PORT={free_port()} RABBITMQ_MNESIA_BASE={folder}/mnesia "
+            f"RABBITMQ_LOG_BASE={folder}/log RABBITMQ_ENABLED_PLUGINS_FILE={folder}/plugins "
+            f"RABBITMQ_CONFIG_FILE={folder}/rabbitmq"
+        )
+        subprocess.run(
+            [
+                "su",
+                "rabbitmq",
+                "-s",
+                "/bin/sh",
+                "-c",
+                f"cd {RABBITMQ_HOME} && {env} /usr/lib/rabbitmq/bin/rabbitmq-server -detached",
+            ],
+            check=True,
+            timeout=60,
+        )
         self.port, self.node, self.private_dir = port, node, folder
         wait_for_broker(port, settle_s=0)
         self.ctl("await_startup", timeout_s=120)
@@ -228,8 +244,9 @@ def amqp_ports(procs: Iterable[psutil.Process]) -> set[int]:
 
 def broker_octets() -> dict[int, tuple[int, int]]:
     """(received, sent) bytes of every RabbitMQ connection, by the client's port."""
-    out = BROKER.ctl("-q", "list_connections", "--no-table-headers", "peer_port", "recv_oct",
-                     "send_oct")  # fmt: skip
+    out = BROKER.ctl(
+        "-q", "list_connections", "--no-table-headers", "peer_port", "recv_oct", "send_oct"
+    )
     octets: dict[int, tuple[int, int]] = {}
     for line in out.splitlines():
         parts = line.split()
@@ -276,8 +293,11 @@ class Ours:
     def __post_init__(self) -> None:
         self.queue = unique_queue("sdbench")
         self.cluster = Cluster(self.root, queue=self.queue, RABBIT_PORT=str(BROKER.port))
-        self.http = httpx.Client(base_url=self.cluster.url, timeout=120,
-                                 headers={"Authorization": f"Bearer {self.cluster.token}"})
+        self.http = httpx.Client(
+            base_url=self.cluster.url,
+            timeout=120,
+            headers={"Authorization": f"Bearer {self.cluster.token}"},
+        )
 
     def _ablated(self, role: str) -> list[str] | None:
         if self.variant is None or self.variant_role not in (role, "both"):
@@ -301,8 +321,9 @@ class Ours:
             self.cluster.start_worker(self.worker_name, **self.worker_env)
             return
         c, name = self.cluster, self.worker_name
-        c._spawn(name, [*command, "--async", "--name", name], self.root / name,
-                 PYTHONPATH=str(ROOT))  # fmt: skip
+        c._spawn(
+            name, [*command, "--async", "--name", name], self.root / name, PYTHONPATH=str(ROOT)
+        )
         c.wait_until(lambda: c.worker(name).get("alive") is True, 30, f"worker {name}")
 
     def stop(self) -> None:
@@ -320,20 +341,23 @@ class Ours:
 
     def upload(self, files: list[tuple[str, bytes]], ops: str, copies: int) -> str:
         response = self.http.post(
-            "/upload", files=[("file", f) for f in files],
+            "/upload",
+            files=[("file", f) for f in files],
             data={"ops": ops, "copies": str(copies)},
-        )  # fmt: skip
+        )
         response.raise_for_status()
         return str(response.json()["job_id"])
 
     def submit(self, task_type: str, payload: dict[str, Any], copies: int) -> str:
-        response = self.http.post("/task", json={"type": task_type, "payload": payload,
-                                                 "copies": copies})  # fmt: skip
+        response = self.http.post(
+            "/task", json={"type": task_type, "payload": payload, "copies": copies}
+        )
         response.raise_for_status()
         return str(response.json()["job_id"])
 
-    def wait_jobs(self, job_ids: Iterable[str], timeout_s: float = 600,
-                  poll_s: float = 0.5) -> float:  # fmt: skip
+    def wait_jobs(
+        self, job_ids: Iterable[str], timeout_s: float = 600, poll_s: float = 0.5
+    ) -> float:
         """Wait until every job finished; return the last one's server-side `finished_at`."""
         waiting = set(job_ids)
         # The jobs list is newest first and these are the newest jobs: asking for just them
@@ -383,16 +407,36 @@ class CeleryPeer:
     def start(self, timeout_s: float = 60) -> None:
         log = (self.root / "celery.log").open("ab")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "celery"), "-A", "benchmarks.celery_peer",
-             "worker", "--pool=prefork", "-c", str(self.concurrency), "-Q", self.queue,
-             "-n", f"{self.queue}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
-            cwd=ROOT, env={**os.environ, "BENCH_CELERY_QUEUE": self.queue,
-                           "BENCH_CELERY_BROKER": BROKER.url,
-                           "PYTHONPATH": str(ROOT),
-                           "C_FORCE_ROOT": "1"},  # pickle as root: this machine runs as root
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "benchmarks.celery_peer",
+                "worker",
+                "--pool=prefork",
+                "-c",
+                str(self.concurrency),
+                "-Q",
+                self.queue,
+                "-n",
+                f"{self.queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "BENCH_CELERY_QUEUE": self.queue,
+                "BENCH_CELERY_BROKER": BROKER.url,
+                "PYTHONPATH": str(ROOT),
+                "C_FORCE_ROOT": "1",
+            },  # pickle as root: this machine runs as root
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout_s
         while True:  # ready when it answers a task
             try:
@@ -418,8 +462,14 @@ class CeleryPeer:
     def worker(self) -> list[psutil.Process]:
         return tree(self.proc.pid) if self.proc else []
 
-    def run(self, task: Any, args_list: list[tuple[Any, ...]], *, pickle: bool = False,
-            timeout_s: float = 180) -> list[Any]:  # fmt: skip
+    def run(
+        self,
+        task: Any,
+        args_list: list[tuple[Any, ...]],
+        *,
+        pickle: bool = False,
+        timeout_s: float = 180,
+    ) -> list[Any]:
         """Send every task, then wait for all results (rpc:// backend)."""
         from celery.result import ResultSet
 
@@ -447,17 +497,20 @@ class BarePool:
         context.set_forkserver_preload(["benchmarks.workload"])
         keep = pillow_blocks_max is not None
         self.pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=workload.keep_pillow_blocks if keep else None,
+            workers,
+            mp_context=context,
+            initializer=workload.keep_pillow_blocks if keep else None,
             initargs=(pillow_blocks_max,) if keep else (),
-        )  # fmt: skip
+        )
         for future in [self.pool.submit(workload.warm) for _ in range(workers * 4)]:
             future.result()
 
     def children(self) -> list[psutil.Process]:
         return [psutil.Process(p.pid) for p in self.pool._processes.values()]
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], chunksize: int = 1
-            ) -> list[Any]:  # fmt: skip
+    def map(
+        self, fn: Callable[..., Any], *iterables: Iterable[Any], chunksize: int = 1
+    ) -> list[Any]:
         return list(self.pool.map(fn, *iterables, chunksize=chunksize))
 
     def stop(self) -> None:

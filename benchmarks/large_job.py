@@ -72,8 +72,10 @@ async def send_all(url: str, token: str, count: int) -> str:
 
         async def send(start: int) -> None:
             async with slots:
-                files = [(f"d{i // 1000:03d}/f{i:06d}.png", tiny_png(i))
-                         for i in range(start, min(start + BATCH, count))]  # fmt: skip
+                files = [
+                    (f"d{i // 1000:03d}/f{i:06d}.png", tiny_png(i))
+                    for i in range(start, min(start + BATCH, count))
+                ]
                 await sd.add_files(job.job_id, files)
 
         async with asyncio.TaskGroup() as group:
@@ -115,8 +117,12 @@ def zip_figures(http: httpx.Client, job_id: str, coordinator: psutil.Process) ->
                 first = time.perf_counter() - started
             total += len(chunk)
             peak = max(peak, coordinator.memory_info().rss)
-    return {"first_byte_ms": (first or 0) * 1000, "seconds": time.perf_counter() - started,
-            "mb": total / MB, "peak_rss_mb": peak / MB}  # fmt: skip
+    return {
+        "first_byte_ms": (first or 0) * 1000,
+        "seconds": time.perf_counter() - started,
+        "mb": total / MB,
+        "peak_rss_mb": peak / MB,
+    }
 
 
 def run_size(count: int, work: Path) -> dict[str, Any]:
@@ -126,8 +132,11 @@ def run_size(count: int, work: Path) -> dict[str, Any]:
         coordinator = psutil.Process(ours.cluster.procs["coordinator"].pid)
         data_dir = ours.root / "coordinator"
         idle_rss = coordinator.memory_info().rss
-        db0, (res0, _), (blob0, _) = (db_bytes(data_dir), folder_bytes(data_dir / "results"),
-                                       folder_bytes(data_dir / "blobs"))  # fmt: skip
+        db0, (res0, _), (blob0, _) = (
+            db_bytes(data_dir),
+            folder_bytes(data_dir / "results"),
+            folder_bytes(data_dir / "blobs"),
+        )
         small_snapshot = snapshot_bytes(ours.http)
         samples: list[tuple[float, int]] = []
         sampler = RssSampler({"coordinator": lambda: [coordinator]}, period_s=0.1)
@@ -169,18 +178,21 @@ def run_size(count: int, work: Path) -> dict[str, Any]:
         }
         res1, res_blocks = folder_bytes(data_dir / "results")
         blob1, blob_blocks = folder_bytes(data_dir / "blobs")
-        figures.update({
-            "db_per_1000_kb": (db_bytes(data_dir) - db0) / count,  # bytes/task = KB/1000
-            "wal_kb": db_bytes(data_dir, "-wal") / 1024,
-            "results_per_1000_kb": (res1 - res0) / count,
-            "results_disk_per_1000_kb": res_blocks / count,
-            "blobs_per_1000_kb": (blob1 - blob0) / count,
-            "blobs_disk_per_1000_kb": blob_blocks / count,
-        })  # fmt: skip
+        figures.update(
+            {
+                "db_per_1000_kb": (db_bytes(data_dir) - db0) / count,  # bytes/task = KB/1000
+                "wal_kb": db_bytes(data_dir, "-wal") / 1024,
+                "results_per_1000_kb": (res1 - res0) / count,
+                "results_disk_per_1000_kb": res_blocks / count,
+                "blobs_per_1000_kb": (blob1 - blob0) / count,
+                "blobs_disk_per_1000_kb": blob_blocks / count,
+            }
+        )
         figures["zip"] = zip_figures(ours.http, job_id, coordinator)
         step = max(1, len(samples) // 40)
-        figures["rss_curve_mb"] = [(round(t - started, 1), round(r / MB, 1))
-                                   for t, r in samples[::step]]  # fmt: skip
+        figures["rss_curve_mb"] = [
+            (round(t - started, 1), round(r / MB, 1)) for t, r in samples[::step]
+        ]
         return figures
     finally:
         ours.stop()
@@ -211,10 +223,14 @@ def report(runs: list[dict[str, Any]], load: str) -> str:
             f"{r['failed_filter_ms']:.0f} ms | {r['jobs_list_ms']:.1f} ms | "
             f"{r['snapshot_small_b']:,} → {r['snapshot_b']:,} B |"
         )
-    lines += ["", "Disk growth per 1 000 tasks (8×8 PNG inputs; file sizes, then blocks used):",
-              "", "| tasks | SQLite database | (its WAL file at the end) | results "
-              "| results on disk | inputs | inputs on disk |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "Disk growth per 1 000 tasks (8×8 PNG inputs; file sizes, then blocks used):",
+        "",
+        "| tasks | SQLite database | (its WAL file at the end) | results "
+        "| results on disk | inputs | inputs on disk |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         lines.append(
             f"| {r['tasks']:,} | {r['db_per_1000_kb']:.0f} KB | {r['wal_kb']:.0f} KB total | "
@@ -222,13 +238,19 @@ def report(runs: list[dict[str, Any]], load: str) -> str:
             f"| {r['results_disk_per_1000_kb']:.0f} KB | {r['blobs_per_1000_kb']:.0f} KB | "
             f"{r['blobs_disk_per_1000_kb']:.0f} KB |"
         )
-    lines += ["", "The zip of every result, streamed (`GET /jobs/{id}/zip`):", "",
-              "| tasks | first byte | whole zip | size | coordinator peak RSS while zipping |",
-              "|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "The zip of every result, streamed (`GET /jobs/{id}/zip`):",
+        "",
+        "| tasks | first byte | whole zip | size | coordinator peak RSS while zipping |",
+        "|---|---|---|---|---|",
+    ]
     for r in runs:
         z = r["zip"]
-        lines.append(f"| {r['tasks']:,} | {z['first_byte_ms']:.0f} ms | {z['seconds']:.1f} s | "
-                     f"{z['mb']:.1f} MB | {z['peak_rss_mb']:.0f} MB |")  # fmt: skip
+        lines.append(
+            f"| {r['tasks']:,} | {z['first_byte_ms']:.0f} ms | {z['seconds']:.1f} s | "
+            f"{z['mb']:.1f} MB | {z['peak_rss_mb']:.0f} MB |"
+        )
     lines += ["", "Coordinator RSS over the run (seconds, MB), sampled:", ""]
     for r in runs:
         curve = " ".join(f"{t}s:{m}" for t, m in r["rss_curve_mb"])
@@ -247,8 +269,10 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             print(f"running {size} tasks…", file=sys.stderr)
             runs.append(run_size(size, Path(work)))
-            print(json.dumps({k: v for k, v in runs[-1].items() if k != "rss_curve_mb"}),
-                  file=sys.stderr)  # fmt: skip
+            print(
+                json.dumps({k: v for k, v in runs[-1].items() if k != "rss_curve_mb"}),
+                file=sys.stderr,
+            )
     Path(args.out).write_text(report(runs, load))
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)

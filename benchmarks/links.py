@@ -78,8 +78,11 @@ class Bench:
         for name in names:
             self.cluster.send_signal(name, signal.SIGTERM)
         # The next system starts once the coordinator no longer counts these as live.
-        self.cluster.wait_until(lambda: all(not self.cluster.worker(n).get("alive")
-                                            for n in names), 30, "workers to leave")  # fmt: skip
+        self.cluster.wait_until(
+            lambda: all(not self.cluster.worker(n).get("alive") for n in names),
+            30,
+            "workers to leave",
+        )
 
     def _cpu(self) -> float:
         """CPU seconds so far of the coordinator and the running workers with their pools (the
@@ -92,8 +95,10 @@ class Bench:
         bytes over the links."""
         self.seed += 1
         if kind == "thumbs":
-            files = [(f"t{self.seed}-{i}.jpg", workload.make_photo(640, 480, self.seed * 10 + i))
-                     for i in range(2)]  # fmt: skip
+            files = [
+                (f"t{self.seed}-{i}.jpg", workload.make_photo(640, 480, self.seed * 10 + i))
+                for i in range(2)
+            ]
             ops, copies = workload.THUMB_OPS, count // 2
         else:
             files = [(f"p{self.seed}.jpg", workload.make_photo(1920, 1080, self.seed))]
@@ -153,8 +158,15 @@ def main() -> None:
                 print(f"round {r + 1}: {rounds[-1]}", flush=True)
         finally:
             bench.stop()
-    report = render(bench.reruns, rounds, sizes, bench.link_bytes, time.monotonic() - started,
-                    load_start, loadavg())  # fmt: skip
+    report = render(
+        bench.reruns,
+        rounds,
+        sizes,
+        bench.link_bytes,
+        time.monotonic() - started,
+        load_start,
+        loadavg(),
+    )
     args.out.write_text(report)
     print(report)
 
@@ -172,16 +184,26 @@ WHERE_THE_REST_GOES = (
 
 
 def _spread(values: list[float], digits: int) -> str:
-    return (f"{statistics.median(values):.{digits}f} "
-            f"({min(values):.{digits}f}–{max(values):.{digits}f})")  # fmt: skip
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"({min(values):.{digits}f}–{max(values):.{digits}f})"
+    )
 
 
-def render(reruns: dict[str, list[float]], rounds: list[dict[str, dict[str, float]]],
-           sizes: dict[str, int], link_bytes: dict[str, list[float]], took_s: float,
-           load_start: str, load_end: str) -> str:  # fmt: skip
+def render(
+    reruns: dict[str, list[float]],
+    rounds: list[dict[str, dict[str, float]]],
+    sizes: dict[str, int],
+    link_bytes: dict[str, list[float]],
+    took_s: float,
+    load_start: str,
+    load_end: str,
+) -> str:
     """The report: wall-clock rates, CPU per task, and both as ratios to the local worker."""
-    names = {"thumbs": f"{sizes['thumbs']} thumbnails (640×480 → thumbnail:128)",
-             "images": f"{sizes['images']} × 1080p JPEG → grayscale PNG"}  # fmt: skip
+    names = {
+        "thumbs": f"{sizes['thumbs']} thumbnails (640×480 → thumbnail:128)",
+        "images": f"{sizes['images']} × 1080p JPEG → grayscale PNG",
+    }
     lines = [
         "# Throughput across links (issue 16)",
         "",
@@ -206,8 +228,10 @@ def render(reruns: dict[str, list[float]], rounds: list[dict[str, dict[str, floa
             same = [r[f"{kind} cpu"]["local"] / r[f"{kind} cpu"][system] for r in rounds]
             rates = [r[kind][system] for r in rounds]
             wall = [r[kind][system] / r[kind]["local"] for r in rounds]
-            lines.append(f"| {names[kind]} | {system} | {_spread(cpu, 2)} | {_spread(same, 3)} "
-                         f"| {_spread(rates, 1)} | {_spread(wall, 3)} |")  # fmt: skip
+            lines.append(
+                f"| {names[kind]} | {system} | {_spread(cpu, 2)} | {_spread(same, 3)} "
+                f"| {_spread(rates, 1)} | {_spread(wall, 3)} |"
+            )
     lines += [
         "",
         "Bytes over the three hosts' links per task (both ways, medians): "

@@ -87,9 +87,16 @@ def _components(system: str) -> tuple[str, ...]:
     return RELEVANT.get(system, ("celery", "rabbitmq", "client"))
 
 
-def rate_row(res: Results, figure: str, label: str, ours: str, baseline: str,
-             target: float | None, unit: str = "tasks/s",
-             untargeted: str = "peer") -> Row:  # fmt: skip
+def rate_row(
+    res: Results,
+    figure: str,
+    label: str,
+    ours: str,
+    baseline: str,
+    target: float | None,
+    unit: str = "tasks/s",
+    untargeted: str = "peer",
+) -> Row:
     ratios = res.ratios(figure, ours, baseline)
     mine, theirs = res.values(figure, ours), res.values(figure, baseline)
     r = median(ratios)
@@ -104,8 +111,14 @@ def rate_row(res: Results, figure: str, label: str, ours: str, baseline: str,
     )
 
 
-def cpu_row(res: Results, figure: str, label: str, target: float | None,
-            baseline: str = "bare pool", system: str = "ours") -> Row:  # fmt: skip
+def cpu_row(
+    res: Results,
+    figure: str,
+    label: str,
+    target: float | None,
+    baseline: str = "bare pool",
+    system: str = "ours",
+) -> Row:
     """Efficiency from CPU time: the bare pool's CPU per task over ours (all our processes and
     the broker). Independent of what else the shared machine runs."""
     bare = res.cpu_ms_per_task(figure, baseline)
@@ -113,9 +126,15 @@ def cpu_row(res: Results, figure: str, label: str, target: float | None,
     bare_ms = bare.get(RELEVANT[baseline][0], 0)
     ours_ms = sum(ours.get(c, 0) for c in ("coordinator", "worker", "rabbitmq"))
     r = bare_ms / ours_ms if ours_ms else float("nan")
-    return Row(label, f"{ours_ms:.2f} ms CPU/task", f"{bare_ms:.2f} ms CPU/task ({baseline})",
-               f"{r:.3f}", f"≥ {target:g}" if target else "–",
-               (r >= target) if target else None, "medians of the rounds")  # fmt: skip
+    return Row(
+        label,
+        f"{ours_ms:.2f} ms CPU/task",
+        f"{bare_ms:.2f} ms CPU/task ({baseline})",
+        f"{r:.3f}",
+        f"≥ {target:g}" if target else "–",
+        (r >= target) if target else None,
+        "medians of the rounds",
+    )
 
 
 def like_for_like_rows(res: Results) -> list[Row]:
@@ -124,11 +143,18 @@ def like_for_like_rows(res: Results) -> list[Row]:
     if not res.values("images", BARE_BLOCKS):
         return []
     return [
-        rate_row(res, "images", "(a) same, against a bare pool that keeps Pillow's memory "
-                 "blocks as ours does (like for like)", "ours", BARE_BLOCKS, None,
-                 untargeted="–"),
+        rate_row(
+            res,
+            "images",
+            "(a) same, against a bare pool that keeps Pillow's memory "
+            "blocks as ours does (like for like)",
+            "ours",
+            BARE_BLOCKS,
+            None,
+            untargeted="–",
+        ),
         cpu_row(res, "images", "(a) like for like, CPU cost", None, baseline=BARE_BLOCKS),
-    ]  # fmt: skip
+    ]
 
 
 # Issue #18's targets against the Pillow work alone: (figure, system, label, target).
@@ -146,10 +172,21 @@ def pillow_alone_rows(res: Results) -> list[Row]:
     for figure, system, label, target in AGAINST_PILLOW:
         if not (res.values(figure, system) and res.values(figure, PILLOW_ALONE)):
             continue
-        rows.append(rate_row(res, figure, f"{label}, vs the Pillow work alone", system,
-                             PILLOW_ALONE, target))  # fmt: skip
-        rows.append(cpu_row(res, figure, f"{label}, CPU cost (Pillow alone ÷ ours + broker)",
-                            None, baseline=PILLOW_ALONE, system=system))  # fmt: skip
+        rows.append(
+            rate_row(
+                res, figure, f"{label}, vs the Pillow work alone", system, PILLOW_ALONE, target
+            )
+        )
+        rows.append(
+            cpu_row(
+                res,
+                figure,
+                f"{label}, CPU cost (Pillow alone ÷ ours + broker)",
+                None,
+                baseline=PILLOW_ALONE,
+                system=system,
+            )
+        )
     return rows
 
 
@@ -158,14 +195,19 @@ def against_pillow_table(res: Results) -> list[str]:
     figures = sorted({f for f, s in res.rates if s == PILLOW_ALONE})
     if not figures:
         return []
-    out = ["", "## Every image figure against the Pillow work alone", "",
-           "The Pillow work alone: `ProcessPoolExecutor(cpu_count)` doing only decode → "
-           "operation → PNG on bytes in memory (`workload.gray_alone`, `thumb_alone`; "
-           "`map(chunksize=1)`), at the system's zlib level (PNG_COMPRESS_LEVEL's default) "
-           "and with its Pillow block cache (PILLOW_BLOCKS_MAX's default), measured in every "
-           "round of this run beside the others. Its pixels are checked identical above.", "",
-           "| figure | system | tasks/s | ratio to the Pillow work alone | spread of the ratio |",
-           "|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        "",
+        "## Every image figure against the Pillow work alone",
+        "",
+        "The Pillow work alone: `ProcessPoolExecutor(cpu_count)` doing only decode → "
+        "operation → PNG on bytes in memory (`workload.gray_alone`, `thumb_alone`; "
+        "`map(chunksize=1)`), at the system's zlib level (PNG_COMPRESS_LEVEL's default) "
+        "and with its Pillow block cache (PILLOW_BLOCKS_MAX's default), measured in every "
+        "round of this run beside the others. Its pixels are checked identical above.",
+        "",
+        "| figure | system | tasks/s | ratio to the Pillow work alone | spread of the ratio |",
+        "|---|---|---|---|---|",
+    ]
     for figure in figures:
         base = res.values(figure, PILLOW_ALONE)
         out.append(f"| {figure} | {PILLOW_ALONE} | {median(base):.1f} | 1 | – |")
@@ -173,8 +215,10 @@ def against_pillow_table(res: Results) -> list[str]:
             if f != figure or system == PILLOW_ALONE:
                 continue
             ratios = res.ratios(figure, system, PILLOW_ALONE)
-            out.append(f"| {figure} | {system} | {median(res.values(figure, system)):.1f} | "
-                       f"{median(ratios):.3f} | {spread(ratios, '{:.3f}')} |")  # fmt: skip
+            out.append(
+                f"| {figure} | {system} | {median(res.values(figure, system)):.1f} | "
+                f"{median(ratios):.3f} | {spread(ratios, '{:.3f}')} |"
+            )
     return out
 
 
@@ -183,135 +227,252 @@ def upload_row(facts: dict[str, Any]) -> list[Row]:
     ms = [v * 1000 for v in facts.get("upload_s", [])]
     if not ms:
         return []
-    return [Row("(a) job start: POST /upload answered (full decode check, stored once, every "
-                "message confirmed)", f"{median(ms):.0f} ms", "–", "–", "–", None,
-                f"{spread(ms, '{:.0f}')} ms")]  # fmt: skip
+    return [
+        Row(
+            "(a) job start: POST /upload answered (full decode check, stored once, every "
+            "message confirmed)",
+            f"{median(ms):.0f} ms",
+            "–",
+            "–",
+            "–",
+            None,
+            f"{spread(ms, '{:.0f}')} ms",
+        )
+    ]
 
 
-def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
-           history: str, flags: str, seconds: float) -> str:  # fmt: skip
+def render(
+    runs: list[Run],
+    facts: dict[str, Any],
+    machine: dict[str, str],
+    history: str,
+    flags: str,
+    seconds: float,
+) -> str:
     res = Results(runs)
     rows: list[Row] = [
         *pillow_alone_rows(res),
-        rate_row(res, "images", "(a) 1080p → grayscale PNG, ours vs bare pool", "ours",
-                 "bare pool", 0.98),
+        rate_row(
+            res, "images", "(a) 1080p → grayscale PNG, ours vs bare pool", "ours", "bare pool", 0.98
+        ),
         cpu_row(res, "images", "(a) same, CPU cost (bare CPU ÷ ours + broker CPU)", None),
         *like_for_like_rows(res),
         *upload_row(facts),
-        rate_row(res, "images", "(a/g) ours vs Celery's natural task (default PNG save)",
-                 "ours", "celery natural", 1.5),
-        rate_row(res, "images", "(g) Celery, image bytes in the message, vs bare pool",
-                 "celery bytes", "bare pool", None),
-        rate_row(res, "images", "(g) Celery, file paths, vs bare pool", "celery path",
-                 "bare pool", None),
-        rate_row(res, "thumbs", "(b) 2 000 thumbnails, ours vs bare pool", "ours",
-                 "bare pool", 0.90),
+        rate_row(
+            res,
+            "images",
+            "(a/g) ours vs Celery's natural task (default PNG save)",
+            "ours",
+            "celery natural",
+            1.5,
+        ),
+        rate_row(
+            res,
+            "images",
+            "(g) Celery, image bytes in the message, vs bare pool",
+            "celery bytes",
+            "bare pool",
+            None,
+        ),
+        rate_row(
+            res, "images", "(g) Celery, file paths, vs bare pool", "celery path", "bare pool", None
+        ),
+        rate_row(
+            res, "thumbs", "(b) 2 000 thumbnails, ours vs bare pool", "ours", "bare pool", 0.90
+        ),
         cpu_row(res, "thumbs", "(b) same, CPU cost (bare CPU ÷ ours + broker CPU)", None),
-        rate_row(res, "thumbs", "(g) thumbnails, Celery bytes vs bare pool", "celery bytes",
-                 "bare pool", None),
-        rate_row(res, "thumbs", "(g) thumbnails, Celery paths vs bare pool", "celery path",
-                 "bare pool", None),
-        rate_row(res, "thumbs", "(b/g) thumbnails, ours vs Celery paths", "ours",
-                 "celery path", None),
-    ]  # fmt: skip
+        rate_row(
+            res,
+            "thumbs",
+            "(g) thumbnails, Celery bytes vs bare pool",
+            "celery bytes",
+            "bare pool",
+            None,
+        ),
+        rate_row(
+            res,
+            "thumbs",
+            "(g) thumbnails, Celery paths vs bare pool",
+            "celery path",
+            "bare pool",
+            None,
+        ),
+        rate_row(
+            res, "thumbs", "(b/g) thumbnails, ours vs Celery paths", "ours", "celery path", None
+        ),
+    ]
     noop = res.values("noops", "ours")
-    rows.append(Row(
-        "(c) no-op tasks end to end, results recorded", f"{median(noop):.0f} tasks/s",
-        "1 500 tasks/s", f"{median(noop) / 1500:.3f}", "≥ 1 500/s",
-        median(noop) >= 1500, f"ours {spread(noop, '{:.0f}')}",
-    ))  # fmt: skip
+    rows.append(
+        Row(
+            "(c) no-op tasks end to end, results recorded",
+            f"{median(noop):.0f} tasks/s",
+            "1 500 tasks/s",
+            f"{median(noop) / 1500:.3f}",
+            "≥ 1 500/s",
+            median(noop) >= 1500,
+            f"ours {spread(noop, '{:.0f}')}",
+        )
+    )
     rows.append(rate_row(res, "noops", "(c/g) no-ops, ours vs Celery", "ours", "celery", None))
-    rows.append(rate_row(res, "noops", "(c) no-ops, ours vs the broker alone (aio-pika, no "
-                         "work, no results)", "ours", "broker alone", None))  # fmt: skip
-    cpu_noop = sum(res.cpu_ms_per_task("noops", "ours").get(c, 0)
-                   for c in ("coordinator", "worker", "rabbitmq"))  # fmt: skip
+    rows.append(
+        rate_row(
+            res,
+            "noops",
+            "(c) no-ops, ours vs the broker alone (aio-pika, no work, no results)",
+            "ours",
+            "broker alone",
+            None,
+        )
+    )
+    cpu_noop = sum(
+        res.cpu_ms_per_task("noops", "ours").get(c, 0)
+        for c in ("coordinator", "worker", "rabbitmq")
+    )
     if cpu_noop:
         capacity = 2000 / cpu_noop
-        rows.append(Row("(c) no-ops, capacity of 2 idle cores from CPU cost",
-                        f"{capacity:.0f} tasks/s", f"{cpu_noop:.3f} ms CPU/task", "–",
-                        "≥ 1 500/s", capacity >= 1500, "2 000 ms ÷ CPU ms per task"))  # fmt: skip
+        rows.append(
+            Row(
+                "(c) no-ops, capacity of 2 idle cores from CPU cost",
+                f"{capacity:.0f} tasks/s",
+                f"{cpu_noop:.3f} ms CPU/task",
+                "–",
+                "≥ 1 500/s",
+                capacity >= 1500,
+                "2 000 ms ÷ CPU ms per task",
+            )
+        )
     lat = facts.get("latency_s", {})
     for name, values in lat.items():
         ms = [v * 1000 for v in values]
         is_ours = name.startswith("ours")
-        rows.append(Row(
-            f"(d) latency, {name}, idle cluster",
-            f"p50 {percentile(ms, 50):.1f} / p95 {percentile(ms, 95):.1f} / "
-            f"p99 {percentile(ms, 99):.1f} ms", "–", "–",
-            "p50 < 20 ms" if is_ours else "peer",
-            (percentile(ms, 50) < 20) if is_ours else None, f"n={len(ms)}",
-        ))  # fmt: skip
+        rows.append(
+            Row(
+                f"(d) latency, {name}, idle cluster",
+                f"p50 {percentile(ms, 50):.1f} / p95 {percentile(ms, 95):.1f} / "
+                f"p99 {percentile(ms, 99):.1f} ms",
+                "–",
+                "–",
+                "p50 < 20 ms" if is_ours else "peer",
+                (percentile(ms, 50) < 20) if is_ours else None,
+                f"n={len(ms)}",
+            )
+        )
     mem = facts.get("memory", [])
     if len(mem) >= 2:
         low, high = mem[0], mem[-1]
         for part in ("coordinator_mb", "worker_mb"):
             growth = high[part] / low[part]
-            rows.append(Row(
-                f"(e) peak RSS, {part.split('_')[0]}"
-                + (" (+ pool processes)" if "worker" in part else ""),
-                f"{high[part]:.0f} MB with {high['depth']} queued",
-                f"{low[part]:.0f} MB with {low['depth']} queued", f"{growth:.3f}",
-                "bounded (≤ 1.2× for 10× depth)", growth <= 1.2,
-                f"queue depth seen: {low['queued']} / {high['queued']}",
-            ))  # fmt: skip
+            rows.append(
+                Row(
+                    f"(e) peak RSS, {part.split('_')[0]}"
+                    + (" (+ pool processes)" if "worker" in part else ""),
+                    f"{high[part]:.0f} MB with {high['depth']} queued",
+                    f"{low[part]:.0f} MB with {low['depth']} queued",
+                    f"{growth:.3f}",
+                    "bounded (≤ 1.2× for 10× depth)",
+                    growth <= 1.2,
+                    f"queue depth seen: {low['queued']} / {high['queued']}",
+                )
+            )
         if "worker_pss_mb" in high:
             growth = high["worker_pss_mb"] / low["worker_pss_mb"]
-            rows.append(Row(
-                "(e) peak PSS, worker (+ pool processes; pages they share counted once)",
-                f"{high['worker_pss_mb']:.0f} MB with {high['depth']} queued",
-                f"{low['worker_pss_mb']:.0f} MB with {low['depth']} queued", f"{growth:.3f}",
-                "bounded (≤ 1.2× for 10× depth)", growth <= 1.2,
-                f"queue depth seen: {low['queued']} / {high['queued']}",
-            ))  # fmt: skip
+            rows.append(
+                Row(
+                    "(e) peak PSS, worker (+ pool processes; pages they share counted once)",
+                    f"{high['worker_pss_mb']:.0f} MB with {high['depth']} queued",
+                    f"{low['worker_pss_mb']:.0f} MB with {low['depth']} queued",
+                    f"{growth:.3f}",
+                    "bounded (≤ 1.2× for 10× depth)",
+                    growth <= 1.2,
+                    f"queue depth seen: {low['queued']} / {high['queued']}",
+                )
+            )
     sizes = facts.get("message_body", {})
     bb = facts.get("broker_bytes", {})
     if sizes:
-        rows.append(Row("(f) task message body (image / sleep task)",
-                        f"{sizes['image']} / {sizes['sleep']} B", "–", "–", "< 1 KB",
-                        max(sizes.values()) < KB, "JSON TaskMessage"))  # fmt: skip
+        rows.append(
+            Row(
+                "(f) task message body (image / sleep task)",
+                f"{sizes['image']} / {sizes['sleep']} B",
+                "–",
+                "–",
+                "< 1 KB",
+                max(sizes.values()) < KB,
+                "JSON TaskMessage",
+            )
+        )
     if "ours" in bb:
         theirs = bb.get("celery", {}).get("per_task")
-        rows.append(Row(
-            "(f) bytes through the broker per no-op task (all directions)",
-            f"{bb['ours']['per_task']:.0f} B",
-            f"{theirs:.0f} B (Celery, rpc results)" if theirs else "–",
-            f"{bb['ours']['per_task'] / theirs:.3f}" if theirs else "–", "< 1 KB",
-            bb["ours"]["per_task"] < KB, f"{bb['ours']['tasks']} tasks, rabbitmqctl octets",
-        ))  # fmt: skip
+        rows.append(
+            Row(
+                "(f) bytes through the broker per no-op task (all directions)",
+                f"{bb['ours']['per_task']:.0f} B",
+                f"{theirs:.0f} B (Celery, rpc results)" if theirs else "–",
+                f"{bb['ours']['per_task'] / theirs:.3f}" if theirs else "–",
+                "< 1 KB",
+                bb["ours"]["per_task"] < KB,
+                f"{bb['ours']['tasks']} tasks, rabbitmqctl octets",
+            )
+        )
 
     out = ["# Benchmarks: throughput at the physical limit (issue #5)", ""]
-    out.append(f"Written by `benchmarks/run.py{flags}` in "
-               f"{seconds / 60:.1f} min. Every figure was measured in this run, the systems "
-               "interleaved round by round (the order rotates each round); ratios are paired "
-               "within a round, then the median is reported with the min–max over rounds.")
+    out.append(
+        f"Written by `benchmarks/run.py{flags}` in "
+        f"{seconds / 60:.1f} min. Every figure was measured in this run, the systems "
+        "interleaved round by round (the order rotates each round); ratios are paired "
+        "within a round, then the median is reported with the min–max over rounds."
+    )
     out += ["", "## Machine", ""]
     out += [f"- {k}: {v}" for k, v in machine.items()]
-    out += ["", "## Summary", "",
-            "| figure | ours | baseline | ratio | target | pass | spread |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    out += [
+        "",
+        "## Summary",
+        "",
+        "| figure | ours | baseline | ratio | target | pass | spread |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         mark = "–" if row.passed is None else ("✅ pass" if row.passed else "❌ miss")
-        out.append(f"| {row.figure} | {row.ours} | {row.baseline} | {row.ratio} | "
-                   f"{row.target} | {mark} | {row.spread} |")  # fmt: skip
+        out.append(
+            f"| {row.figure} | {row.ours} | {row.baseline} | {row.ratio} | "
+            f"{row.target} | {mark} | {row.spread} |"
+        )
     pixels = facts.get("pixels", {})
     if pixels:
-        out += ["", "Identical pixels to the bare pool's output, checked in this run: " + "; ".join(
-            f"{fig}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items())
-            for fig, same in pixels.items()) + "."]  # fmt: skip
+        out += [
+            "",
+            "Identical pixels to the bare pool's output, checked in this run: "
+            + "; ".join(
+                f"{fig}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items())
+                for fig, same in pixels.items()
+            )
+            + ".",
+        ]
     out += against_pillow_table(res)
-    out += ["", "## Throughput by system (tasks/s, median and min–max over rounds)", "",
-            "| figure | system | median | spread |", "|---|---|---|---|"]  # fmt: skip
+    out += [
+        "",
+        "## Throughput by system (tasks/s, median and min–max over rounds)",
+        "",
+        "| figure | system | median | spread |",
+        "|---|---|---|---|",
+    ]
     for (figure, system), by_round in sorted(res.rates.items()):
         if figure.startswith("ablation"):
             continue
         values = list(by_round.values())
         out.append(f"| {figure} | {system} | {median(values):.1f} | {spread(values, '{:.1f}')} |")
-    out += ["", "## Where the CPU goes (ms of CPU per task, medians over rounds)", "",
-            "CPU time is read from /proc for every process involved, so it does not depend on "
-            "what else the shared machine runs. `rabbitmq` is the whole broker (other users' "
-            "queues included), `client` is this benchmark process.", "",
-            "| figure | system | components |", "|---|---|---|"]  # fmt: skip
-    for (figure, system) in sorted(res.rates):
+    out += [
+        "",
+        "## Where the CPU goes (ms of CPU per task, medians over rounds)",
+        "",
+        "CPU time is read from /proc for every process involved, so it does not depend on "
+        "what else the shared machine runs. `rabbitmq` is the whole broker (other users' "
+        "queues included), `client` is this benchmark process.",
+        "",
+        "| figure | system | components |",
+        "|---|---|---|",
+    ]
+    for figure, system in sorted(res.rates):
         if figure.startswith("ablation"):
             continue
         cpu = res.cpu_ms_per_task(figure, system)
@@ -320,21 +481,34 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
             parts = parts.replace("celery", "celery worker")
         out.append(f"| {figure} | {system} | {parts} |")
     if mem:
-        out += ["", "## Memory with a deep queue (e)", "",
-                "A fresh coordinator queues the tasks (sleep 0) with no worker, then a worker "
-                "joins and drains them; RSS is sampled every 50 ms (worker = its process and "
-                "its pool processes, summed).", "",
-                "| queued | depth seen | coordinator peak | worker peak | drain rate |",
-                "|---|---|---|---|---|"]  # fmt: skip
+        out += [
+            "",
+            "## Memory with a deep queue (e)",
+            "",
+            "A fresh coordinator queues the tasks (sleep 0) with no worker, then a worker "
+            "joins and drains them; RSS is sampled every 50 ms (worker = its process and "
+            "its pool processes, summed).",
+            "",
+            "| queued | depth seen | coordinator peak | worker peak | drain rate |",
+            "|---|---|---|---|---|",
+        ]
         for m in mem:
-            out.append(f"| {m['depth']} | {m['queued']} | {m['coordinator_mb']:.0f} MB | "
-                       f"{m['worker_mb']:.0f} MB | {m['drain_rate']:.0f} tasks/s |")
+            out.append(
+                f"| {m['depth']} | {m['queued']} | {m['coordinator_mb']:.0f} MB | "
+                f"{m['worker_mb']:.0f} MB | {m['drain_rate']:.0f} tasks/s |"
+            )
     if bb:
-        out += ["", "## Broker traffic (f)", "",
-                "Bytes in and out of RabbitMQ on the connections of each system during one "
-                "no-op run (rabbitmqctl `recv_oct` + `send_oct`): publish, delivery, ack, "
-                "confirms, and for Celery the results, which travel through the broker.", "",
-                "| system | tasks | bytes | per task |", "|---|---|---|---|"]  # fmt: skip
+        out += [
+            "",
+            "## Broker traffic (f)",
+            "",
+            "Bytes in and out of RabbitMQ on the connections of each system during one "
+            "no-op run (rabbitmqctl `recv_oct` + `send_oct`): publish, delivery, ack, "
+            "confirms, and for Celery the results, which travel through the broker.",
+            "",
+            "| system | tasks | bytes | per task |",
+            "|---|---|---|---|",
+        ]
         for system, b in bb.items():
             out.append(f"| {system} | {b['tasks']} | {b['bytes']} | {b['per_task']:.0f} B |")
     out += _ablations(res)
@@ -348,21 +522,27 @@ def render(runs: list[Run], facts: dict[str, Any], machine: dict[str, str],
 
 def _ablations(res: Results) -> list[str]:
     """Each optimisation undone (benchmarks/ablate.py) next to an intact instance."""
-    pairs = sorted({(f, s) for f, s in res.rates if f.startswith("ablation ")
-                    and s.startswith("without: ")})  # fmt: skip
+    pairs = sorted(
+        {(f, s) for f, s in res.rates if f.startswith("ablation ") and s.startswith("without: ")}
+    )
     if not pairs:
         return []
-    out = ["", "## What each optimisation bought (measured in this run)", "",
-           "Each row runs a fresh coordinator + worker with one optimisation put back to the "
-           "code it replaced (`benchmarks/ablate.py`), alternating round by round with a fresh "
-           "intact instance, on the figure the change is for (images: 32 × 1080p, thumbs: "
-           "1 000 thumbnails, noops: 4 000 no-op tasks). CPU is coordinator + worker (with its "
-           "pool) + broker, per task; the last column splits what undoing the change cost "
-           "(+) or saved (−) by process, which shows where it acts and how noisy the pool's "
-           "share is on a shared machine.", "",
-           "| optimisation | figure | tasks/s with it | without it | speed-up | CPU ms/task with "
-           "it | without it | extra CPU without it: coordinator / worker main / pool / broker |",
-           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        "",
+        "## What each optimisation bought (measured in this run)",
+        "",
+        "Each row runs a fresh coordinator + worker with one optimisation put back to the "
+        "code it replaced (`benchmarks/ablate.py`), alternating round by round with a fresh "
+        "intact instance, on the figure the change is for (images: 32 × 1080p, thumbs: "
+        "1 000 thumbnails, noops: 4 000 no-op tasks). CPU is coordinator + worker (with its "
+        "pool) + broker, per task; the last column splits what undoing the change cost "
+        "(+) or saved (−) by process, which shows where it acts and how noisy the pool's "
+        "share is on a shared machine.",
+        "",
+        "| optimisation | figure | tasks/s with it | without it | speed-up | CPU ms/task with "
+        "it | without it | extra CPU without it: coordinator / worker main / pool / broker |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     parts = ("coordinator", "worker", "rabbitmq")
     for figure, system in pairs:
         label = system.removeprefix("without: ")
@@ -377,12 +557,15 @@ def _ablations(res: Results) -> list[str]:
         def pool(cpu: dict[str, float]) -> float:
             return cpu.get("worker", 0) - cpu.get("worker main", 0)
 
-        split = " / ".join(f"{d:+.2f}" for d in (
-            b.get("coordinator", 0) - a.get("coordinator", 0),
-            b.get("worker main", 0) - a.get("worker main", 0),
-            pool(b) - pool(a),
-            b.get("rabbitmq", 0) - a.get("rabbitmq", 0),
-        ))  # fmt: skip
+        split = " / ".join(
+            f"{d:+.2f}"
+            for d in (
+                b.get("coordinator", 0) - a.get("coordinator", 0),
+                b.get("worker main", 0) - a.get("worker main", 0),
+                pool(b) - pool(a),
+                b.get("rabbitmq", 0) - a.get("rabbitmq", 0),
+            )
+        )
         out.append(
             f"| {label} | {figure.removeprefix('ablation ')} | {median(with_it):.1f} | "
             f"{median(without):.1f} | ×{median(ratios):.2f} ({spread(ratios)}) | "
@@ -411,10 +594,13 @@ def main(argv: list[str] | None = None) -> int:
     facts = saved["facts"]
     history = here / "OPTIMISATIONS.md"
     text = render(
-        [Run(**r) for r in saved["runs"]], facts, facts.get("machine", {}),
-        history.read_text() if history.exists() else "", facts.get("flags", ""),
+        [Run(**r) for r in saved["runs"]],
+        facts,
+        facts.get("machine", {}),
+        history.read_text() if history.exists() else "",
+        facts.get("flags", ""),
         float(facts.get("seconds", 0)),
-    )  # fmt: skip
+    )
     write(args.out, text, print)
     return 0
 

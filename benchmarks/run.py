@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(FIGURES)}")
     parser.add_argument("--out", type=Path, default=HERE / "REPORT.md", help="report path")
     parser.add_argument(
-        "--private-broker", action="store_true",
+        "--private-broker",
+        action="store_true",
         help="start a private node of the installed RabbitMQ on a free port for this run "
         "(default: the machine's node on 127.0.0.1:5672)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     figures = args.only.split(",") if args.only else list(FIGURES)
     sizes = QUICK if args.quick else FULL
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"private RabbitMQ node {BROKER.node} on port {BROKER.port}")
     info = machine()
     info["broker"] = f"{BROKER.node} on 127.0.0.1:{BROKER.port}" + (
-        " (private node for this run)" if args.private_broker else " (the machine's node)")
+        " (private node for this run)" if args.private_broker else " (the machine's node)"
+    )
     log(f"working in {work}; {sizes}")
     bench = Bench(work, sizes, log)
     try:
@@ -94,9 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.facts["seconds"] = time.monotonic() - started
     bench.save(results / time.strftime("run-%Y%m%d-%H%M%S.json"))
     history = HERE / "OPTIMISATIONS.md"
-    text = report.render(bench.runs, bench.facts, info,
-                         history.read_text() if history.exists() else "",
-                         bench.facts["flags"], bench.facts["seconds"])  # fmt: skip
+    text = report.render(
+        bench.runs,
+        bench.facts,
+        info,
+        history.read_text() if history.exists() else "",
+        bench.facts["flags"],
+        bench.facts["seconds"],
+    )
     report.write(args.out, text, log)
     # Every round wrote fresh outputs (gigabytes in a full run); a failed run keeps its folder.
     shutil.rmtree(work, ignore_errors=True)

@@ -140,8 +140,11 @@ def thumbnails_per_s(cluster: Cluster, photos: list[tuple[str, bytes]], copies: 
     """One upload of `photos` × `copies` thumbnails; tasks per second, submit to last result."""
     with cluster.client(300) as client:
         started = time.time()
-        answer = client.post("/upload", files=[("file", p) for p in photos],
-                             data={"ops": workload.THUMB_OPS, "copies": str(copies)})  # fmt: skip
+        answer = client.post(
+            "/upload",
+            files=[("file", p) for p in photos],
+            data={"ops": workload.THUMB_OPS, "copies": str(copies)},
+        )
         answer.raise_for_status()
         job_id, tasks = answer.json()["job_id"], answer.json()["tasks"]
         deadline = time.monotonic() + 600
@@ -176,8 +179,14 @@ def percentile(values: list[float], q: float) -> float:
 # -- the coordinator's cost as the cluster grows -------------------------------------------
 
 
-def cluster_cost(work: Path, count: int, window_s: float, photos: list[tuple[str, bytes]],
-                 copies: int, alone: float) -> dict[str, Any]:  # fmt: skip
+def cluster_cost(
+    work: Path,
+    count: int,
+    window_s: float,
+    photos: list[tuple[str, bytes]],
+    copies: int,
+    alone: float,
+) -> dict[str, Any]:
     cluster = new_cluster(work / f"nodes-{count}")
     try:
         cluster.start_coordinator()
@@ -249,12 +258,18 @@ def alone_rate(work: Path, photos: list[tuple[str, bytes]], copies: int) -> floa
 # -- fair share and a job's start with real workers -----------------------------------------
 
 
-def fair_share(work: Path, photos: list[tuple[str, bytes]], copies: int, rounds: int
-               ) -> dict[str, Any]:  # fmt: skip
+def fair_share(
+    work: Path, photos: list[tuple[str, bytes]], copies: int, rounds: int
+) -> dict[str, Any]:
     """One worker alone, beside two paused workers (CPU_LIMIT at its minimum on a machine that
     is never idle), and three consuming: tasks per second and each worker's part."""
-    out: dict[str, Any] = {"alone": [], "two_paused": [], "three": [], "three_parts": [],
-                           "tasks": copies * len(photos)}  # fmt: skip
+    out: dict[str, Any] = {
+        "alone": [],
+        "two_paused": [],
+        "three": [],
+        "three_parts": [],
+        "tasks": copies * len(photos),
+    }
     for r in range(rounds):
         for case in ("alone", "two_paused", "three"):
             cluster = new_cluster(work / f"share-{case}-{r}")
@@ -277,8 +292,11 @@ def fair_share(work: Path, photos: list[tuple[str, bytes]], copies: int, rounds:
 
 
 def _wait_paused(cluster: Cluster, names: tuple[str, ...]) -> None:
-    cluster.wait_until(lambda: all(cluster.worker(n).get("status") == "paused" for n in names),
-                       20, "the PCs to pause")  # fmt: skip
+    cluster.wait_until(
+        lambda: all(cluster.worker(n).get("status") == "paused" for n in names),
+        20,
+        "the PCs to pause",
+    )
 
 
 def _parts(cluster: Cluster) -> dict[str, float]:
@@ -291,8 +309,9 @@ def _parts(cluster: Cluster) -> dict[str, float]:
     return {name: n / len(tasks) for name, n in sorted(counts.items())}
 
 
-def job_start(work: Path, photos: list[tuple[str, bytes]], sizes: tuple[int, ...], rounds: int
-              ) -> dict[str, Any]:  # fmt: skip
+def job_start(
+    work: Path, photos: list[tuple[str, bytes]], sizes: tuple[int, ...], rounds: int
+) -> dict[str, Any]:
     """Jobs of each size on one, two and three workers (the same two cores): tasks/s."""
     out: dict[str, Any] = {}
     for r in range(rounds):
@@ -419,9 +438,13 @@ def main() -> None:
     parser.add_argument("--only", default="cost,share,start", help="parts to run")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the real-worker runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "SCALING.md")
-    parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
-                        help="write the report from saved runs (later runs' parts win), "
-                        "measuring nothing")  # fmt: skip
+    parser.add_argument(
+        "--render",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="write the report from saved runs (later runs' parts win), measuring nothing",
+    )
     args = parser.parse_args()
     if args.render:
         merged: dict[str, Any] = {}
@@ -446,17 +469,22 @@ def main() -> None:
     parts = set(args.only.split(","))
     run: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cores": psutil.cpu_count(), "args": sys.argv[1:], "window_s": window_s,
-        "copies": copies, "cost": [], "start_sizes": sizes,
-    }  # fmt: skip
+        "cores": psutil.cpu_count(),
+        "args": sys.argv[1:],
+        "window_s": window_s,
+        "copies": copies,
+        "cost": [],
+        "start_sizes": sizes,
+    }
     with tempfile.TemporaryDirectory(prefix="sdscale-") as tmp:
         work = Path(tmp)
         if "cost" in parts:
             run["alone"] = alone_rate(work, photos, copies)
             for count in (int(n) for n in args.nodes.split(",")):
                 print(f"measuring {count} nodes", flush=True)
-                run["cost"].append(cluster_cost(work, count, window_s, photos, copies,
-                                                run["alone"]))  # fmt: skip
+                run["cost"].append(
+                    cluster_cost(work, count, window_s, photos, copies, run["alone"])
+                )
                 print(json.dumps(run["cost"][-1]), flush=True)
         if "share" in parts:
             print("measuring the fair share", flush=True)

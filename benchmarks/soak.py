@@ -74,15 +74,19 @@ def main() -> None:
             with cluster.client() as client:
                 for offset in range(0, noops, BATCH):
                     copies = min(BATCH, noops - offset)
-                    answer = client.post("/task", json={"type": "sleep", "payload": {"seconds": 0},
-                                                        "copies": copies})  # fmt: skip
+                    answer = client.post(
+                        "/task", json={"type": "sleep", "payload": {"seconds": 0}, "copies": copies}
+                    )
                     answer.raise_for_status()
                     jobs.append(answer.json()["job_id"])
                 image = sample_image(640, 480, seed=7)
                 for offset in range(0, images, BATCH):
                     copies = min(BATCH, images - offset)
-                    jobs.append(cluster.upload([("soak.jpg", image)], ops="thumbnail:128",
-                                               copies=copies)["job_id"])  # fmt: skip
+                    jobs.append(
+                        cluster.upload([("soak.jpg", image)], ops="thumbnail:128", copies=copies)[
+                            "job_id"
+                        ]
+                    )
             finished = [cluster.wait_job(job_id, timeout_s=1800) for job_id in jobs]
             elapsed = time.monotonic() - started
             stop.set()
@@ -107,10 +111,12 @@ def main() -> None:
         ("processed by soak-a / soak-b", f"{workers['soak-a']} / {workers['soak-b']}"),
         ("wall time", f"{elapsed:.1f} s ({args.tasks / elapsed:.0f} tasks/s)"),
         ("coordinator peak RSS", f"{sampler.peak['coordinator'] / 1e6:.0f} MB"),
-        ("GET /workers latency under load (p50 / p99 / max)",
-         f"{statistics.median(latencies_ms):.1f} / {percentile(latencies_ms, 0.99):.1f} / "
-         f"{max(latencies_ms):.1f} ms (n={len(latencies_ms)})"),
-    ]  # fmt: skip
+        (
+            "GET /workers latency under load (p50 / p99 / max)",
+            f"{statistics.median(latencies_ms):.1f} / {percentile(latencies_ms, 0.99):.1f} / "
+            f"{max(latencies_ms):.1f} ms (n={len(latencies_ms)})",
+        ),
+    ]
     verdict = "nothing lost" if lost == 0 and failed == 0 and result_files == images else "LOSS"
     text = [
         "# Soak: 10 000 tasks, two workers, real RabbitMQ",

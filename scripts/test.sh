@@ -2,9 +2,10 @@
 # Install everything the tests need and run the whole suite: Python unit, integration and
 # end-to-end tests on the real RabbitMQ, the dashboard's component tests (Vitest) and its
 # browser tests in headless Chromium. Arguments go to pytest (e.g. -k upload).
-# A whole run (no test paths, no -k/-m) also type-checks src for Linux, Windows and macOS and
-# runs the worker and end-to-end tests once more as Windows and macOS run them
-# (PORTABLE_RUNTIME=true); PORTABLE_PASS=0 leaves that pass out, PORTABLE_PASS=1 forces it.
+# A whole run (no test paths, no -k/-m) also lints and format-checks (ruff), type-checks src for
+# Linux, Windows and macOS, and runs the worker and end-to-end tests once more as Windows and
+# macOS run them (PORTABLE_RUNTIME=true); PORTABLE_PASS=0 leaves that pass out, PORTABLE_PASS=1
+# forces it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -45,6 +46,11 @@ for arg in "$@"; do
 done
 
 if [ $whole = 1 ]; then
+  say "lint and format check of src, tests and benchmarks (ruff)"
+  "$VENV/bin/ruff" check src tests benchmarks \
+    || { echo "error: ruff check found problems (ruff check --fix may mend them)" >&2; exit 1; }
+  "$VENV/bin/ruff" format --check src tests benchmarks \
+    || { echo "error: files not formatted; run: .venv/bin/ruff format src tests benchmarks" >&2; exit 1; }
   say "type check of src for Linux, Windows and macOS (mypy --platform)"
   for platform in linux win32 darwin; do
     "$VENV/bin/mypy" --platform "$platform" --cache-dir ".mypy_cache/$platform" \

@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the sd-academic console script."""
     args = parse_args(argv)
     setup_logging(args.verbose)
-    settings = load_settings(rabbit_host=args.rabbit_host, data_dir=args.data_dir,
-                             academic_db=args.db)  # fmt: skip
+    settings = load_settings(
+        rabbit_host=args.rabbit_host, data_dir=args.data_dir, academic_db=args.db
+    )
     if settings.rabbit_host is None:
         fail(
             "RABBIT_HOST is not set: sd-academic answers over RabbitMQ. On one machine, "

@@ -28,8 +28,9 @@ class AcademicError(Exception):
         """The error a reply carried, as the subclass of its status."""
         status = int(data.get("status", 500))
         kind = next((k for k in _KINDS if k.status_code == status), AcademicError)
-        return kind(str(data.get("detail", "")), errors=list(data.get("errors") or []),
-                    status=status)  # fmt: skip
+        return kind(
+            str(data.get("detail", "")), errors=list(data.get("errors") or []), status=status
+        )
 
 
 class Invalid(AcademicError):
@@ -74,5 +75,11 @@ class TimedOut(AcademicError):
 
 
 _KINDS: tuple[type[AcademicError], ...] = (
-    Invalid, NotFound, Conflict, Stale, PreconditionRequired, Unavailable, TimedOut,
-)  # fmt: skip
+    Invalid,
+    NotFound,
+    Conflict,
+    Stale,
+    PreconditionRequired,
+    Unavailable,
+    TimedOut,
+)

@@ -62,9 +62,12 @@ class AmqpEventPublisher:
         if self._exchange is None:
             raise RuntimeError("AmqpEventPublisher used before start()")
         message = aio_pika.Message(
-            orjson.dumps(body), content_type="application/json", message_id=body.get("event_id"),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, type=routing_key,
-        )  # fmt: skip
+            orjson.dumps(body),
+            content_type="application/json",
+            message_id=body.get("event_id"),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=routing_key,
+        )
         await self._exchange.publish(message, routing_key, timeout=PUBLISH_TIMEOUT_S)
 
 
@@ -73,8 +76,13 @@ class EventRelay:
     coordinator's dashboard streams). Events published while it was away are not replayed:
     the dashboard reloads its tables on reconnection."""
 
-    def __init__(self, connection: AbstractRobustConnection, exchange_name: str,
-                 queue_name: str, hub: EventHub) -> None:  # fmt: skip
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        exchange_name: str,
+        queue_name: str,
+        hub: EventHub,
+    ) -> None:
         self.connection = connection
         self.exchange_name = exchange_name
         self.queue_name = queue_name

@@ -14,8 +14,12 @@ from sd_academic.kinds import GRUPO, PROFESOR, Event, Kind
 from sd_academic.models import FULL, PARTIAL, field_errors, invalid
 
 
-def import_rows(conn: sqlite3.Connection, events: list[Event], kind: Kind,
-                rows: list[tuple[int, dict[str, str]]]) -> dict[str, Any]:  # fmt: skip
+def import_rows(
+    conn: sqlite3.Connection,
+    events: list[Event],
+    kind: Kind,
+    rows: list[tuple[int, dict[str, str]]],
+) -> dict[str, Any]:
     """Each row in a savepoint of the import's transaction: refused rows change nothing,
     the others land together."""
     report = []
@@ -31,13 +35,16 @@ def import_rows(conn: sqlite3.Connection, events: list[Event], kind: Kind,
             entry = {"action": "refused", "detail": exc.detail, "errors": errors}
         conn.execute("RELEASE import_row")
         report.append({"row": line, "key": row.get(kind.unique, ""), **entry})
-    counts = {a: sum(1 for r in report if r["action"] == a)
-              for a in ("created", "updated", "unchanged", "refused")}  # fmt: skip
+    counts = {
+        a: sum(1 for r in report if r["action"] == a)
+        for a in ("created", "updated", "unchanged", "refused")
+    }
     return {"rows": report, **counts}
 
 
-def _import_row(conn: sqlite3.Connection, events: list[Event], kind: Kind,
-                row: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def _import_row(
+    conn: sqlite3.Connection, events: list[Event], kind: Kind, row: dict[str, str]
+) -> dict[str, Any]:
     if "__extra__" in row:
         raise Invalid.field("row", "more cells than the header names")
     values: dict[str, Any] = {k: v for k, v in row.items() if v != ""}

@@ -28,21 +28,25 @@ class Kind:
 
 
 PROFESOR = Kind(
-    "profesor", "profesores",
-    ("nombre", "apellidos", "email", "departamento", "activo"), "email",
+    "profesor",
+    "profesores",
+    ("nombre", "apellidos", "email", "departamento", "activo"),
+    "email",
     ("p.nombre", "p.apellidos", "p.nombre || ' ' || p.apellidos", "p.email"),
     "p.*, (SELECT COUNT(*) FROM grupos g WHERE g.profesor_id = p.id) AS grupos",
     "profesores p",
     "p.apellidos COLLATE NOCASE, p.nombre COLLATE NOCASE, p.id",
-)  # fmt: skip
+)
 GRUPO = Kind(
-    "grupo", "grupos",
-    ("clave", "materia", "periodo", "cupo", "horario", "profesor_id"), "clave",
+    "grupo",
+    "grupos",
+    ("clave", "materia", "periodo", "cupo", "horario", "profesor_id"),
+    "clave",
     ("g.clave", "g.materia"),
     "g.*, p.nombre || ' ' || p.apellidos AS profesor",
     "grupos g LEFT JOIN profesores p ON p.id = g.profesor_id",
     "g.clave COLLATE NOCASE, g.id",
-)  # fmt: skip
+)
 KINDS = {k.name: k for k in (PROFESOR, GRUPO)}
 ALIAS = {"profesor": "p", "grupo": "g"}
 

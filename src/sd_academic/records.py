@@ -46,14 +46,24 @@ def _duplicate(kind: Kind, data: dict[str, Any]) -> Conflict:
 
 
 def _event(events: list[Event], kind: Kind, verb: str, data: dict[str, Any]) -> None:
-    events.append(Event(f"{kind.name}.{verb}", {
-        "event_id": uuid.uuid4().hex, "type": f"{kind.name}.{verb}", "entity": kind.name,
-        "id": data["id"], "data": data, "at": now_iso(),
-    }))  # fmt: skip
+    events.append(
+        Event(
+            f"{kind.name}.{verb}",
+            {
+                "event_id": uuid.uuid4().hex,
+                "type": f"{kind.name}.{verb}",
+                "entity": kind.name,
+                "id": data["id"],
+                "data": data,
+                "at": now_iso(),
+            },
+        )
+    )
 
 
-def create(conn: sqlite3.Connection, events: list[Event], kind: Kind,
-           data: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def create(
+    conn: sqlite3.Connection, events: list[Event], kind: Kind, data: dict[str, Any]
+) -> dict[str, Any]:
     """Insert a record; Conflict on a duplicate key."""
     _check_refs(conn, kind, data)
     at = now_iso()
@@ -62,8 +72,9 @@ def create(conn: sqlite3.Connection, events: list[Event], kind: Kind,
     try:
         cursor = conn.execute(
             f"INSERT INTO {kind.table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})", values,
-        )  # fmt: skip
+            f"VALUES ({', '.join('?' * len(columns))})",
+            values,
+        )
     except sqlite3.IntegrityError as exc:
         raise _duplicate(kind, data) from exc
     record = get(conn, kind, int(cursor.lastrowid or 0))
@@ -71,8 +82,9 @@ def create(conn: sqlite3.Connection, events: list[Event], kind: Kind,
     return record
 
 
-def _current(conn: sqlite3.Connection, kind: Kind, record_id: int,
-             if_version: int | None) -> dict[str, Any]:  # fmt: skip
+def _current(
+    conn: sqlite3.Connection, kind: Kind, record_id: int, if_version: int | None
+) -> dict[str, Any]:
     current = get(conn, kind, record_id)
     if if_version is not None and if_version != current["version"]:
         raise Stale(
@@ -82,8 +94,14 @@ def _current(conn: sqlite3.Connection, kind: Kind, record_id: int,
     return current
 
 
-def update(conn: sqlite3.Connection, events: list[Event], kind: Kind, record_id: int,
-           changes: dict[str, Any], if_version: int | None) -> dict[str, Any]:  # fmt: skip
+def update(
+    conn: sqlite3.Connection,
+    events: list[Event],
+    kind: Kind,
+    record_id: int,
+    changes: dict[str, Any],
+    if_version: int | None,
+) -> dict[str, Any]:
     """Change the fields in `changes`; Stale if the version moved, Conflict on a duplicate."""
     current = _current(conn, kind, record_id, if_version)
     merged = {f: changes.get(f, current[f]) for f in kind.fields}
@@ -94,8 +112,9 @@ def update(conn: sqlite3.Connection, events: list[Event], kind: Kind, record_id:
     try:
         conn.execute(
             f"UPDATE {kind.table} SET {assignments}, version = version + 1, updated_at = ? "
-            "WHERE id = ?", [*(merged[f] for f in kind.fields), now_iso(), record_id],
-        )  # fmt: skip
+            "WHERE id = ?",
+            [*(merged[f] for f in kind.fields), now_iso(), record_id],
+        )
     except sqlite3.IntegrityError as exc:
         raise _duplicate(kind, merged) from exc
     record = get(conn, kind, record_id)
@@ -103,8 +122,14 @@ def update(conn: sqlite3.Connection, events: list[Event], kind: Kind, record_id:
     return record
 
 
-def delete(conn: sqlite3.Connection, events: list[Event], kind: Kind, record_id: int,
-           if_version: int | None, unassign: bool) -> dict[str, Any]:  # fmt: skip
+def delete(
+    conn: sqlite3.Connection,
+    events: list[Event],
+    kind: Kind,
+    record_id: int,
+    if_version: int | None,
+    unassign: bool,
+) -> dict[str, Any]:
     """Delete a record. A profesor who still teaches grupos: Conflict, unless `unassign`,
     which leaves those grupos without a profesor first."""
     current = _current(conn, kind, record_id, if_version)

@@ -25,7 +25,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
-)  # fmt: skip
+)
 
 from sd_academic.errors import AcademicError, TimedOut, Unavailable
 from sd_academic.service import AcademicService
@@ -57,8 +57,9 @@ def _deadline(message: AbstractIncomingMessage) -> float:
 class AcademicClient(Protocol):
     """How the REST layer reaches the service, over RabbitMQ or in-process."""
 
-    async def call(self, command: str, args: dict[str, Any], request_id: str | None = None
-                   ) -> Any: ...  # fmt: skip
+    async def call(
+        self, command: str, args: dict[str, Any], request_id: str | None = None
+    ) -> Any: ...
 
 
 class LocalClient:
@@ -67,16 +68,16 @@ class LocalClient:
     def __init__(self, service: AcademicService) -> None:
         self.service = service
 
-    async def call(self, command: str, args: dict[str, Any], request_id: str | None = None
-                   ) -> Any:  # fmt: skip
+    async def call(self, command: str, args: dict[str, Any], request_id: str | None = None) -> Any:
         return await self.service.execute(command, args, request_id)
 
 
 class RpcServer:
     """Consumes the request queue and answers each command on its `reply_to`."""
 
-    def __init__(self, service: AcademicService, connection: AbstractRobustConnection,
-                 queue_name: str) -> None:  # fmt: skip
+    def __init__(
+        self, service: AcademicService, connection: AbstractRobustConnection, queue_name: str
+    ) -> None:
         self.service = service
         self.connection = connection
         self.queue_name = queue_name
@@ -105,8 +106,9 @@ class RpcServer:
         try:
             await asyncio.wait_for(self._idle.wait(), DRAIN_TIMEOUT_S)
         except TimeoutError:
-            log.warning("stopping with %d command(s) unanswered: RabbitMQ redelivers them",
-                        self._in_flight)  # fmt: skip
+            log.warning(
+                "stopping with %d command(s) unanswered: RabbitMQ redelivers them", self._in_flight
+            )
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -123,17 +125,23 @@ class RpcServer:
                     return
                 late_s = time.time() - _deadline(message)
                 if late_s > 0:
-                    log.warning("dropped a command its caller stopped waiting for %.1f s ago "
-                                "(if that keeps happening: are the machines' clocks in sync?)",
-                                late_s)  # fmt: skip
+                    log.warning(
+                        "dropped a command its caller stopped waiting for %.1f s ago "
+                        "(if that keeps happening: are the machines' clocks in sync?)",
+                        late_s,
+                    )
                     return
                 reply = await self._answer(message)
                 assert self._channel is not None
                 await self._channel.default_exchange.publish(
-                    aio_pika.Message(orjson.dumps(reply), content_type="application/json",
-                                     correlation_id=message.correlation_id),
-                    routing_key=message.reply_to, mandatory=False,
-                )  # fmt: skip
+                    aio_pika.Message(
+                        orjson.dumps(reply),
+                        content_type="application/json",
+                        correlation_id=message.correlation_id,
+                    ),
+                    routing_key=message.reply_to,
+                    mandatory=False,
+                )
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -154,16 +162,21 @@ class RpcServer:
             return {"ok": False, "error": {"status": 400, "detail": "command is not JSON"}}
         except Exception:
             log.exception("command failed: %.200r", message.body)
-            return {"ok": False, "error": {
-                "status": 500, "detail": "the academic service failed on this command; see its log",
-            }}  # fmt: skip
+            return {
+                "ok": False,
+                "error": {
+                    "status": 500,
+                    "detail": "the academic service failed on this command; see its log",
+                },
+            }
 
 
 class RpcClient:
     """Sends commands to whichever academic service consumes the request queue."""
 
-    def __init__(self, connection: AbstractRobustConnection, queue_name: str,
-                 timeout_s: float) -> None:  # fmt: skip
+    def __init__(
+        self, connection: AbstractRobustConnection, queue_name: str, timeout_s: float
+    ) -> None:
         self.connection = connection
         self.queue_name = queue_name
         self.timeout_s = timeout_s
@@ -202,8 +215,7 @@ class RpcClient:
             return
         future.set_result(reply if isinstance(reply, dict) else {})
 
-    async def call(self, command: str, args: dict[str, Any], request_id: str | None = None
-                   ) -> Any:  # fmt: skip
+    async def call(self, command: str, args: dict[str, Any], request_id: str | None = None) -> Any:
         """Run `command` on the service and return its result; AcademicError if it refused,
         Unavailable (503) if no service can be reached, TimedOut (504) past the timeout."""
         if self._exchange is None:
@@ -212,17 +224,24 @@ class RpcClient:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._futures[correlation_id] = future
         message = aio_pika.Message(
-            orjson.dumps({"command": command, "args": args}), content_type="application/json",
-            correlation_id=correlation_id, reply_to=self.reply_queue_name,
-            message_id=request_id or correlation_id, expiration=self.timeout_s,
+            orjson.dumps({"command": command, "args": args}),
+            content_type="application/json",
+            correlation_id=correlation_id,
+            reply_to=self.reply_queue_name,
+            message_id=request_id or correlation_id,
+            expiration=self.timeout_s,
             headers={DEADLINE_HEADER: int((time.time() + self.timeout_s) * 1000)},
-        )  # fmt: skip
+        )
         try:
             async with asyncio.timeout(self.timeout_s):
                 try:
                     await self._exchange.publish(message, routing_key=self.queue_name)
-                except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException,
-                        ConnectionError, RuntimeError) as exc:  # fmt: skip
+                except (
+                    aiormq.exceptions.AMQPError,
+                    aio_pika.exceptions.AMQPException,
+                    ConnectionError,
+                    RuntimeError,
+                ) as exc:
                     raise Unavailable(
                         f"cannot send the command to the academic service through RabbitMQ "
                         f"({exc or type(exc).__name__}); try again shortly"

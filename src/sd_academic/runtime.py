@@ -96,8 +96,12 @@ class AcademicRuntime:
         await relay.start()
         self._client = self._rpc
         where = "in this process" if self._server else "in sd-academic, elsewhere"
-        log.info("academic commands go over RabbitMQ (%s, queue %r) to the service %s",
-                 broker_display(s), queue, where)  # fmt: skip
+        log.info(
+            "academic commands go over RabbitMQ (%s, queue %r) to the service %s",
+            broker_display(s),
+            queue,
+            where,
+        )
 
     async def stop(self) -> None:
         """Stop in reverse order (idempotent)."""

@@ -120,11 +120,15 @@ class AcademicService:
     async def _list(self, kind: Kind, args: dict[str, Any], _: str | None) -> Any:
         a = parse(ListArgs, args)
         filters: dict[str, Any] = (
-            {"profesor_id": a.profesor_id, "periodo": a.periodo} if kind is GRUPO
+            {"profesor_id": a.profesor_id, "periodo": a.periodo}
+            if kind is GRUPO
             else {"activo": None if a.activo is None else int(a.activo)}
-        )  # fmt: skip
-        return await self._run(lambda: self.store.list_page(
-            kind, q=a.q.strip(), page=a.page, per_page=a.per_page, filters=filters))  # fmt: skip
+        )
+        return await self._run(
+            lambda: self.store.list_page(
+                kind, q=a.q.strip(), page=a.page, per_page=a.per_page, filters=filters
+            )
+        )
 
     async def _get(self, kind: Kind, args: dict[str, Any], _: str | None) -> Any:
         return await self._run(self.store.get, kind, parse(IdArgs, args).id)
@@ -136,9 +140,15 @@ class AcademicService:
         if a.profesor_id is None:
             raise Invalid.field("profesor_id", "Field required")
         await self._run(self.store.get, PROFESOR, a.profesor_id)
-        return await self._run(lambda: self.store.list_page(
-            GRUPO, q=a.q, page=a.page, per_page=a.per_page,
-            filters={"profesor_id": a.profesor_id, "periodo": a.periodo}))  # fmt: skip
+        return await self._run(
+            lambda: self.store.list_page(
+                GRUPO,
+                q=a.q,
+                page=a.page,
+                per_page=a.per_page,
+                filters={"profesor_id": a.profesor_id, "periodo": a.periodo},
+            )
+        )
 
     async def _create(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
         data = parse(FULL[kind.name], parse(WriteArgs, args).data).model_dump()
@@ -148,8 +158,9 @@ class AcademicService:
         a = parse(WriteArgs, args)
         record_id = _need_id(a)
         data = parse(FULL[kind.name], a.data).model_dump()
-        return await self._write(request_id, lambda c, e: records.update(
-            c, e, kind, record_id, data, a.if_version))  # fmt: skip
+        return await self._write(
+            request_id, lambda c, e: records.update(c, e, kind, record_id, data, a.if_version)
+        )
 
     async def _patch(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
         a = parse(WriteArgs, args)
@@ -158,14 +169,16 @@ class AcademicService:
         for field, value in data.items():
             if value is None and field != "profesor_id":
                 raise Invalid.field(field, "may not be null")
-        return await self._write(request_id, lambda c, e: records.update(
-            c, e, kind, record_id, data, a.if_version))  # fmt: skip
+        return await self._write(
+            request_id, lambda c, e: records.update(c, e, kind, record_id, data, a.if_version)
+        )
 
     async def _delete(self, kind: Kind, args: dict[str, Any], request_id: str | None) -> Any:
         a = parse(WriteArgs, args)
         record_id = _need_id(a)
-        return await self._write(request_id, lambda c, e: records.delete(
-            c, e, kind, record_id, a.if_version, a.unassign))  # fmt: skip
+        return await self._write(
+            request_id, lambda c, e: records.delete(c, e, kind, record_id, a.if_version, a.unassign)
+        )
 
     async def _export(self, kind: Kind, args: dict[str, Any], _: str | None) -> Any:
         def export() -> str:
@@ -210,13 +223,19 @@ class AcademicService:
                         *(self.publisher.publish(key, body) for _, key, body in batch),
                         return_exceptions=True,
                     )
-                    done += [seq for (seq, _, _), r in zip(batch, results, strict=True)
-                             if not isinstance(r, BaseException)]  # fmt: skip
+                    done += [
+                        seq
+                        for (seq, _, _), r in zip(batch, results, strict=True)
+                        if not isinstance(r, BaseException)
+                    ]
                     failed = [r for r in results if isinstance(r, BaseException)]
                     if failed:
-                        log.warning("%d academic event(s) not published yet (%s); retrying in "
-                                    "%.0f s", len(failed), failed[0] or type(failed[0]).__name__,
-                                    SWEEP_INTERVAL_S)  # fmt: skip
+                        log.warning(
+                            "%d academic event(s) not published yet (%s); retrying in %.0f s",
+                            len(failed),
+                            failed[0] or type(failed[0]).__name__,
+                            SWEEP_INTERVAL_S,
+                        )
                         break
             finally:
                 await self._run(self.store.published, done)
@@ -230,8 +249,9 @@ class AcademicService:
                 log.exception("academic outbox sweep failed")
 
 
-VERBS = frozenset({"list", "get", "grupos", "create", "replace", "patch", "delete", "import",
-                   "export"})  # fmt: skip
+VERBS = frozenset(
+    {"list", "get", "grupos", "create", "replace", "patch", "delete", "import", "export"}
+)
 
 
 def _fingerprint(command: str, args: dict[str, Any]) -> str:

@@ -33,8 +33,9 @@ class AcademicStore:
     def open(self) -> int:
         """Open the file (creating it) and apply pending migrations; return the schema version."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
-                               check_same_thread=False)  # fmt: skip
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         conn.create_function("fold", 1, fold, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -104,8 +105,9 @@ class AcademicStore:
                 conn.execute("DELETE FROM replies WHERE created_at < ?", (at - REPLY_TTL_S,))
             return result, seqs, False
 
-    def outbox(self, seqs: list[int] | None = None, older_than_s: float = 0.0
-               ) -> list[tuple[int, str, dict[str, Any]]]:  # fmt: skip
+    def outbox(
+        self, seqs: list[int] | None = None, older_than_s: float = 0.0
+    ) -> list[tuple[int, str, dict[str, Any]]]:
         """Unpublished events: those of `seqs`, or every one older than `older_than_s`."""
         if seqs is not None:
             rows = []
@@ -113,13 +115,15 @@ class AcademicStore:
                 chunk = seqs[start : start + SQL_BATCH]
                 rows += self.conn.execute(
                     "SELECT seq, routing_key, body FROM outbox "
-                    f"WHERE seq IN ({','.join('?' * len(chunk))}) ORDER BY seq", chunk,
-                ).fetchall()  # fmt: skip
+                    f"WHERE seq IN ({','.join('?' * len(chunk))}) ORDER BY seq",
+                    chunk,
+                ).fetchall()
         else:
             rows = self.conn.execute(
                 "SELECT seq, routing_key, body FROM outbox WHERE created_at < ? ORDER BY seq "
-                "LIMIT 1000", (time.time() - older_than_s,),
-            ).fetchall()  # fmt: skip
+                "LIMIT 1000",
+                (time.time() - older_than_s,),
+            ).fetchall()
         return [(int(r[0]), str(r[1]), orjson.loads(r[2])) for r in rows]
 
     def published(self, seqs: list[int]) -> None:
@@ -137,8 +141,15 @@ class AcademicStore:
         """One record, or NotFound."""
         return records.get(self.conn, kind, record_id)
 
-    def list_page(self, kind: Kind, *, q: str = "", page: int = 1, per_page: int = 20,
-             filters: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def list_page(
+        self,
+        kind: Kind,
+        *,
+        q: str = "",
+        page: int = 1,
+        per_page: int = 20,
+        filters: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """A page of records matching `q` (any search column contains it) and `filters`."""
         alias = ALIAS[kind.name]
         where: list[str] = []
@@ -160,8 +171,12 @@ class AcademicStore:
             f"{kind.select}{clause} ORDER BY {kind.order} LIMIT ? OFFSET ?",
             [*params, per_page, (page - 1) * per_page],
         ).fetchall()
-        return {"items": [row_dict(kind, r) for r in rows], "total": int(total), "page": page,
-                "per_page": per_page}  # fmt: skip
+        return {
+            "items": [row_dict(kind, r) for r in rows],
+            "total": int(total),
+            "page": page,
+            "per_page": per_page,
+        }
 
     def all(self, kind: Kind) -> list[dict[str, Any]]:
         """Every record, in list order (for export)."""

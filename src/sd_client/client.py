@@ -51,12 +51,18 @@ class Job:
     @classmethod
     def of(cls, body: dict[str, Any]) -> Job:
         return cls(
-            job_id=body["job_id"], state=body["state"], total=body["total"], done=body["done"],
-            failed=body["failed"], cancelled=body.get("cancelled", 0),
-            open=body.get("open", False), ops=body.get("ops", ""),
-            copies=body.get("copies", 1), max_upload_bytes=body.get("max_upload_bytes", 0),
+            job_id=body["job_id"],
+            state=body["state"],
+            total=body["total"],
+            done=body["done"],
+            failed=body["failed"],
+            cancelled=body.get("cancelled", 0),
+            open=body.get("open", False),
+            ops=body.get("ops", ""),
+            copies=body.get("copies", 1),
+            max_upload_bytes=body.get("max_upload_bytes", 0),
             max_files=body.get("max_files", 100),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,15 @@ class Task:
     @classmethod
     def of(cls, body: dict[str, Any]) -> Task:
         return cls(
-            task_id=body["task_id"], state=body["state"], filename=body.get("filename"),
-            copy=body.get("copy", 0), result=body.get("result"), error=body.get("error"),
-            output=body.get("output"), finished_seq=body.get("finished_seq"),
-        )  # fmt: skip
+            task_id=body["task_id"],
+            state=body["state"],
+            filename=body.get("filename"),
+            copy=body.get("copy", 0),
+            result=body.get("result"),
+            error=body.get("error"),
+            output=body.get("output"),
+            finished_seq=body.get("finished_seq"),
+        )
 
 
 @dataclass(frozen=True)
@@ -108,9 +119,12 @@ class Client:
     """`async with Client(url, token) as sd:` — every call raises SdError on an error answer."""
 
     def __init__(
-        self, url: str = "http://127.0.0.1:8000", token: str | None = None, *,
+        self,
+        url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        *,
         timeout_s: float = 300,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
@@ -156,8 +170,9 @@ class Client:
         for name, data in files:
             form.add_field("file", data, filename=name, content_type="application/octet-stream")
         body = await self._call("POST", f"/jobs/{job_id}/files", data=form)
-        return [FileAnswer(f["name"], f["status"], f["tasks"], f.get("detail"))
-                for f in body["files"]]  # fmt: skip
+        return [
+            FileAnswer(f["name"], f["status"], f["tasks"], f.get("detail")) for f in body["files"]
+        ]
 
     async def close_job(self, job_id: str) -> Job:
         """No more files: the job finishes once its tasks do."""
@@ -194,9 +209,10 @@ class Client:
             job = await self.job(job_id)  # read first: tasks finished before it are listed
             while True:
                 page = await self._call(
-                    "GET", f"/jobs/{job_id}/tasks",
+                    "GET",
+                    f"/jobs/{job_id}/tasks",
                     params={"order": "finished", "cursor": cursor, "limit": 1000},
-                )  # fmt: skip
+                )
                 for body in page["tasks"]:
                     yield Task.of(body)
                 cursor = page["next"]

@@ -43,17 +43,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     parser.add_argument(
-        "--ops", default="grayscale",
+        "--ops",
+        default="grayscale",
         help="pipeline, e.g. grayscale,blur:2,thumbnail:512 (default grayscale)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", required=True, help="folder for the results")
     parser.add_argument("-r", "--recursive", action="store_true", help="walk into subfolders")
-    parser.add_argument("--coordinator", help="coordinator URL (default: http://COORDINATOR_IP:"
-                        "COORDINATOR_PORT from the environment or .env)")  # fmt: skip
+    parser.add_argument(
+        "--coordinator",
+        help="coordinator URL (default: http://COORDINATOR_IP:"
+        "COORDINATOR_PORT from the environment or .env)",
+    )
     parser.add_argument("--token", help="API token (default: API_TOKEN)")
     parser.add_argument("--copies", type=int, default=1, help="tasks per file (default 1)")
-    parser.add_argument("--parallel", type=int, default=3,
-                        help="batches uploading at once (default 3)")  # fmt: skip
+    parser.add_argument(
+        "--parallel", type=int, default=3, help="batches uploading at once (default 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     if not 1 <= args.copies <= 1000:
@@ -90,12 +95,15 @@ class Run:
 
     def summary(self, exit_code: int) -> dict[str, Any]:
         return {
-            "job_id": self.job_id, "files": self.files, "already_done": self.already,
-            "sent": self.sent, "written": self.written,
+            "job_id": self.job_id,
+            "files": self.files,
+            "already_done": self.already,
+            "sent": self.sent,
+            "written": self.written,
             "failed": [asdict(f) for f in self.problems],
             "skipped": [asdict(s) for s in self.skipped if not s.problem],
             "exit_code": exit_code,
-        }  # fmt: skip
+        }
 
 
 class Submission:
@@ -248,8 +256,9 @@ class Submission:
                 self.run.written += 1
                 self.progress.done += 1
             except (SdError, OSError, aiohttp.ClientError) as exc:
-                self.run.failed.append(Failure(task.filename or task.task_id,
-                                               f"result not written: {exc}"))  # fmt: skip
+                self.run.failed.append(
+                    Failure(task.filename or task.task_id, f"result not written: {exc}")
+                )
                 self.progress.failed += 1
             finally:
                 slots.release()
@@ -303,13 +312,18 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(submit(args, url, token, run))
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
-        print(f"\ninterrupted: {run.written} result(s) written to {args.out}; run the same "
-              "command again to resume", file=sys.stderr)  # fmt: skip
+        print(
+            f"\ninterrupted: {run.written} result(s) written to {args.out}; run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
     except SdError as exc:
         fail(f"the coordinator at {url} answered {exc.status}: {exc.detail}")
     except (aiohttp.ClientError, OSError) as exc:
-        fail(f"cannot reach the coordinator at {url} ({exc}); is sd-coordinator running? "
-             "Use --coordinator URL")  # fmt: skip
+        fail(
+            f"cannot reach the coordinator at {url} ({exc}); is sd-coordinator running? "
+            "Use --coordinator URL"
+        )
     problems = run.problems
     if code == 0 and problems:
         code = EXIT_FAILURES
@@ -317,9 +331,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run.summary(code), ensure_ascii=False, indent=2))
     else:
         skipped = [s for s in run.skipped if not s.problem]
-        print(f"{run.written} result(s) written to {args.out}, {run.already} already there; "
-              f"{len(problems)} failed, {len(skipped)} skipped (not images)"
-              + (f"; job {run.job_id}" if run.job_id else ""), file=sys.stderr)  # fmt: skip
+        print(
+            f"{run.written} result(s) written to {args.out}, {run.already} already there; "
+            f"{len(problems)} failed, {len(skipped)} skipped (not images)"
+            + (f"; job {run.job_id}" if run.job_id else ""),
+            file=sys.stderr,
+        )
         if problems:
             print(failure_table(problems), file=sys.stderr)
     raise SystemExit(code)

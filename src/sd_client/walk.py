@@ -87,8 +87,11 @@ def walk(paths: list[str], recursive: bool) -> tuple[list[Source], list[Skipped]
         name = clean_name(raw_name)
         target = result_relpath(name)
         if target in names:
-            skipped.append(Skipped(str(path), f"its result {target} would overwrite that of "
-                                   f"{names[target]}", True))  # fmt: skip
+            skipped.append(
+                Skipped(
+                    str(path), f"its result {target} would overwrite that of {names[target]}", True
+                )
+            )
             continue
         names[target] = str(path)
         sources.append(Source(path, name, size))

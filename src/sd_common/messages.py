@@ -59,10 +59,11 @@ class WorkerHello(BaseModel):
     )
     os: str = Field("", max_length=80, description="the node's operating system, for its card")
     held: list[Annotated[str, Field(pattern=ID)]] = Field(
-        default_factory=list, max_length=HELD_MAX,
+        default_factory=list,
+        max_length=HELD_MAX,
         description="task ids of the deliveries this worker holds unacked, oldest first: the "
         "coordinator runs them elsewhere if this worker goes silent",
-    )  # fmt: skip
+    )
     rtt_ms: float | None = Field(
         None, ge=0, le=600_000, description="round trip of this worker's previous report"
     )
@@ -81,13 +82,15 @@ class ReportAnswer(BaseModel):
         "worker was lost or lagged): the worker acks them without running them",
     )
     others_consuming: dict[str, int] | None = Field(
-        None, description="other workers consuming the queue (status free or busy): "
+        None,
+        description="other workers consuming the queue (status free or busy): "
         "`workers` and their `cpus`; the worker's share counts them",
-    )  # fmt: skip
+    )
     unfinished_tasks: int | None = Field(
-        None, description="tasks of every job not yet finished, including the part still "
+        None,
+        description="tasks of every job not yet finished, including the part still "
         "being published: the whole that the consuming workers share",
-    )  # fmt: skip
+    )
 
 
 class Working(BaseModel):
@@ -100,9 +103,10 @@ class Working(BaseModel):
     status: Literal["free", "busy", "paused", "draining"]
     task_id: str | None = Field(None, max_length=64)
     started: list[Annotated[str, Field(pattern=ID)]] = Field(
-        default_factory=list, max_length=1000,
+        default_factory=list,
+        max_length=1000,
         description="tasks started since the previous update (marked running together)",
-    )  # fmt: skip
+    )
 
 
 class TaskOutcome(BaseModel):
@@ -120,11 +124,12 @@ class TaskOutcome(BaseModel):
     )
     duration_s: float = Field(0, ge=0, le=86_400)
     result: str | None = Field(
-        None, pattern=r"^\.incoming-[0-9a-f]{32}-[0-9a-f]{32}\.png$",
+        None,
+        pattern=r"^\.incoming-[0-9a-f]{32}-[0-9a-f]{32}\.png$",
         description="`.incoming-<task_id>-<32 hex>.png`, which this worker wrote into the "
         "coordinator's DATA_DIR/results itself (shared storage); the coordinator checks it and "
         "makes it the task's result only if the task is not finished yet",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _result_is_own(self) -> TaskOutcome:

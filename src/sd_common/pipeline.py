@@ -70,44 +70,89 @@ def _with_arg(
 
 
 _SPECS = (
-    _plain("grayscale", "Convert to grayscale (ImageOps.grayscale).",
-           "Convierte a escala de grises (ImageOps.grayscale)."),
-    _with_arg("blur", "radius", float, (2, 0, 100), "Gaussian blur with this radius in pixels.",
-              "Desenfoque gaussiano con este radio en píxeles."),
+    _plain(
+        "grayscale",
+        "Convert to grayscale (ImageOps.grayscale).",
+        "Convierte a escala de grises (ImageOps.grayscale).",
+    ),
+    _with_arg(
+        "blur",
+        "radius",
+        float,
+        (2, 0, 100),
+        "Gaussian blur with this radius in pixels.",
+        "Desenfoque gaussiano con este radio en píxeles.",
+    ),
     _plain("sharpen", "Sharpen (ImageFilter.SHARPEN).", "Enfoca (ImageFilter.SHARPEN)."),
-    _plain("edges", "Find edges (ImageFilter.FIND_EDGES).",
-           "Detecta bordes (ImageFilter.FIND_EDGES)."),
-    _plain("contour", "Trace contours (ImageFilter.CONTOUR).",
-           "Traza contornos (ImageFilter.CONTOUR)."),
+    _plain(
+        "edges", "Find edges (ImageFilter.FIND_EDGES).", "Detecta bordes (ImageFilter.FIND_EDGES)."
+    ),
+    _plain(
+        "contour", "Trace contours (ImageFilter.CONTOUR).", "Traza contornos (ImageFilter.CONTOUR)."
+    ),
     _plain("emboss", "Emboss (ImageFilter.EMBOSS).", "Relieve (ImageFilter.EMBOSS)."),
-    _plain("invert", "Invert colours (ImageOps.invert).",
-           "Invierte los colores (ImageOps.invert)."),
-    _plain("sepia", "Sepia tone: grayscale, then ImageOps.colorize from #2e1f0f (shadows) "
-           "through #704214 (sepia) to #fdf5e6 (highlights).",
-           "Tono sepia: escala de grises y luego ImageOps.colorize de #2e1f0f (sombras) "
-           "pasando por #704214 (sepia) a #fdf5e6 (luces)."),
-    _plain("autocontrast", "Stretch contrast to the full range (ImageOps.autocontrast).",
-           "Estira el contraste a todo el rango (ImageOps.autocontrast)."),
-    _plain("equalize", "Equalize the histogram (ImageOps.equalize).",
-           "Ecualiza el histograma (ImageOps.equalize)."),
-    _with_arg("thumbnail", "size", int, (256, 1, 10000),
-              "Shrink to fit a size×size box, keeping the aspect ratio (never enlarges).",
-              "Reduce para caber en un cuadro de tamaño×tamaño, conservando la proporción "
-              "(nunca amplía)."),
-    _with_arg("rotate", "degrees", float, (90, -360, 360),
-              "Rotate counter-clockwise by this many degrees, enlarging the canvas to fit.",
-              "Gira en sentido antihorario estos grados, ampliando el lienzo para que quepa."),
-    _plain("flip", "Flip top to bottom (ImageOps.flip).",
-           "Voltea de arriba abajo (ImageOps.flip)."),
-    _plain("mirror", "Mirror left to right (ImageOps.mirror).",
-           "Refleja de izquierda a derecha (ImageOps.mirror)."),
-    _with_arg("brightness", "factor", float, (1.5, 0, 10),
-              "Change brightness: 0 is black, 1 the original, above 1 brighter.",
-              "Cambia el brillo: 0 es negro, 1 el original, más de 1 más claro."),
-    _with_arg("contrast", "factor", float, (1.5, 0, 10),
-              "Change contrast: 0 is solid grey, 1 the original, above 1 stronger.",
-              "Cambia el contraste: 0 es gris uniforme, 1 el original, más de 1 más fuerte."),
-)  # fmt: skip
+    _plain(
+        "invert", "Invert colours (ImageOps.invert).", "Invierte los colores (ImageOps.invert)."
+    ),
+    _plain(
+        "sepia",
+        "Sepia tone: grayscale, then ImageOps.colorize from #2e1f0f (shadows) "
+        "through #704214 (sepia) to #fdf5e6 (highlights).",
+        "Tono sepia: escala de grises y luego ImageOps.colorize de #2e1f0f (sombras) "
+        "pasando por #704214 (sepia) a #fdf5e6 (luces).",
+    ),
+    _plain(
+        "autocontrast",
+        "Stretch contrast to the full range (ImageOps.autocontrast).",
+        "Estira el contraste a todo el rango (ImageOps.autocontrast).",
+    ),
+    _plain(
+        "equalize",
+        "Equalize the histogram (ImageOps.equalize).",
+        "Ecualiza el histograma (ImageOps.equalize).",
+    ),
+    _with_arg(
+        "thumbnail",
+        "size",
+        int,
+        (256, 1, 10000),
+        "Shrink to fit a size×size box, keeping the aspect ratio (never enlarges).",
+        "Reduce para caber en un cuadro de tamaño×tamaño, conservando la proporción "
+        "(nunca amplía).",
+    ),
+    _with_arg(
+        "rotate",
+        "degrees",
+        float,
+        (90, -360, 360),
+        "Rotate counter-clockwise by this many degrees, enlarging the canvas to fit.",
+        "Gira en sentido antihorario estos grados, ampliando el lienzo para que quepa.",
+    ),
+    _plain(
+        "flip", "Flip top to bottom (ImageOps.flip).", "Voltea de arriba abajo (ImageOps.flip)."
+    ),
+    _plain(
+        "mirror",
+        "Mirror left to right (ImageOps.mirror).",
+        "Refleja de izquierda a derecha (ImageOps.mirror).",
+    ),
+    _with_arg(
+        "brightness",
+        "factor",
+        float,
+        (1.5, 0, 10),
+        "Change brightness: 0 is black, 1 the original, above 1 brighter.",
+        "Cambia el brillo: 0 es negro, 1 el original, más de 1 más claro.",
+    ),
+    _with_arg(
+        "contrast",
+        "factor",
+        float,
+        (1.5, 0, 10),
+        "Change contrast: 0 is solid grey, 1 the original, above 1 stronger.",
+        "Cambia el contraste: 0 es gris uniforme, 1 el original, más de 1 más fuerte.",
+    ),
+)
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in _SPECS}
 

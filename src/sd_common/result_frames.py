@@ -159,8 +159,11 @@ class FrameReader:
         if self._pending is not None:
             raise FrameError(f"truncated result of task {self._pending.task_id}")
         if self._buffer:
-            raise FrameError("truncated frame length" if len(self._buffer) < _LENGTH.size
-                             else "bad frame header length")  # fmt: skip
+            raise FrameError(
+                "truncated frame length"
+                if len(self._buffer) < _LENGTH.size
+                else "bad frame header length"
+            )
         if not self.count:
             raise FrameError("no results in the body")
 

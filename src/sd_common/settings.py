@@ -101,20 +101,25 @@ class Settings(BaseSettings):
         None, description="SQLite file of the academic records; unset: DATA_DIR/academico.sqlite3"
     )
     academic_in_process: bool = Field(
-        True, description="with RabbitMQ, the coordinator runs the academic service itself; "
+        True,
+        description="with RabbitMQ, the coordinator runs the academic service itself; "
         "false when sd-academic runs elsewhere",
-    )  # fmt: skip
+    )
     academic_timeout_s: float = Field(
         5.0, gt=0, le=120, description="how long the REST layer waits for the academic service"
     )
     academic_queue: str | None = Field(
-        None, max_length=200, pattern=r"^[\w.\-:]+$",
+        None,
+        max_length=200,
+        pattern=r"^[\w.\-:]+$",
         description="queue of academic commands; unset: <QUEUE_NAME>.academico.rpc",
-    )  # fmt: skip
+    )
     academic_exchange: str | None = Field(
-        None, max_length=200, pattern=r"^[\w.\-:]+$",
+        None,
+        max_length=200,
+        pattern=r"^[\w.\-:]+$",
         description="topic exchange of academic changes; unset: <QUEUE_NAME>.academico.events",
-    )  # fmt: skip
+    )
     rabbit_public_api: bool = Field(
         False,
         description="publish and consume through aio-pika's public API only, not the aiormq "
@@ -137,10 +142,18 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "rabbit_host", "cluster_token", "api_token", "coordinator_bind",
-        "rabbit_ca_file", "rabbit_cert_file", "rabbit_key_file", "academic_db", "academic_queue",
-        "academic_exchange", mode="before",
-    )  # fmt: skip
+        "rabbit_host",
+        "cluster_token",
+        "api_token",
+        "coordinator_bind",
+        "rabbit_ca_file",
+        "rabbit_cert_file",
+        "rabbit_key_file",
+        "academic_db",
+        "academic_queue",
+        "academic_exchange",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

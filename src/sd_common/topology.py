@@ -37,9 +37,11 @@ async def declare_work_queue(
     declares on the broker only (the queues are already in the channel's list)."""
     await declare_failed_queue(channel, queue_name, robust=robust)
     return await channel.declare_queue(  # type: ignore[call-arg]
-        queue_name, durable=True, robust=robust,
+        queue_name,
+        durable=True,
+        robust=robust,
         arguments=work_queue_arguments(queue_name, delivery_limit),
-    )  # fmt: skip
+    )
 
 
 async def ready_messages(channel: AbstractChannel, queue_name: str, delivery_limit: int) -> int:
@@ -63,9 +65,11 @@ async def queue_counts(
     RabbitMQ 3.10); re-declaring with the same arguments is idempotent and counts right.
     `robust=False`: a probe is not a queue the channel should re-declare after a reconnection."""
     queue = await channel.declare_queue(  # type: ignore[call-arg]
-        queue_name, durable=True, robust=False,
+        queue_name,
+        durable=True,
+        robust=False,
         arguments=work_queue_arguments(queue_name, delivery_limit),
-    )  # fmt: skip
+    )
     result = queue.declaration_result
     return QueueCounts(int(result.message_count or 0), int(result.consumer_count or 0))
 
@@ -75,9 +79,11 @@ async def declare_failed_queue(
 ) -> AbstractQueue:
     """Declare (idempotently) and return the dead-letter queue of `queue_name`."""
     return await channel.declare_queue(  # type: ignore[call-arg]
-        failed_queue_name(queue_name), durable=True, robust=robust,
+        failed_queue_name(queue_name),
+        durable=True,
+        robust=robust,
         arguments={"x-queue-type": "quorum"},
-    )  # fmt: skip
+    )
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:

@@ -27,8 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "worker; stores results; serves the dashboard and the API (/docs). Settings come from "
         "the environment and .env (see .env.example); flags override them.",
     )
-    parser.add_argument("--host", help="listen address (COORDINATOR_BIND; default 127.0.0.1 "
-                        "embedded, 0.0.0.0 with RabbitMQ)")  # fmt: skip
+    parser.add_argument(
+        "--host",
+        help="listen address (COORDINATOR_BIND; default 127.0.0.1 embedded, 0.0.0.0 with RabbitMQ)",
+    )
     parser.add_argument("--port", type=int, help="listen port (COORDINATOR_PORT, default 8000)")
     parser.add_argument("--data-dir", help="where the database, inputs and results live (DATA_DIR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -96,8 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     shown = settings.bind_host
     if not listens_beyond_loopback(shown) or shown in ("0.0.0.0", "::"):
         shown = "localhost"
-    log.info("dashboard and API on http://%s:%d (API docs at /docs)", shown,
-             settings.coordinator_port)  # fmt: skip
+    log.info(
+        "dashboard and API on http://%s:%d (API docs at /docs)", shown, settings.coordinator_port
+    )
     settle_heap()
     uvicorn.run(
         app,

@@ -139,10 +139,15 @@ class GrowingJobs:
         except JobShut as exc:
             raise Conflict(str(exc)) from exc
         messages = [
-            TaskMessage(task_id=task_id, job_id=job_id, type=IMAGE_TASK, ops=job.ops,
-                        input=InputRef(sha256=sha, size=sizes[sha]))
+            TaskMessage(
+                task_id=task_id,
+                job_id=job_id,
+                type=IMAGE_TASK,
+                ops=job.ops,
+                input=InputRef(sha256=sha, size=sizes[sha]),
+            )
             for task_id, sha, _ in added.publish
-        ]  # fmt: skip
+        ]
         if messages:
             try:
                 await self.broker.publish(messages)

@@ -112,27 +112,42 @@ class RequestGuard:
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if not self._host_allowed(host_name(host)):
-            await _refuse(send, 400, (
-                f"this coordinator does not answer to the host name {host_name(host)!r}; if "
-                "that is how you reach it, add it to ALLOWED_HOSTS"
-            ))  # fmt: skip
+            await _refuse(
+                send,
+                400,
+                (
+                    f"this coordinator does not answer to the host name {host_name(host)!r}; if "
+                    "that is how you reach it, add it to ALLOWED_HOSTS"
+                ),
+            )
             return
         if scope["method"] not in SAFE_METHODS:
             why = self._cross_site(headers, host)
             if why is not None:
                 log.warning("refused %s %s: %s", scope["method"], scope["path"], why)
-                await _refuse(send, 403, (
-                    f"cross-site request refused ({why}); a page of another site may not "
-                    "change this coordinator. To allow a site you trust, add its origin to "
-                    "CORS_ORIGINS"
-                ))  # fmt: skip
+                await _refuse(
+                    send,
+                    403,
+                    (
+                        f"cross-site request refused ({why}); a page of another site may not "
+                        "change this coordinator. To allow a site you trust, add its origin to "
+                        "CORS_ORIGINS"
+                    ),
+                )
                 return
         await self.app(scope, receive, send)
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
     body = orjson.dumps({"detail": detail})
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-    ]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

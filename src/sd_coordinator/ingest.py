@@ -99,10 +99,12 @@ class Ingestor:
             names = await self.blobs.put_results(
                 [(task_id, results[i].png) for task_id, i in fresh.items()]
             )
-            stored = await self.store.finish_many([
-                Finish(task_id, results[i].worker, failed=False, result=name)
-                for (task_id, i), name in zip(fresh.items(), names, strict=True)
-            ])  # fmt: skip
+            stored = await self.store.finish_many(
+                [
+                    Finish(task_id, results[i].worker, failed=False, result=name)
+                    for (task_id, i), name in zip(fresh.items(), names, strict=True)
+                ]
+            )
             for (task_id, i), result in zip(fresh.items(), stored, strict=True):
                 try:
                     answers[i] = self._answer(task_id, result, duration_s=results[i].duration_s)
@@ -160,9 +162,14 @@ class Ingestor:
                 answers[i] = IngestAnswer(task_id=outcome.task_id, stored=True)
             else:
                 name = None if outcome.result is None else Blobs.result_name(outcome.task_id)
-                final[i] = Finish(outcome.task_id, outcome.worker, outcome.error is not None,
-                                  output=outcome.output, error=outcome.error,
-                                  result=name)  # fmt: skip
+                final[i] = Finish(
+                    outcome.task_id,
+                    outcome.worker,
+                    outcome.error is not None,
+                    output=outcome.output,
+                    error=outcome.error,
+                    result=name,
+                )
         # Transient failed attempts (rare: a pool process died) are noted together.
         await asyncio.gather(
             *(self.store.note_attempt(o.task_id, o.worker, o.error or "") for o in retries)
@@ -171,8 +178,12 @@ class Ingestor:
         for i, result in zip(final, stored, strict=True):
             outcome = outcomes[i]
             try:
-                answers[i] = self._answer(outcome.task_id, result, failed=outcome.error is not None,
-                                          duration_s=outcome.duration_s)  # fmt: skip
+                answers[i] = self._answer(
+                    outcome.task_id,
+                    result,
+                    failed=outcome.error is not None,
+                    duration_s=outcome.duration_s,
+                )
             except ServiceError as exc:
                 answers[i] = exc
         assert all(a is not None for a in answers)

@@ -87,12 +87,23 @@ def append(
         ).fetchone()
         if known is not None:
             if known[0] == sha256:
-                added.answers.append({"name": name, "status": "duplicate", "tasks": 0,
-                                      "detail": "already in this job"})  # fmt: skip
+                added.answers.append(
+                    {
+                        "name": name,
+                        "status": "duplicate",
+                        "tasks": 0,
+                        "detail": "already in this job",
+                    }
+                )
             else:
-                added.answers.append({"name": name, "status": "rejected", "tasks": 0,
-                                      "detail": "a file of this name with other content is "
-                                      "already in this job"})  # fmt: skip
+                added.answers.append(
+                    {
+                        "name": name,
+                        "status": "rejected",
+                        "tasks": 0,
+                        "detail": "a file of this name with other content is already in this job",
+                    }
+                )
             continue
         db.execute("INSERT INTO job_files VALUES (?, ?, ?)", (job_id, name, sha256))
         added.names.append(name)
@@ -106,10 +117,27 @@ def append(
                 (job_id, sha256, copy),
             ).fetchone()
             if original is None:
-                db.execute("INSERT INTO job_inputs VALUES (?, ?, ?, ?)",
-                           (job_id, sha256, copy, task_id))  # fmt: skip
-                rows.append((task_id, job_id, seq, "queued", sha256, name, copy, None, None,
-                             None, None, None, None, None))  # fmt: skip
+                db.execute(
+                    "INSERT INTO job_inputs VALUES (?, ?, ?, ?)", (job_id, sha256, copy, task_id)
+                )
+                rows.append(
+                    (
+                        task_id,
+                        job_id,
+                        seq,
+                        "queued",
+                        sha256,
+                        name,
+                        copy,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                    )
+                )
                 added.publish.append((task_id, sha256, copy))
             else:
                 same_as = original["filename"]
@@ -121,9 +149,24 @@ def append(
                     failed += state == "failed"
                 else:
                     state = "queued"
-                rows.append((task_id, job_id, seq, state, sha256, name, copy,
-                             original["task_id"], original["worker"], original["result"],
-                             original["output"], original["error"], fin, finished_at))  # fmt: skip
+                rows.append(
+                    (
+                        task_id,
+                        job_id,
+                        seq,
+                        state,
+                        sha256,
+                        name,
+                        copy,
+                        original["task_id"],
+                        original["worker"],
+                        original["result"],
+                        original["output"],
+                        original["error"],
+                        fin,
+                        finished_at,
+                    )
+                )
             # At once: a later file of this batch with the same content finds it.
             db.execute(INSERT_TASK, rows[-1])
             added.task_ids.append(task_id)

@@ -82,11 +82,20 @@ def build_services(settings: Settings) -> Services:
     if not settings.embedded:
         rescuer = Rescuer(registry, store, blobs, broker, settings.report_interval_s)
     return Services(
-        settings, store, blobs, registry, rates, ingestor, broker, submitter, local_worker,
-        metrics=metrics, academic=AcademicRuntime(settings),
+        settings,
+        store,
+        blobs,
+        registry,
+        rates,
+        ingestor,
+        broker,
+        submitter,
+        local_worker,
+        metrics=metrics,
+        academic=AcademicRuntime(settings),
         growing=GrowingJobs(settings, store, blobs, broker, cancelled, metrics),
         rescuer=rescuer,
-    )  # fmt: skip
+    )
 
 
 async def start_services(services: Services) -> None:

@@ -125,18 +125,33 @@ class LocalWorker:
         p = self.processor
         cpu, ram, net = p.sample()
         return WorkerHello(
-            name=self.name, session=self.session, cpu=cpu, ram=ram, net=net, ip="127.0.0.1",
-            cpus=p.cores, status="busy" if p.current else "free",
-            task_id=p.current_task, consumers=self.loops, prefetch=1,
-            processed=p.processed, failed=p.failed, version=VERSION, os=p.os,
-        )  # fmt: skip
+            name=self.name,
+            session=self.session,
+            cpu=cpu,
+            ram=ram,
+            net=net,
+            ip="127.0.0.1",
+            cpus=p.cores,
+            status="busy" if p.current else "free",
+            task_id=p.current_task,
+            consumers=self.loops,
+            prefetch=1,
+            processed=p.processed,
+            failed=p.failed,
+            version=VERSION,
+            os=p.os,
+        )
 
     def _changed(self) -> None:
         task_id = self.processor.current_task
         self.registry.working(
-            Working(name=self.name, session=self.session,
-                    status="busy" if task_id else "free", task_id=task_id)
-        )  # fmt: skip
+            Working(
+                name=self.name,
+                session=self.session,
+                status="busy" if task_id else "free",
+                task_id=task_id,
+            )
+        )
         started = self.processor.started
         if started:
             mark = asyncio.ensure_future(self.store.mark_running(list(started), self.name))

@@ -16,8 +16,23 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TASK_STATES = ("queued", "running", "done", "failed")
 DURATION_BUCKETS_S = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
-)  # fmt: skip
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+)
 
 
 class ClusterCollector(Collector):
@@ -37,31 +52,40 @@ class ClusterCollector(Collector):
         yield by_state
         if self.queue_depth is not None:
             yield GaugeMetricFamily(
-                "sd_queue_depth", "Ready messages waiting in the work queue.",
+                "sd_queue_depth",
+                "Ready messages waiting in the work queue.",
                 value=self.queue_depth,
-            )  # fmt: skip
+            )
         gauges = {
-            "cpu": GaugeMetricFamily("sd_worker_cpu_percent", "Worker node CPU use (%).",
-                                     labels=["worker"]),
-            "ram": GaugeMetricFamily("sd_worker_ram_percent", "Worker node RAM use (%).",
-                                     labels=["worker"]),
-            "net": GaugeMetricFamily("sd_worker_net_mbps", "Worker node network, MB/s in + out.",
-                                     labels=["worker"]),
-            "alive": GaugeMetricFamily("sd_worker_alive", "1 if the worker reported recently.",
-                                       labels=["worker"]),
-            "consumers": GaugeMetricFamily("sd_worker_consumers", "Worker's queue consumers.",
-                                           labels=["worker"]),
-            "prefetch": GaugeMetricFamily("sd_worker_prefetch", "Worker's prefetch per consumer.",
-                                          labels=["worker"]),
-        }  # fmt: skip
+            "cpu": GaugeMetricFamily(
+                "sd_worker_cpu_percent", "Worker node CPU use (%).", labels=["worker"]
+            ),
+            "ram": GaugeMetricFamily(
+                "sd_worker_ram_percent", "Worker node RAM use (%).", labels=["worker"]
+            ),
+            "net": GaugeMetricFamily(
+                "sd_worker_net_mbps", "Worker node network, MB/s in + out.", labels=["worker"]
+            ),
+            "alive": GaugeMetricFamily(
+                "sd_worker_alive", "1 if the worker reported recently.", labels=["worker"]
+            ),
+            "consumers": GaugeMetricFamily(
+                "sd_worker_consumers", "Worker's queue consumers.", labels=["worker"]
+            ),
+            "prefetch": GaugeMetricFamily(
+                "sd_worker_prefetch", "Worker's prefetch per consumer.", labels=["worker"]
+            ),
+        }
         processed = CounterMetricFamily(
-            "sd_worker_processed", "Tasks the worker completed since it started (as reported).",
+            "sd_worker_processed",
+            "Tasks the worker completed since it started (as reported).",
             labels=["worker"],
-        )  # fmt: skip
+        )
         failed = CounterMetricFamily(
-            "sd_worker_failed", "Tasks the worker reported failed since it started.",
+            "sd_worker_failed",
+            "Tasks the worker reported failed since it started.",
             labels=["worker"],
-        )  # fmt: skip
+        )
         for name, worker in self.workers.items():
             for key, gauge in gauges.items():
                 gauge.add_metric([name], float(worker.get(key) or 0))
@@ -78,16 +102,20 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.tasks = Counter(
-            "sd_tasks", "Tasks recorded by this coordinator since it started, by state reached "
+            "sd_tasks",
+            "Tasks recorded by this coordinator since it started, by state reached "
             "(queued = submitted, done and failed = outcome stored).",
-            ["state"], registry=self.registry,
-        )  # fmt: skip
+            ["state"],
+            registry=self.registry,
+        )
         for state in ("queued", "done", "failed"):
             self.tasks.labels(state)
         self.duration = Histogram(
-            "sd_task_duration_seconds", "Time workers spent on a task, as they report it.",
-            buckets=DURATION_BUCKETS_S, registry=self.registry,
-        )  # fmt: skip
+            "sd_task_duration_seconds",
+            "Time workers spent on a task, as they report it.",
+            buckets=DURATION_BUCKETS_S,
+            registry=self.registry,
+        )
         self.cluster = ClusterCollector()
         self.registry.register(self.cluster)
 

@@ -118,9 +118,19 @@ class Registry:
             worker.rate += RATE_SMOOTHING * (rate - worker.rate)
         worker.reported_at = now
         for name in (
-            "cpu", "ram", "net", "ip", "cpus", "status", "task_id",
-            "consumers", "prefetch", "processed", "failed", "version",
-        ):  # fmt: skip
+            "cpu",
+            "ram",
+            "net",
+            "ip",
+            "cpus",
+            "status",
+            "task_id",
+            "consumers",
+            "prefetch",
+            "processed",
+            "failed",
+            "version",
+        ):
             setattr(worker, name, getattr(hello, name))
         worker.os = hello.os
         if hello.rtt_ms is not None:
@@ -149,8 +159,9 @@ class Registry:
                 if self._consuming(w, now):
                     consuming += 1
                     consuming_cpus += w.cpus
-            self._tally = ClusterTally(now, len(self._workers), by_status, consuming,
-                                       consuming_cpus)  # fmt: skip
+            self._tally = ClusterTally(
+                now, len(self._workers), by_status, consuming, consuming_cpus
+            )
         return self._tally
 
     def others_consuming(self, name: str) -> dict[str, int]:

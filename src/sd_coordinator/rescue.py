@@ -147,8 +147,11 @@ class Rescuer:
         """The worker's held tasks from the last one back, down to what it finishes soon."""
         will_do = int(worker.rate * STRAGGLER_AFTER_S)
         held = list(worker.held_since.items())[will_do:]
-        return [t for t, since in reversed(held)
-                if now - since >= STRAGGLER_AFTER_S and t not in self.rescued]  # fmt: skip
+        return [
+            t
+            for t, since in reversed(held)
+            if now - since >= STRAGGLER_AFTER_S and t not in self.rescued
+        ]
 
     async def rerun(self, task_ids: Sequence[str], reason: str) -> int:
         """Publish the unfinished ones among `task_ids` once more (each at most RERUNS_MAX
@@ -170,8 +173,11 @@ class Rescuer:
         while len(self.rescued) > RESCUED_MAX:
             self.rescued.popitem(last=False)
         if messages:
-            log.warning("%d task(s) published again (%s); the first result of each is kept",
-                        len(messages), reason)  # fmt: skip
+            log.warning(
+                "%d task(s) published again (%s); the first result of each is kept",
+                len(messages),
+                reason,
+            )
         return len(messages)
 
     def _message(self, row: UnfinishedTask) -> TaskMessage:
@@ -180,9 +186,13 @@ class Rescuer:
             path = self.blobs.input_path(row.input)
             ref = InputRef(sha256=row.input, size=path.stat().st_size if path else 0)
         return TaskMessage(
-            task_id=row.task_id, job_id=row.job_id, type=row.type,
-            ops=row.ops if row.type == IMAGE_TASK else "", input=ref, params=row.params,
-        )  # fmt: skip
+            task_id=row.task_id,
+            job_id=row.job_id,
+            type=row.type,
+            ops=row.ops if row.type == IMAGE_TASK else "",
+            input=ref,
+            params=row.params,
+        )
 
     async def settled(self, held: Sequence[str]) -> list[str]:
         """Which of a worker's held tasks were published again and are already finished: it

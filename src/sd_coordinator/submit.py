@@ -102,9 +102,14 @@ class Submitter:
             for task_id in itertools.islice(task_ids, copies):
                 tasks.append(NewTask(task_id, IMAGE_TASK, sha256, upload.filename))
                 messages.append(
-                    TaskMessage(task_id=task_id, job_id=job_id, type=IMAGE_TASK,
-                                ops=canonical_ops, input=ref)
-                )  # fmt: skip
+                    TaskMessage(
+                        task_id=task_id,
+                        job_id=job_id,
+                        type=IMAGE_TASK,
+                        ops=canonical_ops,
+                        input=ref,
+                    )
+                )
         name = uploads[0].filename + (f" +{len(uploads) - 1}" if len(uploads) > 1 else "")
         return await self._enqueue(job_id, "image", name, canonical_ops, tasks, messages)
 
@@ -175,10 +180,14 @@ class Submitter:
                 ref = InputRef(sha256=row.input, size=path.stat().st_size if path else 0)
             messages.append(
                 TaskMessage(
-                    task_id=row.task_id, job_id=row.job_id, type=row.type,
-                    ops=row.ops if row.type == IMAGE_TASK else "", input=ref, params=row.params,
+                    task_id=row.task_id,
+                    job_id=row.job_id,
+                    type=row.type,
+                    ops=row.ops if row.type == IMAGE_TASK else "",
+                    input=ref,
+                    params=row.params,
                 )
-            )  # fmt: skip
+            )
         if messages:
             await self.broker.publish(messages)
             await self.store.mark_published(m.task_id for m in messages)

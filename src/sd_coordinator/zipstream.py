@@ -72,9 +72,19 @@ class ZipStream:
         big = size >= MAX32
         extra = struct.pack("<HHQQ", 1, 16, size, size) if big else b""
         header = struct.pack(
-            "<IHHHHHIIIHH", 0x04034B50, 45 if big else 20, UTF8_NAMES, 0, clock, day, crc,
-            MAX32 if big else size, MAX32 if big else size, len(encoded), len(extra),
-        )  # fmt: skip
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            45 if big else 20,
+            UTF8_NAMES,
+            0,
+            clock,
+            day,
+            crc,
+            MAX32 if big else size,
+            MAX32 if big else size,
+            len(encoded),
+            len(extra),
+        )
         start = self.offset
         yield header + encoded + extra
         if data is not None:
@@ -93,10 +103,25 @@ class ZipStream:
         wide = [v for v in (size, size, start) if v >= MAX32]
         extra = struct.pack(f"<HH{len(wide)}Q", 1, 8 * len(wide), *wide) if wide else b""
         record = struct.pack(
-            "<IHHHHHHIIIHHHHHII", 0x02014B50, 0x0300 | 45, 45 if wide else 20, UTF8_NAMES,
-            0, clock, day, crc, min(size, MAX32), min(size, MAX32), len(encoded),
-            len(extra), 0, 0, 0, 0o100644 << 16, min(start, MAX32),
-        )  # fmt: skip
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            0x0300 | 45,
+            45 if wide else 20,
+            UTF8_NAMES,
+            0,
+            clock,
+            day,
+            crc,
+            min(size, MAX32),
+            min(size, MAX32),
+            len(encoded),
+            len(extra),
+            0,
+            0,
+            0,
+            0o100644 << 16,
+            min(start, MAX32),
+        )
         self._directory.write(record + encoded + extra)
 
     def finish(self) -> Iterator[bytes]:
@@ -110,10 +135,12 @@ class ZipStream:
         start, end = self.offset, self.offset + size
         tail = b""
         if self.count >= MAX16 or start >= MAX32 or size >= MAX32:
-            tail += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, self.count,
-                                self.count, size, start)  # fmt: skip
+            tail += struct.pack(
+                "<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, self.count, self.count, size, start
+            )
             tail += struct.pack("<IIQI", 0x07064B50, 0, end, 1)
         entries = min(self.count, MAX16)
-        tail += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries,
-                            min(size, MAX32), min(start, MAX32), 0)  # fmt: skip
+        tail += struct.pack(
+            "<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, min(size, MAX32), min(start, MAX32), 0
+        )
         yield tail

@@ -31,26 +31,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "come from the environment and .env (see .env.example); flags override them.",
     )
     parser.add_argument(
-        "--async", dest="use_async", action="store_true",
+        "--async",
+        dest="use_async",
+        action="store_true",
         help="asyncio worker with aio-pika consumers (the only mode; accepted for the seed's "
         "command line)",
-    )  # fmt: skip
+    )
     parser.add_argument("--name", help="worker name on the dashboard (NODE_NAME; default hostname)")
     parser.add_argument("--coordinator", help="coordinator IP (COORDINATOR_IP)")
     parser.add_argument("--port", type=int, help="coordinator port (COORDINATOR_PORT)")
     parser.add_argument("--rabbit-host", help="RabbitMQ host (RABBIT_HOST)")
     parser.add_argument("--cpu-limit", type=float, help="pause consuming above this CPU %%")
     parser.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="test every hop this worker needs (names, TCP, RabbitMQ login and queue, the "
         "coordinator, token, clock, how it sees this node), one line each with its fix; exit 1 "
         "if any fails",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--portable", action="store_true",
+        "--portable",
+        action="store_true",
         help="run as on Windows and macOS (PORTABLE_RUNTIME=true): portable process pool, "
         "spawn, stop signals through signal.signal, no uvloop",
-    )  # fmt: skip
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
@@ -97,8 +101,11 @@ class Lifecycle:
             await asyncio.wait({self._starting})
             if self._starting.cancelled():
                 phase = self.worker.phase if self.worker is not None else self.phase
-                log.info("worker %s stopped during %s, before start-up was complete",
-                         self.settings.node_name, phase)  # fmt: skip
+                log.info(
+                    "worker %s stopped during %s, before start-up was complete",
+                    self.settings.node_name,
+                    phase,
+                )
                 return
             self._starting.result()  # start-up's own error, if any
             assert self.worker is not None
@@ -130,9 +137,14 @@ async def serve(settings: Settings) -> None:
     try:
         with stop_signals(lifecycle.on_signal, use_loop=use_loop) as how:
             loop = type(asyncio.get_running_loop())
-            log.info("Python %s on %s; event loop %s.%s; stop signals through %s",
-                     platform.python_version(), platform.platform(terse=True),
-                     loop.__module__.split(".")[0], loop.__name__, how)  # fmt: skip
+            log.info(
+                "Python %s on %s; event loop %s.%s; stop signals through %s",
+                platform.python_version(),
+                platform.platform(terse=True),
+                loop.__module__.split(".")[0],
+                loop.__name__,
+                how,
+            )
             await lifecycle.run()
     finally:
         # Stopped: a late signal has nothing left to stop while the process exits.
@@ -166,10 +178,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         check_python()
         settings = load_settings(
-            node_name=args.name, coordinator_ip=args.coordinator, coordinator_port=args.port,
-            rabbit_host=args.rabbit_host, cpu_limit=args.cpu_limit,
+            node_name=args.name,
+            coordinator_ip=args.coordinator,
+            coordinator_port=args.port,
+            rabbit_host=args.rabbit_host,
+            cpu_limit=args.cpu_limit,
             portable_runtime=True if args.portable else None,
-        )  # fmt: skip
+        )
         if args.check:
             from sd_worker.check import run_check
 

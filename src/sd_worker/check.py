@@ -69,7 +69,7 @@ class Checker:
                 "RABBIT_HOST is not set",
                 "set RABBIT_HOST to the broker's address (its Tailscale IP, 100.x.y.z)",
             )
-            return self.hops  # fmt: skip
+            return self.hops
         broker_ok = self._resolve("dns broker", s.rabbit_host, "RABBIT_HOST")
         coordinator_ok = self._resolve("dns coordinator", s.coordinator_ip, "COORDINATOR_IP")
         self._tailnet()
@@ -82,8 +82,7 @@ class Checker:
         after = ("coordinator", "cluster token", "clock", "seen as")
         if not coordinator_ok:
             self._skip("tcp coordinator", *after)
-        elif await self._tcp("tcp coordinator", s.coordinator_ip, s.coordinator_port,
-                             broker=False):  # fmt: skip
+        elif await self._tcp("tcp coordinator", s.coordinator_ip, s.coordinator_port, broker=False):
             await self._coordinator()
         else:
             self._skip(*after)
@@ -95,14 +94,22 @@ class Checker:
         try:
             addresses = sorted({str(a[4][0]) for a in socket.getaddrinfo(host, None)})
         except OSError as exc:
-            return self._add("FAIL", hop, f"{setting}={host!r} does not resolve ({exc})",
-                             f"use the machine's Tailscale IP (`tailscale ip -4` there) or its "
-                             f"MagicDNS name in {setting}")  # fmt: skip
+            return self._add(
+                "FAIL",
+                hop,
+                f"{setting}={host!r} does not resolve ({exc})",
+                f"use the machine's Tailscale IP (`tailscale ip -4` there) or its "
+                f"MagicDNS name in {setting}",
+            )
         loopback = all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
         if loopback:
-            return self._add("warn", hop, f"{setting}={host} is this machine",
-                             f"fine on the coordinator's machine; from any other, set {setting} "
-                             "to the coordinator's Tailscale IP")  # fmt: skip
+            return self._add(
+                "warn",
+                hop,
+                f"{setting}={host} is this machine",
+                f"fine on the coordinator's machine; from any other, set {setting} "
+                "to the coordinator's Tailscale IP",
+            )
         return self._add("ok", hop, f"{host} -> {', '.join(addresses)}")
 
     def _tailnet(self) -> None:
@@ -113,9 +120,12 @@ class Checker:
         if ours:
             self._add("ok", "tailscale", f"this machine is on the tailnet as {', '.join(ours)}")
         else:
-            self._add("FAIL", "tailscale", f"{targets[0]} is a Tailscale address, but this "
-                      "machine has none", "install Tailscale here and run `sudo tailscale up` "
-                      "with the same account")  # fmt: skip
+            self._add(
+                "FAIL",
+                "tailscale",
+                f"{targets[0]} is a Tailscale address, but this machine has none",
+                "install Tailscale here and run `sudo tailscale up` with the same account",
+            )
 
     async def _tcp(self, hop: str, host: str, port: int, *, broker: bool) -> bool:
         what = "RabbitMQ" if broker else "sd-coordinator"
@@ -127,17 +137,21 @@ class Checker:
             listen = (
                 "RabbitMQ is not running there, or listens on localhost only "
                 "(rabbitmq.conf: `listeners.tcp.default = 5672`; `ss -ltn` shows where)"
-                if broker else
-                "sd-coordinator is not running there, or listens on 127.0.0.1 only (it listens "
-                "on 0.0.0.0 once RABBIT_HOST is set on it; or COORDINATOR_BIND=0.0.0.0)"
-            )  # fmt: skip
+                if broker
+                else "sd-coordinator is not running there, or listens on 127.0.0.1 only (it "
+                "listens on 0.0.0.0 once RABBIT_HOST is set on it; or COORDINATOR_BIND=0.0.0.0)"
+            )
             return self._add("FAIL", hop, f"{host}:{port} refused the connection", listen)
         except (TimeoutError, OSError) as exc:
             setting = "RABBIT_HOST/RABBIT_PORT" if broker else "COORDINATOR_IP/COORDINATOR_PORT"
-            return self._add("FAIL", hop, f"{host}:{port} unreachable "
-                             f"({exc or 'no answer in 5 s'})", f"a firewall drops port {port} "
-                             f"(open it on {what}'s machine, or check Tailscale ACLs), or "
-                             f"{setting} is not its Tailscale IP")  # fmt: skip
+            return self._add(
+                "FAIL",
+                hop,
+                f"{host}:{port} unreachable ({exc or 'no answer in 5 s'})",
+                f"a firewall drops port {port} "
+                f"(open it on {what}'s machine, or check Tailscale ACLs), or "
+                f"{setting} is not its Tailscale IP",
+            )
         return self._add("ok", hop, f"{host}:{port} accepts connections")
 
     async def _amqp(self) -> None:
@@ -145,10 +159,14 @@ class Checker:
         try:
             connection = await aio_pika.connect(**topology.connection_options(s))
         except aio_pika.exceptions.ProbableAuthenticationError:
-            self._add("FAIL", "broker login", f"RabbitMQ refused user {s.rabbit_user!r}",
-                      "check RABBIT_USER/RABBIT_PASS; guest only logs in from localhost: on "
-                      "the broker run `rabbitmqctl add_user sd <password>` and "
-                      "`rabbitmqctl set_permissions -p / sd '.*' '.*' '.*'`")  # fmt: skip
+            self._add(
+                "FAIL",
+                "broker login",
+                f"RabbitMQ refused user {s.rabbit_user!r}",
+                "check RABBIT_USER/RABBIT_PASS; guest only logs in from localhost: on "
+                "the broker run `rabbitmqctl add_user sd <password>` and "
+                "`rabbitmqctl set_permissions -p / sd '.*' '.*' '.*'`",
+            )
             return self._skip("work queue")
         except Exception as exc:
             reason = exc or type(exc).__name__
@@ -158,26 +176,38 @@ class Checker:
                 f"AMQP handshake failed ({reason})",
                 "is that port RabbitMQ's AMQP port (5672, or 5671 with RABBIT_TLS=true)?",
             )
-            return self._skip("work queue")  # fmt: skip
+            return self._skip("work queue")
         self._add("ok", "broker login", f"logged in as {s.rabbit_user!r} on vhost {s.rabbit_vhost}")
         try:
             async with connection:
                 channel = await connection.channel()
                 queue = await channel.declare_queue(
-                    s.queue_name, durable=True,
+                    s.queue_name,
+                    durable=True,
                     arguments=topology.work_queue_arguments(s.queue_name, s.delivery_limit),
-                )  # fmt: skip
+                )
                 result = queue.declaration_result
-                self._add("ok", "work queue", f"{s.queue_name!r}: {result.message_count} ready, "
-                          f"{result.consumer_count} consumer(s)")  # fmt: skip
+                self._add(
+                    "ok",
+                    "work queue",
+                    f"{s.queue_name!r}: {result.message_count} ready, "
+                    f"{result.consumer_count} consumer(s)",
+                )
         except ChannelAccessRefused:
-            self._add("FAIL", "work queue", f"user {s.rabbit_user!r} may not use queue "
-                      f"{s.queue_name!r}", f"`rabbitmqctl set_permissions -p {s.rabbit_vhost} "
-                      f"{s.rabbit_user} '.*' '.*' '.*'` on the broker")  # fmt: skip
+            self._add(
+                "FAIL",
+                "work queue",
+                f"user {s.rabbit_user!r} may not use queue {s.queue_name!r}",
+                f"`rabbitmqctl set_permissions -p {s.rabbit_vhost} "
+                f"{s.rabbit_user} '.*' '.*' '.*'` on the broker",
+            )
         except aio_pika.exceptions.ChannelPreconditionFailed as exc:
-            self._add("FAIL", "work queue", f"queue {s.queue_name!r} exists with other "
-                      f"arguments ({exc})", "use the coordinator's QUEUE_NAME and "
-                      "DELIVERY_LIMIT on this worker")  # fmt: skip
+            self._add(
+                "FAIL",
+                "work queue",
+                f"queue {s.queue_name!r} exists with other arguments ({exc})",
+                "use the coordinator's QUEUE_NAME and DELIVERY_LIMIT on this worker",
+            )
         except Exception as exc:
             self._add(
                 "FAIL",
@@ -199,23 +229,38 @@ class Checker:
                     status = response.status
                 received = time.time()
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                self._add("FAIL", "coordinator", f"{s.coordinator_url} did not answer as "
-                          f"sd-coordinator ({exc or type(exc).__name__})", "is COORDINATOR_PORT "
-                          "the coordinator's port (8000 by default)?")  # fmt: skip
+                self._add(
+                    "FAIL",
+                    "coordinator",
+                    f"{s.coordinator_url} did not answer as "
+                    f"sd-coordinator ({exc or type(exc).__name__})",
+                    "is COORDINATOR_PORT the coordinator's port (8000 by default)?",
+                )
                 return self._skip("cluster token", "clock", "seen as")
         if status == 401:
             self._add("ok", "coordinator", f"sd-coordinator at {s.coordinator_url}")
-            self._add("FAIL", "cluster token", "the coordinator refused this CLUSTER_TOKEN"
-                      if s.cluster_token else "the coordinator needs a CLUSTER_TOKEN",
-                      "set CLUSTER_TOKEN to the coordinator's value")  # fmt: skip
+            self._add(
+                "FAIL",
+                "cluster token",
+                "the coordinator refused this CLUSTER_TOKEN"
+                if s.cluster_token
+                else "the coordinator needs a CLUSTER_TOKEN",
+                "set CLUSTER_TOKEN to the coordinator's value",
+            )
             return self._skip("clock", "seen as")
         if status != 200 or not isinstance(body, dict) or "peer" not in body:
-            self._add("FAIL", "coordinator", f"{s.coordinator_url}/whoami answered {status}",
-                      "COORDINATOR_IP/COORDINATOR_PORT must point at an sd-coordinator of this "
-                      "version")  # fmt: skip
+            self._add(
+                "FAIL",
+                "coordinator",
+                f"{s.coordinator_url}/whoami answered {status}",
+                "COORDINATOR_IP/COORDINATOR_PORT must point at an sd-coordinator of this version",
+            )
             return self._skip("cluster token", "clock", "seen as")
-        self._add("ok", "coordinator", f"sd-coordinator at {s.coordinator_url}, queue "
-                  f"{body.get('queue')!r}")  # fmt: skip
+        self._add(
+            "ok",
+            "coordinator",
+            f"sd-coordinator at {s.coordinator_url}, queue {body.get('queue')!r}",
+        )
         if body.get("queue") != s.queue_name:
             self._add(
                 "FAIL",
@@ -238,7 +283,7 @@ class Checker:
                 "enable time sync on both machines "
                 "(`timedatectl set-ntp true`): the dashboard's ages and times use them",
             )
-        else:  # fmt: skip
+        else:
             self._add("ok", "clock", detail)
 
     def _seen_as(self, peer: str, name_in_use: bool) -> None:
@@ -250,13 +295,17 @@ class Checker:
                 f"a live worker already uses NODE_NAME={self.s.node_name!r}",
                 "give this node its own NODE_NAME (or --name)",
             )
-            return  # fmt: skip
+            return
         if peer == ours or ipaddress.ip_address(peer).is_loopback:
             self._add("ok", "seen as", f"{peer}, as {self.s.node_name!r}")
             return
-        self._add("warn", "seen as", f"the coordinator sees {peer}, this node reports {ours}",
-                  "a NAT or proxy sits between; to go over Tailscale, set COORDINATOR_IP to the "
-                  "coordinator's 100.x.y.z address")  # fmt: skip
+        self._add(
+            "warn",
+            "seen as",
+            f"the coordinator sees {peer}, this node reports {ours}",
+            "a NAT or proxy sits between; to go over Tailscale, set COORDINATOR_IP to the "
+            "coordinator's 100.x.y.z address",
+        )
 
 
 def _on_tailnet(host: str) -> bool:
@@ -267,8 +316,12 @@ def _on_tailnet(host: str) -> bool:
 
 
 def _own_addresses() -> list[str]:
-    return [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-            if a.family == socket.AF_INET]  # fmt: skip
+    return [
+        a.address
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family == socket.AF_INET
+    ]
 
 
 def run_check(settings: Settings) -> int:
@@ -277,6 +330,7 @@ def run_check(settings: Settings) -> int:
     for hop in hops:
         print(hop.line(), flush=True)
     failed = [h for h in hops if h.status == "FAIL"]
-    print(f"{len(failed)} hop(s) failed" if failed else "every hop works: start `sd-worker "
-          "--async`")  # fmt: skip
+    print(
+        f"{len(failed)} hop(s) failed" if failed else "every hop works: start `sd-worker --async`"
+    )
     return 1 if failed else 0

@@ -143,8 +143,9 @@ class CoordinatorClient:
                     log.warning(
                         "coordinator at %s unreachable (%s); holding results and retrying. "
                         "Check COORDINATOR_IP/COORDINATOR_PORT and that sd-coordinator runs.",
-                        self.base_url, exc or type(exc).__name__,
-                    )  # fmt: skip
+                        self.base_url,
+                        exc or type(exc).__name__,
+                    )
                 await asyncio.sleep(compute_backoff(attempt, **RETRY_BACKOFF))
                 attempt += 1
 
@@ -157,8 +158,9 @@ class CoordinatorClient:
         """POST /report, once: a missed report is replaced by the next one. Answers the
         recently cancelled jobs, the held tasks already finished elsewhere, and the other
         consuming workers and the unfinished tasks (for the tuner)."""
-        answer = await self.call("POST", "/report", retry=False, json=hello.model_dump(),
-                                 timeout=REPORT_TIMEOUT)  # fmt: skip
+        answer = await self.call(
+            "POST", "/report", retry=False, json=hello.model_dump(), timeout=REPORT_TIMEOUT
+        )
         # An older coordinator answers {"status": "ok"} only.
         return ReportAnswer.model_validate(answer if isinstance(answer, dict) else {})
 
@@ -176,8 +178,12 @@ class CoordinatorClient:
     ) -> IngestAnswer:
         """Queue a result image; the batcher sends it with the other outcomes ready at the same
         time in one POST /results (raw bytes, one request for many results)."""
-        header = ResultHeader(task_id=task_id, worker=worker, size=len(png),
-                              duration_s=min(max(duration_s, 0), 86_400))  # fmt: skip
+        header = ResultHeader(
+            task_id=task_id,
+            worker=worker,
+            size=len(png),
+            duration_s=min(max(duration_s, 0), 86_400),
+        )
         return await self._queue(header, png)
 
     async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer:

@@ -199,13 +199,22 @@ class Executor:
             from sd_worker.loop_pool import LoopPool  # imported where it runs: not on Windows
 
             return LoopPool(
-                workers, self._context, initializer=prepare_pool_process, initargs=initargs,
-                respawn=respawn, time_limit_s=self.time_limit_s,
-            )  # fmt: skip
+                workers,
+                self._context,
+                initializer=prepare_pool_process,
+                initargs=initargs,
+                respawn=respawn,
+                time_limit_s=self.time_limit_s,
+            )
         return PortablePool(
-            workers, self._context, prepare_pool_process, initargs, respawn=respawn,
-            preload=self._preloaded, time_limit_s=self.time_limit_s,
-        )  # fmt: skip
+            workers,
+            self._context,
+            prepare_pool_process,
+            initargs,
+            respawn=respawn,
+            preload=self._preloaded,
+            time_limit_s=self.time_limit_s,
+        )
 
     async def ready(self) -> None:
         """Wait until every pool process has started and run a call (after `start()`); a pool

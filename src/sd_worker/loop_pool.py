@@ -87,9 +87,11 @@ class _Worker:
         parent, child = pool.context.Pipe(duplex=True)
         self.conn = parent
         self.process = pool.context.Process(
-            target=serve, args=(child, pool.initializer, pool.initargs), daemon=True,
+            target=serve,
+            args=(child, pool.initializer, pool.initargs),
+            daemon=True,
             name="sd-pool",
-        )  # fmt: skip
+        )
         self.process.start()
         child.close()  # ours closed: the process's death reads as end of file
         self.calls: deque[Call] = deque()
@@ -284,9 +286,11 @@ class LoopPool:
         if worker.calls and not worker.retiring:
             _, _, future = worker.calls.popleft()  # the call it was running killed it
             if not future.done():
-                future.set_exception(BrokenProcessPool(
-                    f"a pool process died (exit code {code}) while running the task"
-                ))  # fmt: skip
+                future.set_exception(
+                    BrokenProcessPool(
+                        f"a pool process died (exit code {code}) while running the task"
+                    )
+                )
         # The call waiting behind it never started: it goes first to a fresh process.
         self._waiting.extendleft(reversed(worker.calls))
         worker.calls.clear()

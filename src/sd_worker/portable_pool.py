@@ -117,9 +117,11 @@ class PortablePool:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
-            self.workers, mp_context=self.context, initializer=_initialize,
+            self.workers,
+            mp_context=self.context,
+            initializer=_initialize,
             initargs=self._initargs,
-        )  # fmt: skip
+        )
         with _stop_signals_blocked():
             for _ in range(self.workers):  # each call while none is idle starts a process
                 pool.submit(_nothing)
@@ -143,8 +145,9 @@ class PortablePool:
             raise
         except TimeoutError:
             assert self.time_limit_s is not None
-            log.warning("a task ran longer than %g s: killed the pool's processes",
-                        self.time_limit_s)  # fmt: skip
+            log.warning(
+                "a task ran longer than %g s: killed the pool's processes", self.time_limit_s
+            )
             for process in list((pool._processes or {}).values()):
                 with contextlib.suppress(OSError):
                     process.kill()

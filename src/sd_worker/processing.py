@@ -137,10 +137,13 @@ class TaskProcessor:
         log.info("task %s %s: %s", message.task_id, "will retry" if retry else "failed", error)
         await self.link.post_outcome(
             TaskOutcome(
-                task_id=message.task_id, worker=self.name, error=error[:4000], retry=retry,
+                task_id=message.task_id,
+                worker=self.name,
+                error=error[:4000],
+                retry=retry,
                 duration_s=time.perf_counter() - started,
             )
-        )  # fmt: skip
+        )
 
     async def _run(self, message: TaskMessage, started: float) -> None:
         if message.type == IMAGE_TASK:
@@ -148,9 +151,13 @@ class TaskProcessor:
             return
         output = await self._run_custom(message)
         await self.link.post_outcome(
-            TaskOutcome(task_id=message.task_id, worker=self.name, output=output,
-                        duration_s=time.perf_counter() - started)
-        )  # fmt: skip
+            TaskOutcome(
+                task_id=message.task_id,
+                worker=self.name,
+                output=output,
+                duration_s=time.perf_counter() - started,
+            )
+        )
 
     async def _run_image(self, message: TaskMessage, started: float) -> None:
         if message.input is None:
@@ -214,8 +221,11 @@ class TaskProcessor:
     def _stop_sharing(self, why: str) -> None:
         if self.shared is not None:
             self.shared = None
-            log.warning("stopped writing results into the coordinator's DATA_DIR (%s); "
-                        "sending them over HTTP until the worker registers again", why)  # fmt: skip
+            log.warning(
+                "stopped writing results into the coordinator's DATA_DIR (%s); "
+                "sending them over HTTP until the worker registers again",
+                why,
+            )
 
     async def _run_custom(self, message: TaskMessage) -> Any:
         task_type = get_task_type(message.type)

@@ -168,8 +168,13 @@ class Tuner:
             arriving = loop.time() < self._arriving_until
             consumers, prefetch = get_optimal_params(pending, live, self.cores)
             if (consumers, prefetch) != (len(c.active), c.prefetch):
-                log.info("tuning: pending=%d consuming_workers=%.2f -> consumers=%d prefetch=%d",
-                         pending, live, consumers, prefetch)  # fmt: skip
+                log.info(
+                    "tuning: pending=%d consuming_workers=%.2f -> consumers=%d prefetch=%d",
+                    pending,
+                    live,
+                    consumers,
+                    prefetch,
+                )
                 # Once raised, full slots may raise again soon; shrinking waits longer, so
                 # consumers do not churn.
                 raised = prefetch > c.prefetch

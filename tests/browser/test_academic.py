@@ -27,8 +27,9 @@ def school(cluster: Cluster) -> Iterator[Cluster]:
     """A coordinator whose academic commands go over RabbitMQ to a separate sd-academic."""
     tag = uuid.uuid4().hex[:10]
     queue, exchange = f"sdtest-academico-{tag}.rpc", f"sdtest-academico-{tag}.events"
-    cluster.env.update(ACADEMIC_QUEUE=queue, ACADEMIC_EXCHANGE=exchange,
-                       ACADEMIC_IN_PROCESS="false")  # fmt: skip
+    cluster.env.update(
+        ACADEMIC_QUEUE=queue, ACADEMIC_EXCHANGE=exchange, ACADEMIC_IN_PROCESS="false"
+    )
     cluster._spawn("academic", [console_script("sd-academic")], cluster.root / "academic")
     cluster.start_coordinator()
     try:
@@ -209,8 +210,10 @@ def test_the_section_fits_a_phone_and_every_control_has_a_name(
     school: Cluster, dashboard: Dashboard
 ) -> None:
     with school.client() as client:
-        p = client.post("/profesores", json={"nombre": "Ana", "apellidos": "García López",
-                                             "email": "ana@escuela.mx"}).json()  # fmt: skip
+        p = client.post(
+            "/profesores",
+            json={"nombre": "Ana", "apellidos": "García López", "email": "ana@escuela.mx"},
+        ).json()
         grupo = {"clave": "ISC-3A", "materia": "Bases de datos", "periodo": "2025-1", "cupo": 30}
         client.post("/grupos", json={**grupo, "profesor_id": p["id"]})
     page = dashboard.open(f"{school.url}/#academico", locale="es-MX", viewport=PHONE)

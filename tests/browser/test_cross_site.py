@@ -69,8 +69,9 @@ def test_a_page_of_another_site_cannot_queue_work(
     embedded_cluster: Cluster, attacker_site: int, resolving_browser: Browser, tmp_path: Path
 ) -> None:
     embedded_cluster.start_coordinator()
-    page_text = ATTACK_PAGE.format(png=base64.b64encode(png_bytes()).decode(),
-                                   target=embedded_cluster.url)  # fmt: skip
+    page_text = ATTACK_PAGE.format(
+        png=base64.b64encode(png_bytes()).decode(), target=embedded_cluster.url
+    )
     (tmp_path / "evil" / "index.html").write_text(page_text)
     page = resolving_browser.new_page()
     page.goto(f"http://{ATTACKER}:{attacker_site}/")

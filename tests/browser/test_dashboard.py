@@ -30,9 +30,20 @@ JOB_TIMEOUT_MS = 90_000
 PHONE = {"width": 390, "height": 844}
 # Roles a user operates, each of which needs an accessible name.
 INTERACTIVE_ROLES = {
-    "button", "link", "textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox",
-    "radio", "switch", "slider", "tab", "menuitem",
-}  # fmt: skip
+    "button",
+    "link",
+    "textbox",
+    "searchbox",
+    "spinbutton",
+    "combobox",
+    "listbox",
+    "checkbox",
+    "radio",
+    "switch",
+    "slider",
+    "tab",
+    "menuitem",
+}
 
 
 def pillow_reference(data: bytes) -> Image.Image:
@@ -187,8 +198,10 @@ def test_node_card_shows_live_metrics_and_turns_offline_when_the_worker_is_kille
     expect(card).to_have_attribute("data-status", "offline", timeout=12_000)
     expect(card.get_by_test_id("last-seen")).to_have_text(re.compile(r"^last seen \d+ s ago$"))
     expect(card.get_by_test_id("current-task")).to_have_count(0)
-    look = card.evaluate("el => ({filter: getComputedStyle(el).filter,"
-                         " opacity: Number(getComputedStyle(el).opacity)})")  # fmt: skip
+    look = card.evaluate(
+        "el => ({filter: getComputedStyle(el).filter,"
+        " opacity: Number(getComputedStyle(el).opacity)})"
+    )
     assert "grayscale" in look["filter"] and look["opacity"] < 1, look
 
 
@@ -283,11 +296,14 @@ def test_phone_width_fits_and_every_control_has_an_accessible_name(
 ) -> None:
     cluster.start_coordinator()
     cluster.start_worker("nodo-movil-con-un-nombre-largo")
-    sent = cluster.upload([("una-foto-con-un-nombre-bastante-largo-para-un-movil.jpg",
-                            sample_image())], ops="grayscale,blur:2,thumbnail:128")  # fmt: skip
+    sent = cluster.upload(
+        [("una-foto-con-un-nombre-bastante-largo-para-un-movil.jpg", sample_image())],
+        ops="grayscale,blur:2,thumbnail:128",
+    )
     cluster.wait_job(sent["job_id"])
-    page = dashboard.open(f"{cluster.url}/#job={sent['job_id']}", viewport=PHONE,
-                          is_mobile=True, has_touch=True)  # fmt: skip
+    page = dashboard.open(
+        f"{cluster.url}/#job={sent['job_id']}", viewport=PHONE, is_mobile=True, has_touch=True
+    )
 
     card = page.get_by_test_id("node-card-nodo-movil-con-un-nombre-largo")
     expect(card).to_be_visible()
@@ -305,11 +321,18 @@ def test_phone_width_fits_and_every_control_has_an_accessible_name(
     assert scroll_width(page) <= PHONE["width"], f"scrolls sideways: {scroll_width(page)} px"
     assert unnamed_controls(page) == []
     for role, name in [
-        ("button", "Process"), ("spinbutton", "Copies"), ("textbox", "Ops string"),
-        ("combobox", "Operation to add"), ("button", "Images"), ("button", "Close job"),
-        ("link", "Download all (zip)"), ("link", "Download"), ("button", "Add"),
-        ("group", "Language"), ("button", "Remove step 1 (grayscale)"),
-    ]:  # fmt: skip
+        ("button", "Process"),
+        ("spinbutton", "Copies"),
+        ("textbox", "Ops string"),
+        ("combobox", "Operation to add"),
+        ("button", "Images"),
+        ("button", "Close job"),
+        ("link", "Download all (zip)"),
+        ("link", "Download"),
+        ("button", "Add"),
+        ("group", "Language"),
+        ("button", "Remove step 1 (grayscale)"),
+    ]:
         expect(page.get_by_role(role, name=name, exact=True)).to_have_count(1)
 
 

@@ -16,9 +16,12 @@ def check(cluster: Cluster, **env: str) -> tuple[int, dict[str, str]]:
     """Run `sd-worker --check`; its exit code and its lines by hop name."""
     done = subprocess.run(
         [console_script("sd-worker"), "--check", "--name", "newcomer"],
-        env={**cluster.env, **env}, capture_output=True, text=True, timeout=60,
+        env={**cluster.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
         cwd=cluster.root,
-    )  # fmt: skip
+    )
     lines = {}
     for line in done.stdout.splitlines()[:-1]:
         status, rest = line.split(maxsplit=1)
@@ -31,8 +34,16 @@ def test_every_hop_works_on_a_good_setup(cluster: Cluster) -> None:
     cluster.start_coordinator()
     code, hops = check(cluster)
     assert code == 0, hops
-    for hop in ("tcp broker", "broker login", "work queue", "tcp coordinator", "coordinator",
-                "cluster token", "clock", "seen as"):  # fmt: skip
+    for hop in (
+        "tcp broker",
+        "broker login",
+        "work queue",
+        "tcp coordinator",
+        "coordinator",
+        "cluster token",
+        "clock",
+        "seen as",
+    ):
         assert hops[hop].startswith("ok"), (hop, hops)
     assert cluster.queue is not None and cluster.queue in hops["work queue"]
 
@@ -47,8 +58,9 @@ def test_each_broken_hop_is_named_with_its_fix(cluster: Cluster) -> None:
 
     code, hops = check(cluster, RABBIT_PASS="wrong")
     assert code == 1
-    assert hops["broker login"].startswith("FAIL") and "rabbitmqctl add_user" in (
-        hops["broker login"])  # fmt: skip
+    assert (
+        hops["broker login"].startswith("FAIL") and "rabbitmqctl add_user" in (hops["broker login"])
+    )
     assert hops["work queue"].startswith("skip")
 
     code, hops = check(cluster, COORDINATOR_PORT=str(free_port()))
@@ -61,8 +73,13 @@ def test_each_broken_hop_is_named_with_its_fix(cluster: Cluster) -> None:
     assert code == 1
     assert hops["dns broker"].startswith("FAIL") and "Tailscale IP" in hops["dns broker"]
 
-    done = subprocess.run([console_script("sd-worker"), "--check", "--name", "taken"],
-                          env=cluster.env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [console_script("sd-worker"), "--check", "--name", "taken"],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "already uses NODE_NAME='taken'" in done.stdout, done.stdout
 
@@ -75,9 +92,14 @@ def test_a_worker_refused_says_why_in_one_line_and_exits_or_retries_saying_so(
 
     def run(seconds: float, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run([console_script("sd-worker"), "--async", *args],
-                                  env={**cluster.env, **env}, capture_output=True, text=True,
-                                  timeout=seconds, cwd=cluster.root)  # fmt: skip
+            return subprocess.run(
+                [console_script("sd-worker"), "--async", *args],
+                env={**cluster.env, **env},
+                capture_output=True,
+                text=True,
+                timeout=seconds,
+                cwd=cluster.root,
+            )
         except subprocess.TimeoutExpired as exc:
             out = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
             return subprocess.CompletedProcess(exc.cmd, -1, "", out)
@@ -85,7 +107,8 @@ def test_a_worker_refused_says_why_in_one_line_and_exits_or_retries_saying_so(
     wrong_token = run(60, "--name", "w1", CLUSTER_TOKEN="wrong")
     assert wrong_token.returncode != 0
     assert "error: the coordinator refused this worker (401): set CLUSTER_TOKEN" in (
-        wrong_token.stderr)  # fmt: skip
+        wrong_token.stderr
+    )
 
     wrong_pass = run(60, "--name", "w2", RABBIT_PASS="wrong")
     assert wrong_pass.returncode == 2

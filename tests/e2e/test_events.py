@@ -34,8 +34,11 @@ def test_the_event_stream_sends_the_cluster_once_then_what_changed(
     nodes.register_blocking()
     # Silent since they registered: all offline after three report intervals.
     with cluster.client() as client:
-        cluster.wait_until(lambda: client.get("/cluster").json()["by_status"]["offline"] >= 300,
-                           20, "the lab PCs to turn offline")  # fmt: skip
+        cluster.wait_until(
+            lambda: client.get("/cluster").json()["by_status"]["offline"] >= 300,
+            20,
+            "the lab PCs to turn offline",
+        )
     stream = events(cluster)
     name, first, full = next(stream)
     assert name == "snapshot"

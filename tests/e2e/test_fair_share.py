@@ -61,16 +61,18 @@ class HeldConsumers:
 
 def sleep_job(cluster: Cluster, copies: int, seconds: float) -> str:
     with cluster.client() as client:
-        answer = client.post("/task", json={"type": "sleep", "payload": {"seconds": seconds},
-                                            "copies": copies})  # fmt: skip
+        answer = client.post(
+            "/task", json={"type": "sleep", "payload": {"seconds": seconds}, "copies": copies}
+        )
         assert answer.status_code == 202, answer.text
         return str(answer.json()["job_id"])
 
 
 def start_tuned_worker(cluster: Cluster, name: str, **env: str) -> None:
     cluster.start_worker(name, **env)
-    cluster.wait_until(lambda: cluster.worker(name).get("consumers", 0) >= 1, 15,
-                       f"{name}'s first report")  # fmt: skip
+    cluster.wait_until(
+        lambda: cluster.worker(name).get("consumers", 0) >= 1, 15, f"{name}'s first report"
+    )
 
 
 def test_paused_nodes_beside_a_worker_take_nothing_from_its_share(cluster: Cluster) -> None:
@@ -78,12 +80,18 @@ def test_paused_nodes_beside_a_worker_take_nothing_from_its_share(cluster: Clust
     start_tuned_worker(cluster, "real", TUNE_INTERVAL_S="0.5")
     paused = SimulatedNodes.named(cluster.url, cluster.token, "lab-pc", 20, "paused")
     with NodesInThread(paused):
-        cluster.wait_until(lambda: cluster.worker("lab-pc-019").get("alive") is True, 15,
-                           "the paused lab PCs to report")  # fmt: skip
+        cluster.wait_until(
+            lambda: cluster.worker("lab-pc-019").get("alive") is True,
+            15,
+            "the paused lab PCs to report",
+        )
         sleep_job(cluster, 1000, 30)
         # Alone with a long queue the worker takes the cap; paused PCs change nothing.
-        cluster.wait_until(lambda: cluster.worker("real").get("prefetch") == MAX_PREFETCH, 15,
-                           "the worker beside 20 paused PCs to take its whole share")  # fmt: skip
+        cluster.wait_until(
+            lambda: cluster.worker("real").get("prefetch") == MAX_PREFETCH,
+            15,
+            "the worker beside 20 paused PCs to take its whole share",
+        )
         time.sleep(2)  # and it stays there: looks go on while the PCs keep reporting
         assert cluster.worker("real")["prefetch"] == MAX_PREFETCH
         assert cluster.worker("lab-pc-000")["status"] == "paused"
@@ -96,14 +104,22 @@ def test_workers_that_consume_share_the_queue_fairly(cluster: Cluster) -> None:
     others = SimulatedNodes.named(cluster.url, cluster.token, "peer", 2, "busy", cpus=CPUS)
     assert cluster.queue is not None
     with NodesInThread(others), HeldConsumers(cluster.queue, 2 * CPUS):
-        cluster.wait_until(lambda: cluster.worker("peer-001").get("alive") is True, 15,
-                           "the other workers to report")  # fmt: skip
+        cluster.wait_until(
+            lambda: cluster.worker("peer-001").get("alive") is True,
+            15,
+            "the other workers to report",
+        )
         sleep_job(cluster, 600, 30)
         # A third of 600 tasks (each sleeps long enough that none ends), over two consumers;
         # its first look may come while the job is still being published.
-        cluster.wait_until(lambda: 90 <= cluster.worker("real").get("prefetch", 0) <= 101
-                           and cluster.worker("real").get("consumers") == CPUS, 15,
-                           "the worker to tune to a third of the queue")  # fmt: skip
+        cluster.wait_until(
+            lambda: (
+                90 <= cluster.worker("real").get("prefetch", 0) <= 101
+                and cluster.worker("real").get("consumers") == CPUS
+            ),
+            15,
+            "the worker to tune to a third of the queue",
+        )
         time.sleep(1.5)
         prefetch = cluster.worker("real")["prefetch"]
     assert 90 <= prefetch <= 101, cluster.log_tail()
@@ -118,8 +134,11 @@ def test_a_job_arriving_bit_by_bit_is_followed_to_the_share_of_all_of_it(
     others = SimulatedNodes.named(cluster.url, cluster.token, "peer", 1, "busy", cpus=CPUS)
     assert cluster.queue is not None
     with NodesInThread(others), HeldConsumers(cluster.queue, CPUS):
-        cluster.wait_until(lambda: cluster.worker("peer-000").get("alive") is True, 15,
-                           "the other worker to report")  # fmt: skip
+        cluster.wait_until(
+            lambda: cluster.worker("peer-000").get("alive") is True,
+            15,
+            "the other worker to report",
+        )
         jobs = []
         for _ in range(6):
             jobs.append(sleep_job(cluster, 50, 30))

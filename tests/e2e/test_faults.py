@@ -35,8 +35,9 @@ def blurred(data: bytes, radius: float = 4) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(radius))
 
 
-def wait_done_at_least(cluster: Cluster, job_id: str, done: int, timeout_s: float = 60
-                       ) -> dict[str, Any]:  # fmt: skip
+def wait_done_at_least(
+    cluster: Cluster, job_id: str, done: int, timeout_s: float = 60
+) -> dict[str, Any]:
     """Wait until `done` tasks of the job are done (and the job is not finished yet)."""
     job: dict[str, Any] = {}
 
@@ -95,8 +96,11 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
 
     def beta_holds_started_tasks() -> bool:
         nonlocal held
-        held = {t["task_id"] for t in cluster.job(sent["job_id"])["tasks"]
-                if t["state"] == "running" and t["worker"] == "beta"}  # fmt: skip
+        held = {
+            t["task_id"]
+            for t in cluster.job(sent["job_id"])["tasks"]
+            if t["state"] == "running" and t["worker"] == "beta"
+        }
         return len(held) >= 3
 
     cluster.wait_until(beta_holds_started_tasks, 30, "beta to hold started tasks")
@@ -109,8 +113,9 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
     cluster.procs["beta"].wait(timeout=10)
     killed_at = time.monotonic()
 
-    cluster.wait_until(lambda: cluster.worker("beta").get("alive") is False, 10,
-                       "beta to show alive: false")  # fmt: skip
+    cluster.wait_until(
+        lambda: cluster.worker("beta").get("alive") is False, 10, "beta to show alive: false"
+    )
     seen_dead_after_s = time.monotonic() - killed_at
     beta = cluster.worker("beta")
     assert beta["status"] == "offline" and beta["task_id"] is None
@@ -192,9 +197,10 @@ def test_poison_task_fails_at_the_delivery_limit_and_the_queue_keeps_flowing(
     assert task["attempts"] >= delivery_limit, task
     # The coordinator consumed the dead letter: nothing waits in either queue.
     cluster.wait_until(
-        lambda: asyncio.run(queue_counts(cluster.queue, delivery_limit)) == (0, 0), 10,
+        lambda: asyncio.run(queue_counts(cluster.queue, delivery_limit)) == (0, 0),
+        10,
         "both queues to be empty",
-    )  # fmt: skip
+    )
     assert f"task {task['task_id']} failed" in cluster.logs["coordinator"].read_text()
 
     assert cluster.running("alfa")
@@ -235,8 +241,11 @@ def test_rabbitmq_restart_mid_job_loses_nothing_and_new_uploads_work(cluster: Cl
     with rabbitmq_stopped():
         asked_at = time.monotonic()
         with cluster.client(timeout_s=60) as client:
-            refused = client.post("/upload", files=[("file", ("otra.jpg", data))],
-                                  data={"ops": "grayscale", "copies": "3"})  # fmt: skip
+            refused = client.post(
+                "/upload",
+                files=[("file", ("otra.jpg", data))],
+                data={"ops": "grayscale", "copies": "3"},
+            )
         assert refused.status_code == 503, refused.text
         assert "RabbitMQ" in refused.json()["detail"]
         assert time.monotonic() - asked_at < 30
@@ -283,8 +292,11 @@ def test_coordinator_killed_mid_job_restarts_with_its_data_and_workers_return(
     cluster.kill("coordinator")
     # The workers go on computing and hold their results, retrying, until it is back.
     for name in ("alfa", "beta"):
-        cluster.wait_until(lambda n=name: "unreachable" in cluster.logs[n].read_text(), 30,
-                           f"{name} to hold its results and retry")  # fmt: skip
+        cluster.wait_until(
+            lambda n=name: "unreachable" in cluster.logs[n].read_text(),
+            30,
+            f"{name} to hold its results and retry",
+        )
     cluster.start_coordinator()
 
     with cluster.client() as client:
@@ -293,9 +305,10 @@ def test_coordinator_killed_mid_job_restarts_with_its_data_and_workers_return(
             assert again.status_code == 200 and again.content == content
     # They register again by themselves (their next report is answered 404).
     cluster.wait_until(
-        lambda: all(cluster.worker(n).get("alive") for n in ("alfa", "beta")), 15,
+        lambda: all(cluster.worker(n).get("alive") for n in ("alfa", "beta")),
+        15,
         "both workers to register again",
-    )  # fmt: skip
+    )
     job = cluster.wait_job(sent["job_id"], timeout_s=120)
     assert_completed_once(cluster, job, data)
     assert cluster.snapshot()["totals"]["done"] == 40

@@ -38,8 +38,9 @@ def naps(cluster: Cluster, copies: int, seconds: float, **payload: Any) -> str:
 
 
 def running_on(cluster: Cluster, job_id: str, worker: str) -> bool:
-    return any(t["worker"] == worker and t["state"] == "running"
-               for t in cluster.job(job_id)["tasks"])  # fmt: skip
+    return any(
+        t["worker"] == worker and t["state"] == "running" for t in cluster.job(job_id)["tasks"]
+    )
 
 
 def test_a_stalled_workers_tasks_run_elsewhere_within_seconds_and_it_comes_back(
@@ -48,14 +49,18 @@ def test_a_stalled_workers_tasks_run_elsewhere_within_seconds_and_it_comes_back(
     start(cluster, "alfa", "beta")
     job_id = naps(cluster, copies=16, seconds=3)
     cluster.wait_until(lambda: running_on(cluster, job_id, "beta"), 30, "beta to run a task")
-    cluster.wait_until(lambda: cluster.worker("beta").get("holding", 0) > 0, 10,
-                       "the coordinator to know what beta holds")  # fmt: skip
+    cluster.wait_until(
+        lambda: cluster.worker("beta").get("holding", 0) > 0,
+        10,
+        "the coordinator to know what beta holds",
+    )
     beta = cluster.procs["beta"].pid
     os.killpg(beta, signal.SIGSTOP)  # its machine sleeps: no reports, no acks, link open
     stopped_at = time.monotonic()
     try:
-        cluster.wait_until(lambda: cluster.worker("beta").get("alive") is False, 10,
-                           "beta to show offline")  # fmt: skip
+        cluster.wait_until(
+            lambda: cluster.worker("beta").get("alive") is False, 10, "beta to show offline"
+        )
         job = cluster.wait_job(job_id, timeout_s=60)
         took_s = time.monotonic() - stopped_at
     finally:
@@ -98,10 +103,16 @@ def test_a_straggler_does_not_hold_a_jobs_last_tasks_hostage(cluster: Cluster) -
     assert rerun and all(t["rerun"] == "straggler: slow" for t in rerun), job["tasks"]
     assert all(t["output"] == {"node": "alfa"} for t in rerun), rerun
     # slow learns at its next report that its copies are done, and stops waiting on them.
-    cluster.wait_until(lambda: "finished elsewhere meanwhile" in cluster.logs["slow"].read_text(),
-                       10, "slow to drop its settled copies")  # fmt: skip
-    cluster.wait_until(lambda: cluster.worker("slow").get("holding") == 0, 5,
-                       "slow to report that it holds nothing")  # fmt: skip
+    cluster.wait_until(
+        lambda: "finished elsewhere meanwhile" in cluster.logs["slow"].read_text(),
+        10,
+        "slow to drop its settled copies",
+    )
+    cluster.wait_until(
+        lambda: cluster.worker("slow").get("holding") == 0,
+        5,
+        "slow to report that it holds nothing",
+    )
 
 
 async def publish_copy(queue: str, job_id: str, task_id: str, params: dict[str, Any]) -> None:
@@ -111,10 +122,13 @@ async def publish_copy(queue: str, job_id: str, task_id: str, params: dict[str, 
         channel = await connection.channel()
         body = TaskMessage(task_id=task_id, job_id=job_id, type="nap", params=params)
         await channel.default_exchange.publish(
-            aio_pika.Message(body.model_dump_json().encode(), message_id=task_id,
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            aio_pika.Message(
+                body.model_dump_json().encode(),
+                message_id=task_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
             routing_key=queue,
-        )  # fmt: skip
+        )
 
 
 def test_a_copy_of_a_task_its_straggler_runs_goes_back_to_the_queue_for_another_worker(
@@ -130,8 +144,9 @@ def test_a_copy_of_a_task_its_straggler_runs_goes_back_to_the_queue_for_another_
     assert cluster.queue is not None
     asyncio.run(publish_copy(cluster.queue, job_id, task_id, params))
     returned = "returned to the queue for another worker"
-    cluster.wait_until(lambda: returned in cluster.logs["slow"].read_text(), 10,
-                       "slow to return the copy")  # fmt: skip
+    cluster.wait_until(
+        lambda: returned in cluster.logs["slow"].read_text(), 10, "slow to return the copy"
+    )
 
     started = time.monotonic()
     cluster.start_worker("alfa", NODE_NAME="alfa")

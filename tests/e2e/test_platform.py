@@ -27,9 +27,10 @@ def test_the_embedded_local_worker_reports_its_operating_system(embedded_cluster
     embedded_cluster.start_coordinator()
     with embedded_cluster.client() as client:
         embedded_cluster.wait_until(
-            lambda: any(w["is_local"] for w in client.get("/workers").json().values()), 20,
+            lambda: any(w["is_local"] for w in client.get("/workers").json().values()),
+            20,
             "the local worker to register",
-        )  # fmt: skip
+        )
         workers = client.get("/workers").json()
     assert [w["os"] for w in workers.values() if w["is_local"]] == [this_os()]
 

@@ -41,20 +41,29 @@ needs_tls_listener = pytest.mark.skipif(
 
 
 def tls_env(*, client_cert: bool = True) -> dict[str, str]:
-    env = {"RABBIT_TLS": "true", "RABBIT_PORT": str(TLS_PORT),
-           "RABBIT_CA_FILE": str(TLS_DIR / "ca.pem")}  # fmt: skip
+    env = {
+        "RABBIT_TLS": "true",
+        "RABBIT_PORT": str(TLS_PORT),
+        "RABBIT_CA_FILE": str(TLS_DIR / "ca.pem"),
+    }
     if client_cert:
-        env |= {"RABBIT_CERT_FILE": str(TLS_DIR / "client.pem"),
-                "RABBIT_KEY_FILE": str(TLS_DIR / "client.key")}  # fmt: skip
+        env |= {
+            "RABBIT_CERT_FILE": str(TLS_DIR / "client.pem"),
+            "RABBIT_KEY_FILE": str(TLS_DIR / "client.key"),
+        }
     return env
 
 
 def tls_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
-        "rabbit_host": "127.0.0.1", "rabbit_tls": True, "rabbit_port": TLS_PORT,
-        "rabbit_ca_file": TLS_DIR / "ca.pem", "rabbit_cert_file": TLS_DIR / "client.pem",
-        "rabbit_key_file": TLS_DIR / "client.key", **overrides,
-    }  # fmt: skip
+        "rabbit_host": "127.0.0.1",
+        "rabbit_tls": True,
+        "rabbit_port": TLS_PORT,
+        "rabbit_ca_file": TLS_DIR / "ca.pem",
+        "rabbit_cert_file": TLS_DIR / "client.pem",
+        "rabbit_key_file": TLS_DIR / "client.key",
+        **overrides,
+    }
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
@@ -113,10 +122,18 @@ def test_a_missing_certificate_file_stops_the_coordinator_with_one_clear_line(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RABBIT_")}
     done = subprocess.run(
         [console_script("sd-coordinator"), "--port", str(free_port()), "--host", "127.0.0.1"],
-        env={**env, "RABBIT_HOST": "127.0.0.1", "RABBIT_TLS": "true",
-             "RABBIT_CA_FILE": str(missing), "DATA_DIR": str(tmp_path / "data")},
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env={
+            **env,
+            "RABBIT_HOST": "127.0.0.1",
+            "RABBIT_TLS": "true",
+            "RABBIT_CA_FILE": str(missing),
+            "DATA_DIR": str(tmp_path / "data"),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"error: invalid setting: RABBIT_CA_FILE='{missing}': Path does not point to a file "

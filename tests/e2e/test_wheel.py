@@ -34,8 +34,9 @@ def clean_clone(tmp_path: Path) -> Path:
 
 
 def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-                          check=False, **kwargs)  # fmt: skip
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False, **kwargs
+    )
 
 
 def test_a_wheel_from_a_clean_clone_serves_the_dashboard_installed_alone(tmp_path: Path) -> None:
@@ -56,9 +57,14 @@ def test_a_wheel_from_a_clean_clone_serves_the_dashboard_installed_alone(tmp_pat
     data = tmp_path / "data"
     data.mkdir()
     with (tmp_path / "coordinator.log").open("wb") as log:
-        proc = subprocess.Popen([coordinator, "--port", str(port), "--data-dir", str(data)],
-                                cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [coordinator, "--port", str(port), "--data-dir", str(data)],
+            cwd=data,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         page = fetch_when_up(f"http://127.0.0.1:{port}/", proc)
         assert page.status_code == 200
@@ -89,8 +95,19 @@ def fetch_when_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60
 def test_building_without_npm_or_a_built_dashboard_fails_saying_so(tmp_path: Path) -> None:
     clone = clean_clone(tmp_path)
     no_node = {**os.environ, "PATH": str(tmp_path / "empty")}
-    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"),
-                 str(clone)], env=no_node)  # fmt: skip
+    built = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(clone),
+        ],
+        env=no_node,
+    )
     assert built.returncode != 0
     output = built.stdout + built.stderr
     assert "npm was not found" in output, output

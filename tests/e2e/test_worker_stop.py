@@ -32,8 +32,7 @@ def log_of(cluster: Cluster, name: str) -> str:
 
 
 def wait_for_line(cluster: Cluster, name: str, text: str, timeout_s: float = 30) -> None:
-    cluster.wait_until(lambda: text in log_of(cluster, name), timeout_s,
-                       f"{name} to log {text!r}")  # fmt: skip
+    cluster.wait_until(lambda: text in log_of(cluster, name), timeout_s, f"{name} to log {text!r}")
 
 
 def stop_with(cluster: Cluster, name: str, signals: tuple[int, ...]) -> int:
@@ -118,8 +117,11 @@ def test_a_second_signal_while_draining_stops_at_once_and_returns_the_tasks(
     cluster.start_coordinator()
     cluster.start_worker("busy")
     job = cluster.submit_task("sleep", {"seconds": 30}, copies=4)
-    cluster.wait_until(lambda: cluster.worker("busy").get("status") == "busy", 20,
-                       "the worker to take the sleep tasks")  # fmt: skip
+    cluster.wait_until(
+        lambda: cluster.worker("busy").get("status") == "busy",
+        20,
+        "the worker to take the sleep tasks",
+    )
     asked = time.monotonic()
     code = stop_with(cluster, "busy", (signal.SIGINT, signal.SIGINT))
     assert time.monotonic() - asked < 15, "the second signal did not stop it at once"
@@ -129,6 +131,7 @@ def test_a_second_signal_while_draining_stops_at_once_and_returns_the_tasks(
     assert cluster.job(job["job_id"])["done"] == 0
     with cluster.client() as client:  # nothing was lost: every task is back in the queue
         cluster.wait_until(
-            lambda: client.get("/queue_size").json()["pending_tasks"] == 4, 10,
+            lambda: client.get("/queue_size").json()["pending_tasks"] == 4,
+            10,
             "the unfinished tasks to return to the queue",
-        )  # fmt: skip
+        )

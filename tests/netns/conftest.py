@@ -27,9 +27,12 @@ def namespaces() -> None:
 def hosts(tmp_path: Path, queue_name: str, namespaces: None) -> Iterator[HostCluster]:
     """A coordinator on the real broker; hosts at 40 ms round trip, added by the test."""
     cluster = HostCluster(
-        tmp_path, queue=queue_name, delay_ms=40, TASK_MODULES="support.nap_tasks",
+        tmp_path,
+        queue=queue_name,
+        delay_ms=40,
+        TASK_MODULES="support.nap_tasks",
         PYTHONPATH=os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p),
-    )  # fmt: skip
+    )
     try:
         yield cluster
     finally:

@@ -41,8 +41,9 @@ def pool_naps(hosts: HostCluster, copies: int, seconds: float) -> str:
 
 
 def thumbnails(hosts: HostCluster, name: str, seed: int) -> str:
-    return str(hosts.upload([(name, noise_png(seed=seed))], ops="thumbnail:64",
-                            copies=200)["job_id"])  # fmt: skip
+    return str(
+        hosts.upload([(name, noise_png(seed=seed))], ops="thumbnail:64", copies=200)["job_id"]
+    )
 
 
 def by_worker(job: dict[str, Any]) -> Counter[str]:
@@ -58,14 +59,18 @@ def timed_job(hosts: HostCluster, job_id: str, timeout_s: float = 180) -> tuple[
 def test_a_job_spreads_over_three_hosts_with_results_equal_to_pillows(hosts: HostCluster) -> None:
     start(hosts, *HOSTS)
     images = [("uno.jpg", sample_image(seed=1)), ("dos.png", sample_image(fmt="PNG", seed=2))]
-    job = hosts.wait_job(hosts.upload(images, ops="grayscale,blur:1.5,thumbnail:200",
-                                      copies=30)["job_id"])  # fmt: skip
+    job = hosts.wait_job(
+        hosts.upload(images, ops="grayscale,blur:1.5,thumbnail:200", copies=30)["job_id"]
+    )
 
     assert (job["state"], job["done"], job["failed"]) == ("done", 60, 0), job
     assert set(by_worker(job)) == set(HOSTS), by_worker(job)
     # Every report crossed the link: its round trip includes the 40 ms.
-    hosts.wait_until(lambda: all((hosts.worker(name).get("rtt_ms") or 0) >= 40 for name in HOSTS),
-                     10, "every host's report round trip to include the link's 40 ms")  # fmt: skip
+    hosts.wait_until(
+        lambda: all((hosts.worker(name).get("rtt_ms") or 0) >= 40 for name in HOSTS),
+        10,
+        "every host's report round trip to include the link's 40 ms",
+    )
     expected = {}
     for name, data in images:
         image = ImageOps.grayscale(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -88,8 +93,9 @@ def test_each_input_crosses_each_hosts_link_once(hosts: HostCluster) -> None:
     start(hosts, *HOSTS)
     data = noise_png()
     before = {name: host.tx_bytes() for name, host in hosts.hosts.items()}
-    job = hosts.wait_job(hosts.upload([("noise.png", data)], ops="thumbnail:32",
-                                      copies=60)["job_id"])  # fmt: skip
+    job = hosts.wait_job(
+        hosts.upload([("noise.png", data)], ops="thumbnail:32", copies=60)["job_id"]
+    )
     assert (job["state"], job["done"]) == ("done", 60)
 
     tasks = by_worker(job)

@@ -15,8 +15,14 @@ from support.cluster import console_script, free_port
 
 def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("RABBIT_", "ACADEMIC_"))}
-    return subprocess.run([console_script("sd-academic"), *args], env={**clean, **env},
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [console_script("sd-academic"), *args],
+        env={**clean, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_help_names_the_settings_it_reads(tmp_path: Path) -> None:
@@ -43,11 +49,21 @@ def test_sigterm_stops_it_cleanly(tmp_path: Path, rabbitmq: None) -> None:
     tag = uuid.uuid4().hex[:10]
     queue, exchange = f"sdtest-academico-{tag}.rpc", f"sdtest-academico-{tag}.events"
     log = tmp_path / "academic.log"
-    env = {**os.environ, "RABBIT_HOST": "127.0.0.1", "DATA_DIR": str(tmp_path),
-           "ACADEMIC_QUEUE": queue, "ACADEMIC_EXCHANGE": exchange}  # fmt: skip
+    env = {
+        **os.environ,
+        "RABBIT_HOST": "127.0.0.1",
+        "DATA_DIR": str(tmp_path),
+        "ACADEMIC_QUEUE": queue,
+        "ACADEMIC_EXCHANGE": exchange,
+    }
     with log.open("wb") as out:
-        proc = subprocess.Popen([console_script("sd-academic")], env=env, cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [console_script("sd-academic")],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while "sd-academic ready" not in log.read_text():

@@ -55,17 +55,28 @@ class Services:
 
     def start(self) -> subprocess.Popen[bytes]:
         log = (self.root / f"academic-{len(self.procs)}.log").open("ab")
-        env = {**os.environ, "RABBIT_HOST": "127.0.0.1", "DATA_DIR": str(self.root / "data"),
-               "ACADEMIC_QUEUE": self.names.queue, "ACADEMIC_EXCHANGE": self.names.exchange,
-               "PYTHONUNBUFFERED": "1"}  # fmt: skip
-        proc = subprocess.Popen([console_script("sd-academic")], env=env, cwd=self.root,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        env = {
+            **os.environ,
+            "RABBIT_HOST": "127.0.0.1",
+            "DATA_DIR": str(self.root / "data"),
+            "ACADEMIC_QUEUE": self.names.queue,
+            "ACADEMIC_EXCHANGE": self.names.exchange,
+            "PYTHONUNBUFFERED": "1",
+        }
+        proc = subprocess.Popen(
+            [console_script("sd-academic")],
+            env=env,
+            cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs.append(proc)
         return proc
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:]
-                         for p in sorted(self.root.glob("academic-*.log")))  # fmt: skip
+        return "\n".join(
+            p.read_text(errors="replace")[-3000:] for p in sorted(self.root.glob("academic-*.log"))
+        )
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -96,8 +107,7 @@ async def consumers(queue: str) -> int:
         return int(declared.declaration_result.consumer_count or 0)
 
 
-async def wait_consumers(queue: str, count: int, services: Services, timeout_s: float = 30
-                         ) -> None:  # fmt: skip
+async def wait_consumers(queue: str, count: int, services: Services, timeout_s: float = 30) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while await consumers(queue) != count:
@@ -107,14 +117,19 @@ async def wait_consumers(queue: str, count: int, services: Services, timeout_s: 
 
 
 @asynccontextmanager
-async def coordinator(tmp_path: Path, queue_name: str, names: Names, **over: Any
-                      ) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+async def coordinator(
+    tmp_path: Path, queue_name: str, names: Names, **over: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process coordinator on the broker whose academic commands go to `names.queue`."""
     settings = make_settings(
-        tmp_path / "coordinator", rabbit_host="127.0.0.1", queue_name=queue_name,
-        cluster_token="tok", academic_queue=names.queue, academic_exchange=names.exchange,
+        tmp_path / "coordinator",
+        rabbit_host="127.0.0.1",
+        queue_name=queue_name,
+        cluster_token="tok",
+        academic_queue=names.queue,
+        academic_exchange=names.exchange,
         **{"academic_in_process": False, "academic_timeout_s": TIMEOUT_S, **over},
-    )  # fmt: skip
+    )
     async with running_app(settings) as app, asgi_client(app) as client:
         yield client
 
@@ -132,8 +147,9 @@ async def test_rest_commands_reach_a_separate_service_and_its_events_the_exchang
     async with connection, coordinator(tmp_path, queue_name, names) as client:
         # Any component may bind to the exchange: here, a queue of the test's own.
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(names.exchange, aio_pika.ExchangeType.TOPIC,
-                                                  durable=True)  # fmt: skip
+        exchange = await channel.declare_exchange(
+            names.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         mine = await channel.declare_queue(exclusive=True)
         await mine.bind(exchange, "profesor.*")
         created = await client.post("/profesores", json=profesor(1))
@@ -142,8 +158,10 @@ async def test_rest_commands_reach_a_separate_service_and_its_events_the_exchang
         assert (await client.get(f"/profesores/{p['id']}")).json() == p
         dup = await client.post("/profesores", json=profesor(1))
         assert dup.status_code == 409 and dup.json()["errors"][0]["field"] == "email"
-        bad = await client.post("/grupos", json={"clave": "A", "materia": "M", "periodo": "1",
-                                                 "cupo": 1, "profesor_id": 999})  # fmt: skip
+        bad = await client.post(
+            "/grupos",
+            json={"clave": "A", "materia": "M", "periodo": "1", "cupo": 1, "profesor_id": 999},
+        )
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "profesor_id"
         message = await mine.get(timeout=5, fail=True)
         assert message is not None and message.routing_key == "profesor.created"
@@ -194,8 +212,9 @@ async def test_a_service_restarted_mid_requests_loses_nothing_and_applies_each_o
 
         async def create(n: int) -> httpx.Response:
             sent = loop.time()
-            answer = await client.post("/profesores", json=profesor(n),
-                                       headers={"Idempotency-Key": f"alta-{n}"})  # fmt: skip
+            answer = await client.post(
+                "/profesores", json=profesor(n), headers={"Idempotency-Key": f"alta-{n}"}
+            )
             spans.append((sent, loop.time()))
             return answer
 
@@ -248,14 +267,20 @@ async def test_two_services_at_once_never_both_apply_conflicting_writes(
     await wait_consumers(names.queue, 2, services)
     async with coordinator(tmp_path, queue_name, names) as client:
         p = (await client.post("/profesores", json=profesor(1))).json()
-        dup = await asyncio.gather(*(client.post("/profesores", json=profesor(2))
-                                     for _ in range(10)))  # fmt: skip
+        dup = await asyncio.gather(
+            *(client.post("/profesores", json=profesor(2)) for _ in range(10))
+        )
         assert sorted(r.status_code for r in dup) == [201] + [409] * 9
-        edits = await asyncio.gather(*(
-            client.patch(f"/profesores/{p['id']}", json={"departamento": f"D{i}"},
-                         headers={"If-Match": '"1"'})
-            for i in range(10)
-        ))  # fmt: skip
+        edits = await asyncio.gather(
+            *(
+                client.patch(
+                    f"/profesores/{p['id']}",
+                    json={"departamento": f"D{i}"},
+                    headers={"If-Match": '"1"'},
+                )
+                for i in range(10)
+            )
+        )
         assert sorted(r.status_code for r in edits) == [200] + [412] * 9
         winner = next(r.json() for r in edits if r.status_code == 200)
         now = (await client.get(f"/profesores/{p['id']}")).json()
@@ -267,8 +292,9 @@ async def test_by_default_the_coordinator_runs_the_service_itself_over_rabbitmq(
 ) -> None:
     async with coordinator(tmp_path, queue_name, names, academic_in_process=True) as client:
         assert await consumers(names.queue) == 1
-        created = await client.post("/grupos", json={"clave": "ISC-3A", "materia": "Redes",
-                                                     "periodo": "2025-1", "cupo": 30})  # fmt: skip
+        created = await client.post(
+            "/grupos", json={"clave": "ISC-3A", "materia": "Redes", "periodo": "2025-1", "cupo": 30}
+        )
         assert created.status_code == 201, created.text
         assert (await client.get("/grupos", params={"q": "isc"})).json()["total"] == 1
     assert (tmp_path / "coordinator" / "academico.sqlite3").is_file()
@@ -284,8 +310,9 @@ async def test_an_import_of_thousands_of_rows_publishes_an_event_for_each(
     connection = await aio_pika.connect(AMQP_URL)
     async with connection, coordinator(tmp_path, queue_name, names, academic_timeout_s=60) as c:
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(names.exchange, aio_pika.ExchangeType.TOPIC,
-                                                  durable=True)  # fmt: skip
+        exchange = await channel.declare_exchange(
+            names.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         mine = await channel.declare_queue(exclusive=True)
         await mine.bind(exchange, "#")
         started = asyncio.get_running_loop().time()
@@ -318,10 +345,11 @@ async def test_the_service_answers_malformed_commands_with_an_error_and_keeps_se
         async def ask(body: bytes, reply: bool = True) -> dict[str, Any] | None:
             correlation_id = uuid.uuid4().hex
             await channel.default_exchange.publish(
-                aio_pika.Message(body, correlation_id=correlation_id,
-                                 reply_to=replies.name if reply else None),
+                aio_pika.Message(
+                    body, correlation_id=correlation_id, reply_to=replies.name if reply else None
+                ),
                 routing_key=names.queue,
-            )  # fmt: skip
+            )
             if not reply:
                 return None
             for _ in range(100):  # basic.get does not wait: poll for up to 10 s
@@ -333,8 +361,9 @@ async def test_the_service_answers_malformed_commands_with_an_error_and_keeps_se
             return dict(orjson.loads(message.body))
 
         assert await ask(b"not json") == {
-            "ok": False, "error": {"status": 400, "detail": "command is not JSON"},
-        }  # fmt: skip
+            "ok": False,
+            "error": {"status": 400, "detail": "command is not JSON"},
+        }
         await ask(b'{"command": "profesor.create"}', reply=False)  # no reply_to: dropped
         unknown = await ask(b'{"command": "profesor.drop", "args": {}}')
         assert unknown is not None and unknown["error"]["status"] == 400
@@ -342,5 +371,4 @@ async def test_the_service_answers_malformed_commands_with_an_error_and_keeps_se
         assert bad is not None and bad["error"]["status"] == 422
         assert {e["field"] for e in bad["error"]["errors"]} == {"nombre", "apellidos", "email"}
         good = await ask(orjson.dumps({"command": "profesor.list", "args": {}}))
-        assert good == {"ok": True, "result": {"items": [], "total": 0, "page": 1,
-                                               "per_page": 20}}  # fmt: skip
+        assert good == {"ok": True, "result": {"items": [], "total": 0, "page": 1, "per_page": 20}}

@@ -87,11 +87,15 @@ async def test_two_services_on_one_file_never_both_win_a_conflicting_write(
         assert all(isinstance(r, Conflict) for r in results if not isinstance(r, dict))
         record = next(r for r in results if isinstance(r, dict))
         edits = await asyncio.gather(
-            *(s.execute("profesor.patch", {"id": record["id"], "data": {"nombre": f"N{i}"},
-                                            "if_version": 1})
-              for i, s in enumerate((a, b, a, b))),
+            *(
+                s.execute(
+                    "profesor.patch",
+                    {"id": record["id"], "data": {"nombre": f"N{i}"}, "if_version": 1},
+                )
+                for i, s in enumerate((a, b, a, b))
+            ),
             return_exceptions=True,
-        )  # fmt: skip
+        )
         assert sum(isinstance(r, dict) for r in edits) == 1
         assert all(isinstance(r, Stale) for r in edits if not isinstance(r, dict))
         final = await b.execute("profesor.get", {"id": record["id"]})
@@ -106,10 +110,16 @@ async def test_a_repeated_request_id_answers_as_before_and_applies_once(tmp_path
     service = AcademicService(AcademicStore(tmp_path / "a.sqlite3"), events)
     await service.start()
     try:
-        first = await service.execute("grupo.create", {"data": {
-            "clave": "g-1", "materia": "M", "periodo": "2025-1", "cupo": 5}}, "req-1")  # fmt: skip
-        again = await service.execute("grupo.create", {"data": {
-            "clave": "g-1", "materia": "M", "periodo": "2025-1", "cupo": 5}}, "req-1")  # fmt: skip
+        first = await service.execute(
+            "grupo.create",
+            {"data": {"clave": "g-1", "materia": "M", "periodo": "2025-1", "cupo": 5}},
+            "req-1",
+        )
+        again = await service.execute(
+            "grupo.create",
+            {"data": {"clave": "g-1", "materia": "M", "periodo": "2025-1", "cupo": 5}},
+            "req-1",
+        )
         assert first == again and first["clave"] == "G-1"
         await service.flush()
         assert [k for k, _ in events.events] == ["grupo.created"]

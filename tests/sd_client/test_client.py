@@ -66,8 +66,9 @@ async def test_a_job_is_cancelled_from_the_client_and_errors_carry_the_coordinat
     embedded_cluster.start_coordinator()
     async with Client(embedded_cluster.url, embedded_cluster.token) as sd:
         job = await sd.create_job()
-        await sd.add_files(job.job_id, [(f"{i}.png", sample_image(fmt="PNG", seed=i))
-                                        for i in range(5)])  # fmt: skip
+        await sd.add_files(
+            job.job_id, [(f"{i}.png", sample_image(fmt="PNG", seed=i)) for i in range(5)]
+        )
         cancelled = await sd.cancel(job.job_id)
         assert cancelled.state == "cancelled" and cancelled.finished
         assert cancelled.done + cancelled.cancelled == 5
@@ -90,8 +91,9 @@ def test_the_readmes_example_runs_as_written(embedded_cluster: Cluster, tmp_path
     (tmp_path / "b.png").write_bytes(sample_image(fmt="PNG", seed=2))
     (tmp_path / "c.jpg").write_bytes(b"not an image at all")
     script = example.replace("http://127.0.0.1:8000", embedded_cluster.url)
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "not a supported image" in lines[0]

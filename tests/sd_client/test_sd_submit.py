@@ -19,13 +19,19 @@ from support.images import decode, same_pixels, sample_image
 pytestmark = pytest.mark.e2e
 
 
-def sd_submit(cluster: Cluster, *args: str, token: str | None = None,
-              timeout_s: float = 300) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def sd_submit(
+    cluster: Cluster, *args: str, token: str | None = None, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
     command = [console_script("sd-submit"), *args, "--coordinator", cluster.url]
     if token is not None:
         command += ["--token", token]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                          env={**os.environ, "API_TOKEN": ""})  # fmt: skip
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "API_TOKEN": ""},
+    )
 
 
 def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -57,8 +63,17 @@ def test_a_folder_with_bad_files_gives_results_for_the_good_ones_and_a_table_of_
     (trip / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     out = tmp_path / "out"
 
-    result = sd_submit(embedded_cluster, str(trip), "--recursive", "--out", str(out),
-                       "--ops", "grayscale", "--json", token=embedded_cluster.token)  # fmt: skip
+    result = sd_submit(
+        embedded_cluster,
+        str(trip),
+        "--recursive",
+        "--out",
+        str(out),
+        "--ops",
+        "grayscale",
+        "--json",
+        token=embedded_cluster.token,
+    )
 
     assert result.returncode == 1, result.stderr
     report = summary(result)
@@ -72,15 +87,17 @@ def test_a_folder_with_bad_files_gives_results_for_the_good_ones_and_a_table_of_
     assert [Path(s["path"]).name for s in report["skipped"]] == ["notes.txt"]
     assert report["written"] == 7
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    expected = sorted([n.removesuffix(".jpg") + ".png" for n in good] +
-                      ["trip/día 1 'α' \"b\".png"])  # fmt: skip
+    expected = sorted(
+        [n.removesuffix(".jpg") + ".png" for n in good] + ["trip/día 1 'α' \"b\".png"]
+    )
     assert written == expected  # nothing else: no partial files, no state file left
     for name, data in [*good.items(), ("trip/" + odd.name, odd.read_bytes())]:
         result_image = Image.open(out / (name.removesuffix(".jpg") + ".png"))
         assert same_pixels(result_image, ImageOps.grayscale(decode(data)))
     # Without --json: the same failures as a table on stderr.
-    again = sd_submit(embedded_cluster, str(trip), "-r", "--out", str(out),
-                      token=embedded_cluster.token)  # fmt: skip
+    again = sd_submit(
+        embedded_cluster, str(trip), "-r", "--out", str(out), token=embedded_cluster.token
+    )
     assert again.returncode == 1
     assert "empty.jpg" in again.stderr and "file" in again.stderr and "reason" in again.stderr
     assert "0 result(s) written" in again.stderr and "7 already there" in again.stderr
@@ -93,9 +110,22 @@ def test_an_interrupted_run_resumes_without_sending_or_downloading_anything_twic
     trip = tmp_path / "trip"
     made = photos(trip, 120, size=(640, 480))
     out = tmp_path / "out"
-    command = [console_script("sd-submit"), str(trip), "-r", "--out", str(out), "--ops",
-               "blur:6,grayscale", "--parallel", "1", "--coordinator", embedded_cluster.url,
-               "--token", embedded_cluster.token, "--json"]  # fmt: skip
+    command = [
+        console_script("sd-submit"),
+        str(trip),
+        "-r",
+        "--out",
+        str(out),
+        "--ops",
+        "blur:6,grayscale",
+        "--parallel",
+        "1",
+        "--coordinator",
+        embedded_cluster.url,
+        "--token",
+        embedded_cluster.token,
+        "--json",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(out.rglob("*.png")):
@@ -134,8 +164,9 @@ def test_sd_submit_needs_the_api_token_when_the_coordinator_has_one(
     refused = sd_submit(embedded_cluster, str(folder), "-r", "--out", str(tmp_path / "o1"))
     assert refused.returncode == 2
     assert "answered 401: this API needs a token" in refused.stderr
-    done = sd_submit(embedded_cluster, str(folder), "-r", "--out", str(tmp_path / "o2"),
-                     token="user-secret")  # fmt: skip
+    done = sd_submit(
+        embedded_cluster, str(folder), "-r", "--out", str(tmp_path / "o2"), token="user-secret"
+    )
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "o2").rglob("*.png"))) == 2
 
@@ -150,8 +181,19 @@ def test_sd_submit_works_against_rabbitmq_with_two_workers(
     made = photos(folder, 30)
     out = tmp_path / "out"
     ops = "grayscale,thumbnail:64"
-    result = sd_submit(cluster, str(folder), "-r", "--out", str(out), "--ops", ops,
-                       "--copies", "2", "--json", token=cluster.token)  # fmt: skip
+    result = sd_submit(
+        cluster,
+        str(folder),
+        "-r",
+        "--out",
+        str(out),
+        "--ops",
+        ops,
+        "--copies",
+        "2",
+        "--json",
+        token=cluster.token,
+    )
     assert result.returncode == 0, result.stderr
     assert summary(result)["written"] == 60
     for name, data in made.items():

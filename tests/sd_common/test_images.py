@@ -47,9 +47,15 @@ def rejected(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageRejected:
 
 @pytest.mark.parametrize(
     ("image_format", "mode"),
-    [("JPEG", "RGB"), ("PNG", "RGB"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"),
-     ("WEBP", "RGB")],
-)  # fmt: skip
+    [
+        ("JPEG", "RGB"),
+        ("PNG", "RGB"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("TIFF", "RGB"),
+        ("WEBP", "RGB"),
+    ],
+)
 def test_every_allowed_format_is_accepted(image_format, mode):
     data = encode(noisy_rgb(), image_format)
     assert inspect_image(data, MAX_PIXELS) == ImageInfo(image_format, 64, 48, mode)

@@ -69,9 +69,21 @@ def test_argument_types_follow_the_spec():
 
 @pytest.mark.parametrize(
     "ops",
-    ["blur:0", "blur:100", "rotate:-360", "rotate:360", "thumbnail:1", "thumbnail:10000",
-     "brightness:0", "contrast:10", "blur:.5", "blur:1e1", "rotate:+45", "rotate:-0.0"],
-)  # fmt: skip
+    [
+        "blur:0",
+        "blur:100",
+        "rotate:-360",
+        "rotate:360",
+        "thumbnail:1",
+        "thumbnail:10000",
+        "brightness:0",
+        "contrast:10",
+        "blur:.5",
+        "blur:1e1",
+        "rotate:+45",
+        "rotate:-0.0",
+    ],
+)
 def test_arguments_at_and_inside_the_bounds_are_accepted(ops):
     assert len(parse_pipeline(ops)) == 1
 

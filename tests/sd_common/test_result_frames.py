@@ -86,16 +86,21 @@ def frame(header: bytes) -> bytes:
     return struct.pack(">I", len(header)) + header
 
 
-@pytest.mark.parametrize(("data", "phrase"), [
-    (b"", "no results"),
-    (b"\x00\x00", "truncated frame length"),
-    (b"\x00\x00\x00\x00", "bad frame header length"),
-    (struct.pack(">I", 5000) + b"{}", "bad frame header length"),
-    (frame(b"not json"), "bad frame header"),
-    (frame(b'{"task_id": "../x", "worker": "w1", "size": 1}') + b"x", "task_id"),
-    (frame(b'{"task_id": "%s", "worker": "w1", "size": 9}' % TASKS[0].encode()) + b"short",
-     "truncated result"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("data", "phrase"),
+    [
+        (b"", "no results"),
+        (b"\x00\x00", "truncated frame length"),
+        (b"\x00\x00\x00\x00", "bad frame header length"),
+        (struct.pack(">I", 5000) + b"{}", "bad frame header length"),
+        (frame(b"not json"), "bad frame header"),
+        (frame(b'{"task_id": "../x", "worker": "w1", "size": 1}') + b"x", "task_id"),
+        (
+            frame(b'{"task_id": "%s", "worker": "w1", "size": 9}' % TASKS[0].encode()) + b"short",
+            "truncated result",
+        ),
+    ],
+)
 def test_a_malformed_body_is_refused_whole_or_streamed(data: bytes, phrase: str) -> None:
     with pytest.raises(FrameError, match=phrase):
         decode(data)

@@ -33,13 +33,24 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def profesor(n: int = 1, **over: Any) -> dict[str, Any]:
-    return {"nombre": f"Ana{n}", "apellidos": f"García {n}", "email": f"ana{n}@escuela.edu.mx",
-            "departamento": "Sistemas", **over}  # fmt: skip
+    return {
+        "nombre": f"Ana{n}",
+        "apellidos": f"García {n}",
+        "email": f"ana{n}@escuela.edu.mx",
+        "departamento": "Sistemas",
+        **over,
+    }
 
 
 def grupo(clave: str = "ISC-3A", **over: Any) -> dict[str, Any]:
-    return {"clave": clave, "materia": "Bases de datos", "periodo": "2025-1", "cupo": 30,
-            "horario": "Lun 10:00-12:00", **over}  # fmt: skip
+    return {
+        "clave": clave,
+        "materia": "Bases de datos",
+        "periodo": "2025-1",
+        "cupo": 30,
+        "horario": "Lun 10:00-12:00",
+        **over,
+    }
 
 
 async def created(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -109,12 +120,18 @@ async def test_a_stale_put_answers_412_and_leaves_the_newer_change(
     client: httpx.AsyncClient,
 ) -> None:
     p = await created(client, "/profesores", profesor(1))
-    first = await client.put(f"/profesores/{p['id']}", json=profesor(1, departamento="Física"),
-                             headers={"If-Match": '"1"'})  # fmt: skip
+    first = await client.put(
+        f"/profesores/{p['id']}",
+        json=profesor(1, departamento="Física"),
+        headers={"If-Match": '"1"'},
+    )
     assert first.status_code == 200 and first.json()["version"] == 2
     assert first.headers["etag"] == '"2"'
-    stale = await client.put(f"/profesores/{p['id']}", json=profesor(1, departamento="Química"),
-                             headers={"If-Match": '"1"'})  # fmt: skip
+    stale = await client.put(
+        f"/profesores/{p['id']}",
+        json=profesor(1, departamento="Química"),
+        headers={"If-Match": '"1"'},
+    )
     assert stale.status_code == 412, stale.text
     now = (await client.get(f"/profesores/{p['id']}")).json()
     assert now["departamento"] == "Física" and now["version"] == 2
@@ -131,10 +148,15 @@ async def test_a_patch_changes_only_the_fields_sent(client: httpx.AsyncClient) -
     p = await created(client, "/profesores", profesor(1))
     response = await client.patch(f"/profesores/{p['id']}", json={"activo": False})
     assert response.status_code == 200
-    assert response.json() == {**p, "activo": False, "version": 2,
-                               "updated_at": response.json()["updated_at"]}  # fmt: skip
-    stale = await client.patch(f"/profesores/{p['id']}", json={"nombre": "X"},
-                               headers={"If-Match": '"1"'})  # fmt: skip
+    assert response.json() == {
+        **p,
+        "activo": False,
+        "version": 2,
+        "updated_at": response.json()["updated_at"],
+    }
+    stale = await client.patch(
+        f"/profesores/{p['id']}", json={"nombre": "X"}, headers={"If-Match": '"1"'}
+    )
     assert stale.status_code == 412
     null = await client.patch(f"/profesores/{p['id']}", json={"nombre": None})
     assert null.status_code == 422 and null.json()["errors"][0]["field"] == "nombre"
@@ -144,10 +166,12 @@ async def test_concurrent_edits_of_one_version_let_exactly_one_win(
     client: httpx.AsyncClient,
 ) -> None:
     g = await created(client, "/grupos", grupo())
-    answers = await asyncio.gather(*(
-        client.patch(f"/grupos/{g['id']}", json={"cupo": 10 + i}, headers={"If-Match": '"1"'})
-        for i in range(8)
-    ))  # fmt: skip
+    answers = await asyncio.gather(
+        *(
+            client.patch(f"/grupos/{g['id']}", json={"cupo": 10 + i}, headers={"If-Match": '"1"'})
+            for i in range(8)
+        )
+    )
     codes = sorted(a.status_code for a in answers)
     assert codes == [200] + [412] * 7
     winner = next(a.json() for a in answers if a.status_code == 200)
@@ -172,8 +196,9 @@ async def test_deleting_a_profesor_who_teaches_answers_409_unless_asked_to_unass
 
 async def test_lists_page_search_and_filter(client: httpx.AsyncClient) -> None:
     ids = [(await created(client, "/profesores", profesor(n)))["id"] for n in range(25)]
-    await created(client, "/profesores", profesor(99, nombre="Zoe", apellidos="Zapata",
-                                                   email="zoe@otra.mx"))  # fmt: skip
+    await created(
+        client, "/profesores", profesor(99, nombre="Zoe", apellidos="Zapata", email="zoe@otra.mx")
+    )
     first = (await client.get("/profesores", params={"per_page": 10})).json()
     second = (await client.get("/profesores", params={"per_page": 10, "page": 3})).json()
     assert first["total"] == 26 and len(first["items"]) == 10 and len(second["items"]) == 6
@@ -211,13 +236,18 @@ async def test_csv_import_reports_each_row_and_export_reads_back(
         'Ana2,"García\nDos",ana2@escuela.edu.mx,Sistemas,sí\n'  # refused: a line break
         "Mal,Correo,no-es-correo,,\n"  # refused
     )
-    response = await client.post("/profesores/import", content=text.encode(),
-                                 headers={"content-type": "text/csv"})  # fmt: skip
+    response = await client.post(
+        "/profesores/import", content=text.encode(), headers={"content-type": "text/csv"}
+    )
     assert response.status_code == 200, response.text
     report = response.json()
     assert [(r["row"], r["action"]) for r in report["rows"]] == [
-        (2, "unchanged"), (3, "created"), (4, "updated"), (6, "refused"), (7, "refused"),
-    ]  # fmt: skip
+        (2, "unchanged"),
+        (3, "created"),
+        (4, "updated"),
+        (6, "refused"),
+        (7, "refused"),
+    ]
     assert report["rows"][3]["errors"][0]["field"] == "apellidos"
     assert report["rows"][4]["errors"][0]["field"] == "email"
     assert (report["created"], report["updated"], report["refused"]) == (1, 1, 2)
@@ -237,8 +267,10 @@ async def test_csv_import_reports_each_row_and_export_reads_back(
         "ISC-1A,Redes,2025-1,25,,luis@escuela.edu.mx",
     ]
     profesores = (await client.get("/profesores/export")).text.splitlines()
-    assert profesores[1:] == ["Ana1,García 1,ana1@escuela.edu.mx,Química,sí",
-                              "Luis,Pérez,luis@escuela.edu.mx,Física,no"]  # fmt: skip
+    assert profesores[1:] == [
+        "Ana1,García 1,ana1@escuela.edu.mx,Química,sí",
+        "Luis,Pérez,luis@escuela.edu.mx,Física,no",
+    ]
 
 
 async def test_a_csv_with_an_unknown_column_is_refused_whole(client: httpx.AsyncClient) -> None:
@@ -308,15 +340,22 @@ async def test_changes_stream_to_the_academic_event_stream(app: FastAPI) -> None
             await c.patch(f"/profesores/{p['id']}", json={"activo": False})
         await asyncio.wait_for(listener, 10)
     assert [(e["type"], e["id"]) for e in received] == [
-        ("profesor.created", p["id"]), ("profesor.updated", p["id"]),
-    ]  # fmt: skip
+        ("profesor.created", p["id"]),
+        ("profesor.updated", p["id"]),
+    ]
     assert received[1]["data"]["activo"] is False
 
 
 async def test_the_academic_routes_are_in_the_openapi_page(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
-    expected = ["/profesores", "/profesores/{profesor_id}", "/grupos", "/grupos/{grupo_id}",
-                "/profesores/import", "/grupos/export",
-                "/profesores/{profesor_id}/grupos"]  # fmt: skip
+    expected = [
+        "/profesores",
+        "/profesores/{profesor_id}",
+        "/grupos",
+        "/grupos/{grupo_id}",
+        "/profesores/import",
+        "/grupos/export",
+        "/profesores/{profesor_id}/grupos",
+    ]
     assert [p for p in expected if p not in paths] == []
     assert set(paths["/grupos/{grupo_id}"]) == {"get", "put", "patch", "delete"}

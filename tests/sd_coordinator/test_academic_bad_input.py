@@ -256,6 +256,9 @@ async def test_bad_academic_input_is_refused_with_the_documented_answer(
 
 def test_every_case_is_in_docs_bad_input() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "bad-input.md").read_text()
-    missing = [name for name, (*_, status, detail) in BAD.items()
-               if f"| {name} | {status} | `{detail}` |" not in doc]  # fmt: skip
+    missing = [
+        name
+        for name, (*_, status, detail) in BAD.items()
+        if f"| {name} | {status} | `{detail}` |" not in doc
+    ]
     assert missing == []

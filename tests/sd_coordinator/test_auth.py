@@ -56,13 +56,23 @@ WORKER_CALLS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "report": ("POST", "/report", {"json": {"name": "w1"}}),
     "working": ("POST", "/working", {"json": {"name": "w1", "status": "busy"}}),
     "blobs": ("GET", f"/blobs/{HEX64}", {}),
-    "results image": ("POST", "/results", {"content": outcome_frames(
-        {"task_id": HEX32, "worker": "w1", "image": png_bytes()})["content"]}),
-    "results outcome": ("POST", "/results", {"content": outcome_frames(
-        {"task_id": HEX32, "worker": "w1"})["content"]}),
+    "results image": (
+        "POST",
+        "/results",
+        {
+            "content": outcome_frames({"task_id": HEX32, "worker": "w1", "image": png_bytes()})[
+                "content"
+            ]
+        },
+    ),
+    "results outcome": (
+        "POST",
+        "/results",
+        {"content": outcome_frames({"task_id": HEX32, "worker": "w1"})["content"]},
+    ),
     "results malformed": ("POST", "/results", {"content": b"\x00\x00\x00\x02{}"}),
     "whoami": ("GET", "/whoami", {"params": {"name": "w1"}}),
-}  # fmt: skip
+}
 
 WRONG_CREDENTIALS: dict[str, dict[str, str]] = {
     "no header": {},
@@ -85,8 +95,7 @@ async def test_worker_endpoints_answer_401_without_the_cluster_token(
 ) -> None:
     _, client = guarded
     method, path, request = WORKER_CALLS[endpoint]
-    response = await client.request(method, path, headers=WRONG_CREDENTIALS[credentials],
-                                    **request)  # fmt: skip
+    response = await client.request(method, path, headers=WRONG_CREDENTIALS[credentials], **request)
     assert response.status_code == 401, response.text
     assert "CLUSTER_TOKEN" in detail_of(response)
     assert "w1" not in (await client.get("/workers", headers=bearer(API))).json()
@@ -114,8 +123,9 @@ async def test_a_bad_body_without_the_token_gets_401_not_a_validation_error(
     guarded: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     _, client = guarded
-    response = await client.post("/register", content=b"{not json",
-                                 headers={"content-type": "application/json"})  # fmt: skip
+    response = await client.post(
+        "/register", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 401
 
 
@@ -195,8 +205,11 @@ def run_coordinator(
     return subprocess.run(
         [console_script("sd-coordinator"), "--port", str(free_port()), *args],
         env={**clean, "DATA_DIR": str(tmp_path / "data"), **env},
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize(
@@ -209,9 +222,15 @@ def run_coordinator(
         ([], {"COORDINATOR_BIND": "0.0.0.0"}),
         (["--host", "0.0.0.0"], {"CLUSTER_TOKEN": "   "}),
     ],
-    ids=["--host 0.0.0.0", "default host", "a lan address", "ipv6 any", "COORDINATOR_BIND",
-         "blank token"],
-)  # fmt: skip
+    ids=[
+        "--host 0.0.0.0",
+        "default host",
+        "a lan address",
+        "ipv6 any",
+        "COORDINATOR_BIND",
+        "blank token",
+    ],
+)
 def test_a_coordinator_exposed_with_rabbitmq_and_no_token_refuses_to_start(
     tmp_path: Path, args: list[str], env: dict[str, str]
 ) -> None:
@@ -230,9 +249,11 @@ def serves(tmp_path: Path, args: list[str], **env: str) -> bool:
     clean = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_TOKEN", "API_TOKEN")}
     proc = subprocess.Popen(
         [console_script("sd-coordinator"), "--port", str(port), *args],
-        env={**clean, "DATA_DIR": str(tmp_path / "data"), **env}, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env={**clean, "DATA_DIR": str(tmp_path / "data"), **env},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
@@ -282,8 +303,7 @@ async def test_user_api_answers_401_without_the_api_token(
 ) -> None:
     _, client = guarded
     method, path, request = USER_CALLS[endpoint]
-    response = await client.request(method, path, headers=WRONG_CREDENTIALS[credentials],
-                                    **request)  # fmt: skip
+    response = await client.request(method, path, headers=WRONG_CREDENTIALS[credentials], **request)
     assert response.status_code == 401, response.text
     assert "API_TOKEN" in detail_of(response)
     assert (await client.get("/jobs", headers=bearer(API))).json() == []
@@ -314,13 +334,20 @@ async def test_user_api_works_with_the_api_token(
 async def first_event(app: FastAPI, query: str, headers: dict[str, str]) -> tuple[int, bytes]:
     """Open /events in-process and return its status and first body chunk, then hang up."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": "/events", "raw_path": b"/events", "root_path": "",
-        "query_string": query.encode(), "server": ("localhost", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/events",
+        "raw_path": b"/events",
+        "root_path": "",
+        "query_string": query.encode(),
+        "server": ("localhost", 80),
         "client": ("127.0.0.1", 50000),
         "headers": [(b"host", b"localhost")]
         + [(k.encode(), v.encode()) for k, v in headers.items()],
-    }  # fmt: skip
+    }
     got: dict[str, Any] = {"status": 0, "body": b""}
     first = asyncio.Event()
     hang_up = asyncio.Event()
@@ -427,9 +454,14 @@ async def cors_answers(tmp_path: Path, origins: list[str], origin: str) -> list[
     async with running_app(make_settings(tmp_path, cors_origins=origins)) as app:
         async with asgi_client(app) as client:
             simple = await client.get("/jobs", headers={"origin": origin})
-            preflight = await client.options("/upload", headers={
-                "origin": origin, "access-control-request-method": "POST",
-                "access-control-request-headers": "authorization"})  # fmt: skip
+            preflight = await client.options(
+                "/upload",
+                headers={
+                    "origin": origin,
+                    "access-control-request-method": "POST",
+                    "access-control-request-headers": "authorization",
+                },
+            )
             return [simple, preflight]
 
 
@@ -456,9 +488,14 @@ async def test_an_allowed_origin_may_edit_academic_records_with_their_etag(tmp_p
     async with running_app(make_settings(tmp_path, cors_origins=[allowed])) as app:
         async with asgi_client(app) as client:
             for method in ("PUT", "PATCH", "DELETE"):
-                preflight = await client.options("/profesores/1", headers={
-                    "origin": allowed, "access-control-request-method": method,
-                    "access-control-request-headers": "if-match,content-type"})  # fmt: skip
+                preflight = await client.options(
+                    "/profesores/1",
+                    headers={
+                        "origin": allowed,
+                        "access-control-request-method": method,
+                        "access-control-request-headers": "if-match,content-type",
+                    },
+                )
                 assert preflight.status_code == 200, (method, preflight.text)
                 assert method in preflight.headers["access-control-allow-methods"]
                 assert "if-match" in preflight.headers["access-control-allow-headers"].lower()

@@ -97,39 +97,69 @@ def one(data: bytes, name: str = "photo.png", **form: str) -> BadUpload:
 
 
 BAD_UPLOADS: dict[str, tuple[BadUpload, int, tuple[str, ...]]] = {
-    "text file": (one(b"hello, I am not a picture\n", "notes.png"), 415,
-                  ("notes.png", "not a supported image")),
+    "text file": (
+        one(b"hello, I am not a picture\n", "notes.png"),
+        415,
+        ("notes.png", "not a supported image"),
+    ),
     "empty file": (one(b"", "empty.png"), 415, ("empty.png", "empty file")),
     "truncated png": (one(png_bytes(256, 256)[:120]), 415, ("truncated or corrupt",)),
     "truncated jpeg": (one(encoded("JPEG")[:-2], "cut.jpg"), 415, ("cut.jpg", "truncated")),
     "jpeg header only": (one(encoded("JPEG")[:200], "head.jpg"), 415, ("corrupt",)),
     "ico image": (one(encoded("ICO"), "icon.ico"), 415, ("not a supported image",)),
     "ppm image": (one(encoded("PPM"), "raw.ppm"), 415, ("not a supported image",)),
-    "pdf document": (one(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "doc.pdf"), 415,
-                     ("not a supported image",)),
-    "svg text": (one(b'<svg xmlns="http://www.w3.org/2000/svg"/>', "v.svg"), 415,
-                 ("not a supported image",)),
+    "pdf document": (
+        one(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "doc.pdf"),
+        415,
+        ("not a supported image",),
+    ),
+    "svg text": (
+        one(b'<svg xmlns="http://www.w3.org/2000/svg"/>', "v.svg"),
+        415,
+        ("not a supported image",),
+    ),
     "png with no pixels": (one(png_claiming(0, 0)), 415, ("not a supported image",)),
-    "decompression bomb 30000x30000": (one(png_claiming(30_000, 30_000), "bomb.png"), 413,
-                                       ("bomb.png", "900000000 pixels", "at most 50000000")),
+    "decompression bomb 30000x30000": (
+        one(png_claiming(30_000, 30_000), "bomb.png"),
+        413,
+        ("bomb.png", "900000000 pixels", "at most 50000000"),
+    ),
     "absurd 1x100000000": (one(png_claiming(1, 100_000_000)), 413, ("100000000 pixels",)),
     "absurd 2^31-1 square": (one(png_claiming(2**31 - 1, 2**31 - 1)), 413, ("too large",)),
-    "over max_image_pixels": (one(png_claiming(60_000, 1_000)), 413,
-                              ("60000×1000", "at most 50000000")),
-    "second file bad": (BadUpload([("file", ("ok.png", GOOD_PNG)), ("file", ("bad.gif", b"GIF"))]),
-                        415, ("bad.gif",)),
-    "unknown op": (one(GOOD_PNG, ops="grayscale,sparkle"), 422,
-                   ('step 2 "sparkle"', "unknown operation")),
-    "op argument not a number": (one(GOOD_PNG, ops="blur:abc"), 422,
-                                 ('step 1 "blur:abc"', "from 0 to 100")),
-    "op argument out of range": (one(GOOD_PNG, ops="grayscale,rotate:999"), 422,
-                                 ('step 2 "rotate:999"',)),
+    "over max_image_pixels": (
+        one(png_claiming(60_000, 1_000)),
+        413,
+        ("60000×1000", "at most 50000000"),
+    ),
+    "second file bad": (
+        BadUpload([("file", ("ok.png", GOOD_PNG)), ("file", ("bad.gif", b"GIF"))]),
+        415,
+        ("bad.gif",),
+    ),
+    "unknown op": (
+        one(GOOD_PNG, ops="grayscale,sparkle"),
+        422,
+        ('step 2 "sparkle"', "unknown operation"),
+    ),
+    "op argument not a number": (
+        one(GOOD_PNG, ops="blur:abc"),
+        422,
+        ('step 1 "blur:abc"', "from 0 to 100"),
+    ),
+    "op argument out of range": (
+        one(GOOD_PNG, ops="grayscale,rotate:999"),
+        422,
+        ('step 2 "rotate:999"',),
+    ),
     "op argument negative": (one(GOOD_PNG, ops="blur:-1"), 422, ('step 1 "blur:-1"',)),
     "op argument nan": (one(GOOD_PNG, ops="brightness:nan"), 422, ('step 1 "brightness:nan"',)),
     "op argument infinite": (one(GOOD_PNG, ops="contrast:1e999"), 422, ("contrast:1e999",)),
     "thumbnail of zero": (one(GOOD_PNG, ops="thumbnail:0"), 422, ('"thumbnail:0"', "whole number")),
-    "argument to an op without one": (one(GOOD_PNG, ops="grayscale:3"), 422,
-                                      ("grayscale takes no argument",)),
+    "argument to an op without one": (
+        one(GOOD_PNG, ops="grayscale:3"),
+        422,
+        ("grayscale takes no argument",),
+    ),
     "empty step": (one(GOOD_PNG, ops="grayscale,,blur"), 422, ("step 2", "empty step")),
     "blank ops": (one(GOOD_PNG, ops="   "), 422, ("ops is empty",)),
     "too many steps": (one(GOOD_PNG, ops=",".join(["flip"] * 21)), 422, ("at most 20",)),
@@ -141,13 +171,21 @@ BAD_UPLOADS: dict[str, tuple[BadUpload, int, tuple[str, ...]]] = {
     "copies fractional": (one(GOOD_PNG, copies="1.5"), 422, ("copies",)),
     "files times copies over 10000": (
         BadUpload([("file", (f"{i}.png", GOOD_PNG)) for i in range(11)], {"copies": "1000"}),
-        422, ("at most 10000",)),
-    "101 files": (BadUpload([("file", (f"{i}.png", GOOD_PNG)) for i in range(101)]), 422,
-                  ("at most 100 per upload",)),
+        422,
+        ("at most 10000",),
+    ),
+    "101 files": (
+        BadUpload([("file", (f"{i}.png", GOOD_PNG)) for i in range(101)]),
+        422,
+        ("at most 100 per upload",),
+    ),
     "no file part": (BadUpload([], {"ops": "grayscale"}), 422, ("file", "required")),
-    "file sent as a text field": (BadUpload([("file", (None, GOOD_PNG))]), 422,
-                                  ("file", "must be a file part")),
-}  # fmt: skip
+    "file sent as a text field": (
+        BadUpload([("file", (None, GOOD_PNG))]),
+        422,
+        ("file", "must be a file part"),
+    ),
+}
 
 
 @pytest.mark.parametrize("case", BAD_UPLOADS, ids=str)
@@ -166,17 +204,23 @@ async def test_bad_upload_is_refused_and_nothing_is_stored(api: Api, case: str) 
     [
         ("application/json", b'{"file": "x"}', 422, "file"),
         ("multipart/form-data", b"--x\r\n", 400, "boundary"),
-        ("multipart/form-data; boundary=zz", b"--zz\r\nContent-Disposition: form-data; "
-         b'name="file"; filename="a.png"\r\n\r\nno closing boundary', 422, "file"),
+        (
+            "multipart/form-data; boundary=zz",
+            b"--zz\r\nContent-Disposition: form-data; "
+            b'name="file"; filename="a.png"\r\n\r\nno closing boundary',
+            422,
+            "file",
+        ),
     ],
     ids=["json instead of multipart", "multipart without boundary", "multipart cut short"],
-)  # fmt: skip
+)
 async def test_malformed_upload_body_is_refused(
     api: Api, content_type: str, body: bytes, status: int, phrase: str
 ) -> None:
     async def call() -> httpx.Response:
-        return await api.client.post("/upload", content=body,
-                                     headers={"content-type": content_type})  # fmt: skip
+        return await api.client.post(
+            "/upload", content=body, headers={"content-type": content_type}
+        )
 
     await assert_refused(api, call, status, phrase)
 
@@ -204,8 +248,10 @@ class CountingBody:
         if self.json_body:
             yield b'{"type": "sleep", "payload": {"pad": "'
         else:
-            yield (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                   'filename="huge.png"\r\nContent-Type: image/png\r\n\r\n').encode()  # fmt: skip
+            yield (
+                f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; '
+                'filename="huge.png"\r\nContent-Type: image/png\r\n\r\n'
+            ).encode()
         while self.pulled < self.total_bytes:
             self.pulled += CHUNK
             yield b"a" * CHUNK
@@ -220,9 +266,10 @@ async def test_content_length_over_the_limit_gets_413_before_any_body_is_read(
 
     async def call() -> httpx.Response:
         return await api.client.post(
-            path, content=body.__aiter__(),
+            path,
+            content=body.__aiter__(),
             headers={"content-type": body.content_type, "content-length": str(limit + 1)},
-        )  # fmt: skip
+        )
 
     await assert_refused(api, call, 413, "too large", f"{limit / 1048576:.1f} MB")
     assert body.pulled == 0
@@ -294,42 +341,80 @@ BAD_TASKS: dict[str, tuple[dict[str, Any], int, tuple[str, ...]]] = {
     "empty body": (as_json(b""), 422, ("request body is missing",)),
     "json array": ({"json": [{"type": "sleep"}]}, 422, ("must be a JSON object",)),
     "json string": ({"json": "sleep"}, 422, ("must be a JSON object",)),
-    "json sent as text/plain": ({"content": b'{"type":"sleep"}',
-                                 "headers": {"content-type": "text/plain"}}, 422,
-                                ("Content-Type: application/json",)),
+    "json sent as text/plain": (
+        {"content": b'{"type":"sleep"}', "headers": {"content-type": "text/plain"}},
+        422,
+        ("Content-Type: application/json",),
+    ),
     "invalid utf-8": (as_json(b'{"type": "\xff\xfe"}'), 400, ("UTF-8",)),
     "nested too deeply": (as_json(b"[" * 100_000), 400, ("nested too deeply",)),
-    "unknown type": ({"json": {"type": "mine-bitcoin"}}, 422,
-                     ("unknown task type 'mine-bitcoin'",)),
+    "unknown type": (
+        {"json": {"type": "mine-bitcoin"}},
+        422,
+        ("unknown task type 'mine-bitcoin'",),
+    ),
     "image type through /task": ({"json": {"type": "image"}}, 422, ("POST /upload",)),
     "missing type": ({"json": {"payload": {}}}, 422, ("type", "required")),
     "empty type": ({"json": {"type": ""}}, 422, ("type",)),
     "type too long": ({"json": {"type": "x" * 65}}, 422, ("type", "64 characters")),
     "type not a string": ({"json": {"type": 7}}, 422, ("type",)),
     "payload not an object": ({"json": {"type": "sleep", "payload": 5}}, 422, ("payload",)),
-    "payload value out of range": ({"json": {"type": "sleep", "payload": {"seconds": 61}}}, 422,
-                                   ("bad payload for 'sleep'", "seconds")),
-    "payload value negative": ({"json": {"type": "sleep", "payload": {"seconds": -1}}}, 422,
-                               ("seconds",)),
-    "payload value wrong type": ({"json": {"type": "sleep", "payload": {"seconds": "soon"}}},
-                                 422, ("seconds", "valid number")),
-    "payload value NaN": (as_json(b'{"type": "sleep", "payload": {"seconds": NaN}}'), 422,
-                          ("seconds",)),
-    "payload missing field": ({"json": {"type": "primes", "payload": {}}}, 422,
-                              ("bad payload for 'primes'", "below")),
-    "payload unknown field": ({"json": {"type": "sleep", "payload": {"seconds": 1, "x": 2}}},
-                              422, ("x", "extra")),
-    "unknown top-level field": ({"json": {"type": "sleep", "payload": {"seconds": 0},
-                                          "priority": 9}}, 422, ("priority",)),
-    "copies 0": ({"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": 0}}, 422,
-                 ("copies",)),
-    "copies 1001": ({"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": 1001}}, 422,
-                    ("copies",)),
-    "copies abc": ({"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": "abc"}}, 422,
-                   ("copies", "valid integer")),
-    "copies huge": ({"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": 10**30}},
-                    422, ("copies",)),
-}  # fmt: skip
+    "payload value out of range": (
+        {"json": {"type": "sleep", "payload": {"seconds": 61}}},
+        422,
+        ("bad payload for 'sleep'", "seconds"),
+    ),
+    "payload value negative": (
+        {"json": {"type": "sleep", "payload": {"seconds": -1}}},
+        422,
+        ("seconds",),
+    ),
+    "payload value wrong type": (
+        {"json": {"type": "sleep", "payload": {"seconds": "soon"}}},
+        422,
+        ("seconds", "valid number"),
+    ),
+    "payload value NaN": (
+        as_json(b'{"type": "sleep", "payload": {"seconds": NaN}}'),
+        422,
+        ("seconds",),
+    ),
+    "payload missing field": (
+        {"json": {"type": "primes", "payload": {}}},
+        422,
+        ("bad payload for 'primes'", "below"),
+    ),
+    "payload unknown field": (
+        {"json": {"type": "sleep", "payload": {"seconds": 1, "x": 2}}},
+        422,
+        ("x", "extra"),
+    ),
+    "unknown top-level field": (
+        {"json": {"type": "sleep", "payload": {"seconds": 0}, "priority": 9}},
+        422,
+        ("priority",),
+    ),
+    "copies 0": (
+        {"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": 0}},
+        422,
+        ("copies",),
+    ),
+    "copies 1001": (
+        {"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": 1001}},
+        422,
+        ("copies",),
+    ),
+    "copies abc": (
+        {"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": "abc"}},
+        422,
+        ("copies", "valid integer"),
+    ),
+    "copies huge": (
+        {"json": {"type": "sleep", "payload": {"seconds": 0}, "copies": 10**30}},
+        422,
+        ("copies",),
+    ),
+}
 
 
 @pytest.mark.parametrize("case", BAD_TASKS, ids=str)
@@ -384,8 +469,9 @@ async def test_paths_that_are_not_stored_files_get_404_and_reveal_nothing(
 ) -> None:
     status, body = await raw_get(api.app, path)
     assert status == 404, body
-    detail = detail_of(httpx.Response(status, content=body,
-                                      headers={"content-type": "application/json"}))  # fmt: skip
+    detail = detail_of(
+        httpx.Response(status, content=body, headers={"content-type": "application/json"})
+    )
     assert "SQLite" not in detail and "root:" not in detail
     assert body.startswith(b'{"detail":')
 
@@ -429,62 +515,149 @@ BAD_REPORTS: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
     "register malformed json": ("/register", as_json(b'{"name": "w1"'), 422, ("not valid JSON",)),
     "register not an object": ("/register", {"json": ["w1"]}, 422, ("JSON object",)),
     "register without name": ("/register", {"json": {"cpu": 5}}, 422, ("name", "required")),
-    "register name with spaces": ("/register", {"json": {"name": "two words"}}, 422,
-                                  ("name", "pattern")),
+    "register name with spaces": (
+        "/register",
+        {"json": {"name": "two words"}},
+        422,
+        ("name", "pattern"),
+    ),
     "register name with slash": ("/register", {"json": {"name": "../w"}}, 422, ("name",)),
     "register name too long": ("/register", {"json": {"name": "w" * 65}}, 422, ("name",)),
     "register cpu over 100": ("/register", {"json": {"name": "w1", "cpu": 101}}, 422, ("cpu",)),
-    "register ram not a number": ("/register", {"json": {"name": "w1", "ram": "lots"}}, 422,
-                                  ("ram",)),
-    "register bad status": ("/register", {"json": {"name": "w1", "status": "asleep"}}, 422,
-                            ("status",)),
-    "register version too long": ("/register", {"json": {"name": "w1", "version": "1" * 65}},
-                                  422, ("version", "at most 64")),
-    "register os too long": ("/register", {"json": {"name": "w1", "os": "x" * 81}}, 422,
-                             ("os",)),
-    "report unknown worker": ("/report", {"json": {"name": "ghost"}}, 404,
-                              ("'ghost' is not registered",)),
+    "register ram not a number": (
+        "/register",
+        {"json": {"name": "w1", "ram": "lots"}},
+        422,
+        ("ram",),
+    ),
+    "register bad status": (
+        "/register",
+        {"json": {"name": "w1", "status": "asleep"}},
+        422,
+        ("status",),
+    ),
+    "register version too long": (
+        "/register",
+        {"json": {"name": "w1", "version": "1" * 65}},
+        422,
+        ("version", "at most 64"),
+    ),
+    "register os too long": ("/register", {"json": {"name": "w1", "os": "x" * 81}}, 422, ("os",)),
+    "report unknown worker": (
+        "/report",
+        {"json": {"name": "ghost"}},
+        404,
+        ("'ghost' is not registered",),
+    ),
     "report malformed json": ("/report", as_json(b"{"), 422, ("not valid JSON",)),
     "report negative net": ("/report", {"json": {"name": "w1", "net": -1}}, 422, ("net",)),
-    "report held not a task id": ("/report", {"json": {"name": "w1", "held": ["../x"]}}, 422,
-                                  ("held",)),
-    "report round trip negative": ("/report", {"json": {"name": "w1", "rtt_ms": -1}}, 422,
-                                   ("rtt_ms",)),
-    "working unknown worker": ("/working", {"json": {"name": "ghost", "status": "busy"}}, 404,
-                               ("not registered",)),
+    "report held not a task id": (
+        "/report",
+        {"json": {"name": "w1", "held": ["../x"]}},
+        422,
+        ("held",),
+    ),
+    "report round trip negative": (
+        "/report",
+        {"json": {"name": "w1", "rtt_ms": -1}},
+        422,
+        ("rtt_ms",),
+    ),
+    "working unknown worker": (
+        "/working",
+        {"json": {"name": "ghost", "status": "busy"}},
+        404,
+        ("not registered",),
+    ),
     "working without status": ("/working", {"json": {"name": "ghost"}}, 422, ("status",)),
-    "working bad status": ("/working", {"json": {"name": "ghost", "status": "zzz"}}, 422,
-                           ("status",)),
-    "working task id too long": ("/working", {"json": {"name": "ghost", "status": "busy",
-                                                       "task_id": "t" * 65}}, 422, ("task_id",)),
-    "results header not json": ("/results", frames_body(framed(b"hello")), 422,
-                                ("bad frame header", "JSON")),
-    "results malformed json header": ("/results", frames_body(framed(b'{"task_id":')), 422,
-                                      ("bad frame header", "Invalid JSON")),
-    "results header not an object": ("/results", frames_body(framed(b'[{"task_id": "x"}]')),
-                                     422, ("bad frame header", "object")),
+    "working bad status": (
+        "/working",
+        {"json": {"name": "ghost", "status": "zzz"}},
+        422,
+        ("status",),
+    ),
+    "working task id too long": (
+        "/working",
+        {"json": {"name": "ghost", "status": "busy", "task_id": "t" * 65}},
+        422,
+        ("task_id",),
+    ),
+    "results header not json": (
+        "/results",
+        frames_body(framed(b"hello")),
+        422,
+        ("bad frame header", "JSON"),
+    ),
+    "results malformed json header": (
+        "/results",
+        frames_body(framed(b'{"task_id":')),
+        422,
+        ("bad frame header", "Invalid JSON"),
+    ),
+    "results header not an object": (
+        "/results",
+        frames_body(framed(b'[{"task_id": "x"}]')),
+        422,
+        ("bad frame header", "object"),
+    ),
     "results empty body": ("/results", frames_body(b""), 422, ("no results",)),
-    "results random bytes": ("/results", frames_body(b"\x00\x01garbage"), 422,
-                             ("bad result frames",)),
-    "results bad task id": ("/results", frames_body(header(task_id="../x", worker="w1")), 422,
-                            ("task_id", "pattern")),
-    "results image bad task id": ("/results", frames_body(header(task_id="../x", worker="w1",
-                                                                 size=0)), 422,
-                                  ("task_id", "pattern")),
-    "results bad worker": ("/results", frames_body(header(task_id=HEX32, worker="a b")), 422,
-                           ("worker",)),
-    "results without task id": ("/results", frames_body(header(worker="w1")), 422,
-                                ("task_id", "required")),
-    "results unknown field": ("/results", frames_body(header(task_id=HEX32, worker="w1", ok=1)),
-                              422, ("ok", "extra inputs")),
-    "results image with an error": ("/results", frames_body(header(
-        task_id=HEX32, worker="w1", error="boom", size=len(GOOD_PNG)) + GOOD_PNG), 422,
-                                    ("without error",)),
-    "results over 1000 outcomes": ("/results", frames_body(
-        header(task_id=HEX32, worker="w1") * 1001), 422, ("more than 1000",)),
-    "results truncated result": ("/results", frames_body(header(
-        task_id=HEX32, worker="w1", size=999) + GOOD_PNG), 422, ("truncated result",)),
-}  # fmt: skip
+    "results random bytes": (
+        "/results",
+        frames_body(b"\x00\x01garbage"),
+        422,
+        ("bad result frames",),
+    ),
+    "results bad task id": (
+        "/results",
+        frames_body(header(task_id="../x", worker="w1")),
+        422,
+        ("task_id", "pattern"),
+    ),
+    "results image bad task id": (
+        "/results",
+        frames_body(header(task_id="../x", worker="w1", size=0)),
+        422,
+        ("task_id", "pattern"),
+    ),
+    "results bad worker": (
+        "/results",
+        frames_body(header(task_id=HEX32, worker="a b")),
+        422,
+        ("worker",),
+    ),
+    "results without task id": (
+        "/results",
+        frames_body(header(worker="w1")),
+        422,
+        ("task_id", "required"),
+    ),
+    "results unknown field": (
+        "/results",
+        frames_body(header(task_id=HEX32, worker="w1", ok=1)),
+        422,
+        ("ok", "extra inputs"),
+    ),
+    "results image with an error": (
+        "/results",
+        frames_body(
+            header(task_id=HEX32, worker="w1", error="boom", size=len(GOOD_PNG)) + GOOD_PNG
+        ),
+        422,
+        ("without error",),
+    ),
+    "results over 1000 outcomes": (
+        "/results",
+        frames_body(header(task_id=HEX32, worker="w1") * 1001),
+        422,
+        ("more than 1000",),
+    ),
+    "results truncated result": (
+        "/results",
+        frames_body(header(task_id=HEX32, worker="w1", size=999) + GOOD_PNG),
+        422,
+        ("truncated result",),
+    ),
+}
 
 
 @pytest.mark.parametrize("case", BAD_REPORTS, ids=str)
@@ -550,16 +723,19 @@ async def test_result_frames_answer_per_result_for_unknown_tasks_and_non_pngs(ap
     response = await api.client.post("/results", **frames_body(body))
     assert response.status_code == 200
     answers = [(a["task_id"], a["status"], a["error"]) for a in response.json()["answers"]]
-    assert answers == [(HEX32, 404, f"unknown task {HEX32}"),
-                       (other, 422, "a result image must be a PNG")]  # fmt: skip
+    assert answers == [
+        (HEX32, 404, f"unknown task {HEX32}"),
+        (other, 422, "a result image must be a PNG"),
+    ]
     assert await stored(api.client, api.data_dir) == before
 
 
 async def test_a_second_session_cannot_report_as_a_registered_worker(api: Api) -> None:
     session = (await api.client.post("/register", json={"name": "owner-w"})).json()["session"]
     before = await stored(api.client, api.data_dir)
-    intruder = await api.client.post("/report", json={"name": "owner-w", "session": "intruder",
-                                                      "cpu": 99})  # fmt: skip
+    intruder = await api.client.post(
+        "/report", json={"name": "owner-w", "session": "intruder", "cpu": 99}
+    )
     assert intruder.status_code == 404
     assert "registered again elsewhere" in detail_of(intruder)
     assert (await api.client.get("/workers")).json()["owner-w"]["cpu"] == 0
@@ -582,8 +758,11 @@ async def test_the_service_still_completes_a_good_upload_after_every_bad_input(a
         await raw_get(api.app, path)
 
     assert (await api.client.get("/health")).json()["status"] == "ok"
-    sent = await api.client.post("/upload", files={"file": ("after.png", GOOD_PNG)},
-                                 data={"ops": "grayscale,blur:1", "copies": "2"})  # fmt: skip
+    sent = await api.client.post(
+        "/upload",
+        files={"file": ("after.png", GOOD_PNG)},
+        data={"ops": "grayscale,blur:1", "copies": "2"},
+    )
     assert sent.status_code == 202, sent.text
     job = await wait_job(api.client, sent.json()["job_id"])
     assert (job["state"], job["done"]) == ("done", 2), job
@@ -600,8 +779,13 @@ async def queued(tmp_path_factory: pytest.TempPathFactory, rabbitmq: None) -> As
     """A coordinator on the real broker with a unique queue and no worker: tasks stay queued."""
     data_dir = tmp_path_factory.mktemp("bad-input-rabbit")
     queue = unique_queue()
-    settings = make_settings(data_dir, rabbit_host="127.0.0.1", queue_name=queue,
-                             cluster_token="tok", max_upload_mb=MAX_UPLOAD_MB)  # fmt: skip
+    settings = make_settings(
+        data_dir,
+        rabbit_host="127.0.0.1",
+        queue_name=queue,
+        cluster_token="tok",
+        max_upload_mb=MAX_UPLOAD_MB,
+    )
     try:
         async with running_app(settings) as app:
             async with asgi_client(app, authorization="Bearer tok") as client:
@@ -618,8 +802,9 @@ async def pending_after_cache(client: httpx.AsyncClient) -> int:
 async def test_bad_input_enqueues_nothing_on_rabbitmq_and_a_good_upload_does(queued: Api) -> None:
     assert await pending_after_cache(queued.client) == 0
     for name, (upload, status, _) in BAD_UPLOADS.items():
-        response = await queued.client.post("/upload", files=upload.files or None,
-                                            data=upload.data or None)  # fmt: skip
+        response = await queued.client.post(
+            "/upload", files=upload.files or None, data=upload.data or None
+        )
         assert response.status_code == status, (name, response.text)
     for name, (request, status, _) in BAD_TASKS.items():
         response = await queued.client.post("/task", **request)
@@ -659,8 +844,14 @@ def read_response(sock: socket.socket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += sock.recv(4096) or b"\r\n\r\n"
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
     while len(body) < length:
         more = sock.recv(4096)
         if not more:
@@ -680,8 +871,10 @@ async def test_a_real_server_answers_413_without_waiting_for_the_body(
             b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + embedded_cluster.token.encode()
             + b"\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: "
-            + str(announced).encode() + b"\r\n\r\n" + b"a" * CHUNK
-        )  # fmt: skip
+            + str(announced).encode()
+            + b"\r\n\r\n"
+            + b"a" * CHUNK
+        )
         answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert b'"detail":"request body too large' in answer
@@ -693,7 +886,7 @@ async def test_a_real_server_answers_413_without_waiting_for_the_body(
             + embedded_cluster.token.encode()
             + b"\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             + b"Transfer-Encoding: chunked\r\n\r\n"
-        )  # fmt: skip
+        )
         preamble = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n'
         sock.sendall(f"{len(preamble):x}\r\n".encode() + preamble + b"\r\n")
         chunk = f"{CHUNK:x}\r\n".encode() + b"a" * CHUNK + b"\r\n"

@@ -20,9 +20,12 @@ from support.broker import AMQP_URL
 
 def message(n: int = 0) -> TaskMessage:
     return TaskMessage(
-        task_id=uuid.uuid4().hex, job_id=uuid.uuid4().hex, type="image", ops="grayscale",
+        task_id=uuid.uuid4().hex,
+        job_id=uuid.uuid4().hex,
+        type="image",
+        ops="grayscale",
         input=InputRef(sha256=f"{n:064x}", size=123_456),
-    )  # fmt: skip
+    )
 
 
 class DeadLetters:

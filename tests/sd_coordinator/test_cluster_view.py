@@ -14,10 +14,16 @@ from sd_coordinator.snapshot import snapshot_delta
 from support.api import asgi_client, make_settings, running_app
 
 
-async def report(client: httpx.AsyncClient, name: str, status: str, cpus: int = 2,
-                 path: str = "/report") -> httpx.Response:  # fmt: skip
-    body = {"name": name, "session": f"s-{name}", "status": status, "cpus": cpus,
-            "consumers": cpus if status in ("free", "busy") else 0}  # fmt: skip
+async def report(
+    client: httpx.AsyncClient, name: str, status: str, cpus: int = 2, path: str = "/report"
+) -> httpx.Response:
+    body = {
+        "name": name,
+        "session": f"s-{name}",
+        "status": status,
+        "cpus": cpus,
+        "consumers": cpus if status in ("free", "busy") else 0,
+    }
     answer = await client.post(path, json=body)
     assert answer.status_code == 200, answer.text
     return answer
@@ -55,12 +61,22 @@ async def test_a_reports_answer_counts_only_the_other_workers_that_consume(tmp_p
 
 
 def test_a_delta_applied_to_the_old_snapshot_gives_the_new_one() -> None:
-    worker = {"name": "a", "cpu": 1.0, "ram": 2.0, "alive": True, "status": "free",
-              "last_seen": 100.0, "processed": 3}  # fmt: skip
+    worker = {
+        "name": "a",
+        "cpu": 1.0,
+        "ram": 2.0,
+        "alive": True,
+        "status": "free",
+        "last_seen": 100.0,
+        "processed": 3,
+    }
     before: dict[str, Any] = {
         "workers": {f"pc-{i:03d}": {**worker, "name": f"pc-{i:03d}"} for i in range(300)},
-        "queue_size": 5, "tps": 0.0, "jobs": [{"job_id": "j"}], "server_time": 1.0,
-    }  # fmt: skip
+        "queue_size": 5,
+        "tps": 0.0,
+        "jobs": [{"job_id": "j"}],
+        "server_time": 1.0,
+    }
     after = copy.deepcopy(before)
     after["workers"]["pc-001"].update(cpu=55.5, status="busy", last_seen=101.0)
     after["workers"]["pc-002"].update(alive=False, status="offline", last_seen=98.0)
@@ -94,8 +110,9 @@ def test_a_delta_applied_to_the_old_snapshot_gives_the_new_one() -> None:
 async def test_a_reports_answer_counts_the_unfinished_tasks_of_every_job(tmp_path: Path) -> None:
     async with running_app(make_settings(tmp_path)) as app, asgi_client(app) as client:
         await report(client, "me", "free", path="/register")
-        sent = await client.post("/task", json={"type": "sleep", "payload": {"seconds": 60},
-                                                "copies": 40})  # fmt: skip
+        sent = await client.post(
+            "/task", json={"type": "sleep", "payload": {"seconds": 60}, "copies": 40}
+        )
         assert sent.status_code == 202, sent.text
         await asyncio.sleep(0.6)  # past the count the registration's moment may have cached
         answer = (await report(client, "me", "free")).json()

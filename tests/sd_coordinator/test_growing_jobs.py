@@ -123,9 +123,13 @@ async def test_a_batch_with_bad_files_queues_the_good_ones_and_lists_the_bad(
     job = await new_job(api)
     answer = await api.post(
         f"/jobs/{job['job_id']}/files",
-        files=files(("good.png", png_bytes()), ("notes.txt", b"hello"), ("empty.jpg", b""),
-                    ("ñandú (1).png", png_bytes(colour="red"))),
-    )  # fmt: skip
+        files=files(
+            ("good.png", png_bytes()),
+            ("notes.txt", b"hello"),
+            ("empty.jpg", b""),
+            ("ñandú (1).png", png_bytes(colour="red")),
+        ),
+    )
     assert answer.status_code == 202
     by_name = {f["name"]: f for f in answer.json()["files"]}
     assert by_name["good.png"]["status"] == by_name["ñandú (1).png"]["status"] == "queued"
@@ -241,9 +245,8 @@ async def test_the_zip_holds_every_result_under_its_relative_path(
     photo = sample_image(seed=5)
     await api.post(
         f"/jobs/{job['job_id']}/files",
-        files=files(("trip/day1/a.jpg", photo), ("trip/b.png", png_bytes()),
-                    ("dup/a.jpg", photo)),
-    )  # fmt: skip
+        files=files(("trip/day1/a.jpg", photo), ("trip/b.png", png_bytes()), ("dup/a.jpg", photo)),
+    )
     await api.post(f"/jobs/{job['job_id']}/close")
     await wait_state(api, job["job_id"], ("done",))
     answer = await api.get(f"/jobs/{job['job_id']}/zip")
@@ -291,25 +294,65 @@ async def test_bad_input_to_growing_jobs_gets_the_documented_answers(
     one = files(("a.png", png_bytes()))
     await api.post(f"/jobs/{job}/files", files=one)
     cases: list[tuple[str, str, dict[str, Any], int, str]] = [
-        ("POST", "/jobs", {"json": {"ops": "grayscale", "priority": 1}}, 422,
-         "priority: Extra inputs are not permitted"),
-        ("POST", "/jobs", {"json": {"copies": 1001}}, 422,
-         "copies: Input should be less than or equal to 1000"),
-        ("POST", f"/jobs/{job}/files", {"files": files(*[(f"{i}.png", b"x") for i in range(101)])},
-         422, "too many files: at most 100 per batch"),
+        (
+            "POST",
+            "/jobs",
+            {"json": {"ops": "grayscale", "priority": 1}},
+            422,
+            "priority: Extra inputs are not permitted",
+        ),
+        (
+            "POST",
+            "/jobs",
+            {"json": {"copies": 1001}},
+            422,
+            "copies: Input should be less than or equal to 1000",
+        ),
+        (
+            "POST",
+            f"/jobs/{job}/files",
+            {"files": files(*[(f"{i}.png", b"x") for i in range(101)])},
+            422,
+            "too many files: at most 100 per batch",
+        ),
         ("POST", f"/jobs/{job}/files", {"data": {"ops": "grayscale"}}, 422, "file: Field required"),
-        ("POST", f"/jobs/{job}/files", {"files": files(("big.png", b"\0" * 600_000))}, 413,
-         "request body too large: the limit is 0.5 MB"),
-        ("POST", "/jobs/0123456789abcdef0123456789abcdef/close", {}, 404,
-         "unknown job 0123456789abcdef0123456789abcdef"),
-        ("GET", f"/jobs/{job}/tasks", {"params": {"state": "lost"}}, 422,
-         "state: Input should be 'queued', 'running', 'done', 'failed' or 'cancelled'"),
-        ("GET", f"/jobs/{job}/tasks", {"params": {"cursor": -1}}, 422,
-         "cursor: Input should be greater than or equal to 0"),
-        ("GET", f"/jobs/{job}/tasks", {"params": {"limit": 0}}, 422,
-         "limit: Input should be greater than or equal to 1"),
+        (
+            "POST",
+            f"/jobs/{job}/files",
+            {"files": files(("big.png", b"\0" * 600_000))},
+            413,
+            "request body too large: the limit is 0.5 MB",
+        ),
+        (
+            "POST",
+            "/jobs/0123456789abcdef0123456789abcdef/close",
+            {},
+            404,
+            "unknown job 0123456789abcdef0123456789abcdef",
+        ),
+        (
+            "GET",
+            f"/jobs/{job}/tasks",
+            {"params": {"state": "lost"}},
+            422,
+            "state: Input should be 'queued', 'running', 'done', 'failed' or 'cancelled'",
+        ),
+        (
+            "GET",
+            f"/jobs/{job}/tasks",
+            {"params": {"cursor": -1}},
+            422,
+            "cursor: Input should be greater than or equal to 0",
+        ),
+        (
+            "GET",
+            f"/jobs/{job}/tasks",
+            {"params": {"limit": 0}},
+            422,
+            "limit: Input should be greater than or equal to 1",
+        ),
         ("GET", "/jobs/nope/tasks", {}, 404, "unknown job nope"),
-    ]  # fmt: skip
+    ]
     for method, path, kwargs, status, detail in cases:
         answer = await api.request(method, path, **kwargs)
         assert (answer.status_code, detail_of(answer)) == (status, detail), (path, kwargs)
@@ -320,10 +363,14 @@ async def test_bad_input_to_growing_jobs_gets_the_documented_answers(
     )
     assert answer.status_code == 202
     assert answer.json()["files"] == [
-        {"name": "a.png", "status": "rejected", "tasks": 0,
-         "detail": "a file of this name with other content is already in this job"},
+        {
+            "name": "a.png",
+            "status": "rejected",
+            "tasks": 0,
+            "detail": "a file of this name with other content is already in this job",
+        },
         {"name": "b.png", "status": "queued", "tasks": 1, "same_as": "a.png"},
-    ]  # fmt: skip
+    ]
     assert (await api.get("/jobs", params={"before": "nope"})).json() == []
 
 

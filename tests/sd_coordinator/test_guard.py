@@ -44,10 +44,13 @@ async def test_a_cross_site_upload_is_refused_and_stores_nothing(
         assert await stored(client, tmp_path) == before
 
 
-@pytest.mark.parametrize("method,path,body", [
-    ("POST", "/task", {"json": {"type": "sleep", "payload": {"seconds": 0}}}),
-    ("POST", "/register", {"json": {"name": "w1"}}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("POST", "/task", {"json": {"type": "sleep", "payload": {"seconds": 0}}}),
+        ("POST", "/register", {"json": {"name": "w1"}}),
+    ],
+)
 async def test_every_state_changing_request_is_guarded(
     tmp_path: Path, method: str, path: str, body: dict[str, Any]
 ) -> None:
@@ -97,8 +100,16 @@ async def answer_for_host(tmp_path: Path, host: str, **settings: Any) -> httpx.R
         return await client.get("/jobs", headers={"host": host})
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "0.0.0.0:8000",
-                                  "127.0.0.1.nip.io", "localhost.evil.example"])  # fmt: skip
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8000",
+        "0.0.0.0:8000",
+        "127.0.0.1.nip.io",
+        "localhost.evil.example",
+    ],
+)
 async def test_a_foreign_host_name_is_refused_as_dns_rebinding_would_send_it(
     tmp_path: Path, host: str
 ) -> None:
@@ -107,8 +118,9 @@ async def test_a_foreign_host_name_is_refused_as_dns_rebinding_would_send_it(
     assert "ALLOWED_HOSTS" in detail_of(response)
 
 
-@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000",
-                                  "LOCALHOST."])  # fmt: skip
+@pytest.mark.parametrize(
+    "host", ["localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST."]
+)
 async def test_localhost_and_its_addresses_are_answered(tmp_path: Path, host: str) -> None:
     assert (await answer_for_host(tmp_path, host)).status_code == 200
 

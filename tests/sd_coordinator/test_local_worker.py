@@ -26,9 +26,12 @@ async def test_a_task_the_coordinator_does_not_know_is_dropped_with_the_local_li
         processor = worker.processor
         failed = processor.failed
         task = TaskMessage(
-            task_id=uuid.uuid4().hex, job_id=uuid.uuid4().hex, type="image", ops="grayscale",
+            task_id=uuid.uuid4().hex,
+            job_id=uuid.uuid4().hex,
+            type="image",
+            ops="grayscale",
             input=InputRef(sha256=unknown, size=1),
-        )  # fmt: skip
+        )
         # Its input is refused (the task fails), then its outcome is refused (no such task):
         # handle() returns, so the delivery is settled instead of retried for ever.
         await processor.handle(task)

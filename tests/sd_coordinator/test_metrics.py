@@ -36,10 +36,14 @@ async def metrics_of(client: httpx.AsyncClient) -> dict[tuple[str, Any], float]:
 async def test_metrics_count_a_real_job_run_by_the_embedded_worker(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, report_interval_s=0.2)
     async with running_app(settings) as app, asgi_client(app) as client:
-        sleeps = await client.post("/task", json={"type": "sleep", "payload": {"seconds": 0},
-                                                  "copies": SLEEPS})  # fmt: skip
-        images = await client.post("/upload", files={"file": ("a.png", png_bytes())},
-                                   data={"ops": "grayscale", "copies": str(COPIES)})  # fmt: skip
+        sleeps = await client.post(
+            "/task", json={"type": "sleep", "payload": {"seconds": 0}, "copies": SLEEPS}
+        )
+        images = await client.post(
+            "/upload",
+            files={"file": ("a.png", png_bytes())},
+            data={"ops": "grayscale", "copies": str(COPIES)},
+        )
         for sent in (sleeps, images):
             assert sent.status_code == 202, sent.text
             assert (await wait_job(client, sent.json()["job_id"]))["state"] == "done"
@@ -71,8 +75,9 @@ async def test_metrics_count_a_real_job_run_by_the_embedded_worker(tmp_path: Pat
 async def test_queued_tasks_show_in_the_gauges_before_they_run(tmp_path: Path) -> None:
     async with running_app(make_settings(tmp_path)) as app, asgi_client(app) as client:
         # Long sleeps take every local consumer; the rest wait in the embedded queue.
-        sent = await client.post("/task", json={"type": "sleep", "payload": {"seconds": 60},
-                                                "copies": 64})  # fmt: skip
+        sent = await client.post(
+            "/task", json={"type": "sleep", "payload": {"seconds": 60}, "copies": 64}
+        )
         assert sent.status_code == 202
         for _ in range(100):
             values = await metrics_of(client)

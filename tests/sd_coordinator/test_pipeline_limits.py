@@ -35,8 +35,9 @@ async def test_a_tiny_image_that_rotate_would_blow_up_is_refused_and_nothing_is_
         assert "line.png" in detail and 'step 2 "rotate:45"' in detail and "50000000" in detail
         assert await stored(client, tmp_path) == before
 
-        shrunk = await client.post("/upload", files={"file": ("line.png", line)},
-                                   data={"ops": "thumbnail:512,rotate:45"})  # fmt: skip
+        shrunk = await client.post(
+            "/upload", files={"file": ("line.png", line)}, data={"ops": "thumbnail:512,rotate:45"}
+        )
         assert shrunk.status_code == 202, shrunk.text
 
 

@@ -75,11 +75,19 @@ class OpenStream:
 
     async def _run(self) -> None:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": "GET", "scheme": "http", "path": "/events", "raw_path": b"/events",
-            "root_path": "", "query_string": b"", "server": ("localhost", 80),
-            "client": ("127.0.0.1", 50000), "headers": [(b"host", b"localhost")],
-        }  # fmt: skip
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/events",
+            "raw_path": b"/events",
+            "root_path": "",
+            "query_string": b"",
+            "server": ("localhost", 80),
+            "client": ("127.0.0.1", 50000),
+            "headers": [(b"host", b"localhost")],
+        }
         sent = False
 
         async def receive() -> dict[str, Any]:

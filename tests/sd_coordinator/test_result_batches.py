@@ -31,8 +31,9 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(tmp_path, cluster_token=TOKEN)
     async with running_app(settings) as app:
         async with asgi_client(app, Authorization=f"Bearer {TOKEN}") as c:
-            sent = await c.post("/task", json={"type": "sleep", "payload": {"seconds": 60},
-                                               "copies": BLOCKERS})  # fmt: skip
+            sent = await c.post(
+                "/task", json={"type": "sleep", "payload": {"seconds": 60}, "copies": BLOCKERS}
+            )
             assert sent.status_code == 202
             await asyncio.sleep(0.2)
             hello = {"name": "remote", "session": "s" * 32}
@@ -41,8 +42,11 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def queued_image_tasks(client: httpx.AsyncClient, copies: int) -> tuple[str, list[str]]:
-    sent = await client.post("/upload", files={"file": ("a.png", png_bytes())},
-                             data={"ops": "grayscale", "copies": str(copies)})  # fmt: skip
+    sent = await client.post(
+        "/upload",
+        files={"file": ("a.png", png_bytes())},
+        data={"ops": "grayscale", "copies": str(copies)},
+    )
     assert sent.status_code == 202, sent.text
     job = (await client.get(f"/jobs/{sent.json()['job_id']}")).json()
     assert {t["state"] for t in job["tasks"]} == {"queued"}
@@ -50,10 +54,12 @@ async def queued_image_tasks(client: httpx.AsyncClient, copies: int) -> tuple[st
 
 
 def frames(*results: tuple[str, bytes]) -> dict[str, Any]:
-    body = result_frames.encode([
-        (ResultHeader(task_id=task_id, worker="remote", size=len(png), duration_s=0.5), png)
-        for task_id, png in results
-    ])  # fmt: skip
+    body = result_frames.encode(
+        [
+            (ResultHeader(task_id=task_id, worker="remote", size=len(png), duration_s=0.5), png)
+            for task_id, png in results
+        ]
+    )
     return {"content": body, "headers": {"content-type": result_frames.MEDIA_TYPE}}
 
 
@@ -226,8 +232,13 @@ async def test_tasks_started_since_the_last_update_are_marked_running_together(
     client: httpx.AsyncClient,
 ) -> None:
     job_id, tasks = await queued_image_tasks(client, 4)
-    update = {"name": "remote", "session": "s" * 32, "status": "busy", "task_id": tasks[3],
-              "started": tasks[:3]}  # fmt: skip
+    update = {
+        "name": "remote",
+        "session": "s" * 32,
+        "status": "busy",
+        "task_id": tasks[3],
+        "started": tasks[:3],
+    }
 
     assert (await client.post("/working", json=update)).status_code == 200
 
@@ -303,8 +314,12 @@ async def test_a_result_may_only_name_its_own_task_file(client: httpx.AsyncClien
     _, (task, other) = await queued_image_tasks(client, 2)
     failed = {"result": storage.incoming_name(task), "error": "failed, yet a result?"}
     # The stored name itself is never written in place either.
-    for bad in ({"result": storage.incoming_name(other)}, {"result": "../x.png"},
-                {"result": f"{task}.png"}, failed):  # fmt: skip
+    for bad in (
+        {"result": storage.incoming_name(other)},
+        {"result": "../x.png"},
+        {"result": f"{task}.png"},
+        failed,
+    ):
         outcome = {"task_id": task, "worker": "remote", **bad}
         response = await client.post("/results", **outcome_frames(outcome))
         assert response.status_code == 422, bad

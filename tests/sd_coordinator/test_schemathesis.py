@@ -27,8 +27,9 @@ DATA_DIR = Path(tempfile.mkdtemp(prefix="sd-fuzz-"))
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 # Embedded, with a cluster token that every request sends, so worker endpoints are reached too.
 # Schemathesis calls the app as http://testserver: a host name this coordinator must answer.
-APP = create_app(make_settings(DATA_DIR, cluster_token=TOKEN, max_upload_mb=1,
-                               allowed_hosts=["testserver"]))  # fmt: skip
+APP = create_app(
+    make_settings(DATA_DIR, cluster_token=TOKEN, max_upload_mb=1, allowed_hosts=["testserver"])
+)
 
 schema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP
@@ -47,9 +48,12 @@ def stop_the_app_afterwards() -> Iterator[None]:
 
 @schema.parametrize()
 @settings(
-    max_examples=EXAMPLES_PER_OPERATION, derandomize=True, deadline=None, database=None,
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    deadline=None,
+    database=None,
     suppress_health_check=list(HealthCheck),
-)  # fmt: skip
+)
 def test_no_generated_request_makes_the_coordinator_answer_5xx(case: schemathesis.Case) -> None:
     response = case.call_and_validate(
         headers={"Authorization": f"Bearer {TOKEN}"}, checks=[not_a_server_error]
@@ -59,9 +63,12 @@ def test_no_generated_request_makes_the_coordinator_answer_5xx(case: schemathesi
 
 @schema.parametrize()
 @settings(
-    max_examples=EXAMPLES_PER_OPERATION, derandomize=True, deadline=None, database=None,
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    deadline=None,
+    database=None,
     suppress_health_check=list(HealthCheck),
-)  # fmt: skip
+)
 def test_no_generated_request_without_the_token_answers_5xx(case: schemathesis.Case) -> None:
     response = case.call_and_validate(checks=[not_a_server_error])
     # (Schemathesis also tries methods a path does not have: those answer 404 or 405.)
@@ -81,7 +88,16 @@ def test_the_frames_body_is_described_as_binary_any_tool_can_send() -> None:
 
 def test_the_fuzzed_schema_covers_every_route_but_the_event_stream() -> None:
     fuzzed = {op.ok().path for op in schema.get_all_operations()}
-    user_paths = {"/upload", "/task", "/result/{filename}", "/inputs/{sha256}", "/jobs/{job_id}",
-                  "/jobs/{job_id}/zip", "/queue_size", "/tps", "/workers"}  # fmt: skip
+    user_paths = {
+        "/upload",
+        "/task",
+        "/result/{filename}",
+        "/inputs/{sha256}",
+        "/jobs/{job_id}",
+        "/jobs/{job_id}/zip",
+        "/queue_size",
+        "/tps",
+        "/workers",
+    }
     assert user_paths | WORKER_PATHS <= fuzzed
     assert "/events" not in fuzzed and "/events" in APP.openapi()["paths"]

@@ -33,9 +33,11 @@ async def test_writes_of_one_statement_never_break_while_others_finish(tmp_path:
     await db.start()
     rng = random.Random(5)
     try:
-        await db.write(lambda c: c.executemany(
-            "INSERT INTO t (id, v) VALUES (?, 0)", [(i,) for i in range(ROWS)]
-        ))  # fmt: skip
+        await db.write(
+            lambda c: c.executemany(
+                "INSERT INTO t (id, v) VALUES (?, 0)", [(i,) for i in range(ROWS)]
+            )
+        )
         everything = [(i,) for i in range(ROWS)]
         one = [(7,)]
 

@@ -93,16 +93,24 @@ async def test_a_batch_of_outcomes_counts_each_task_once_across_jobs(store: Stor
     await store.create_job(first, "task", "sleep", "", [NewTask(a, "sleep"), NewTask(b, "sleep")])
     await store.create_job(second, "task", "sleep", "", [NewTask(c, "sleep"), NewTask(d, "sleep")])
     assert await store.finish(Finish(d, "w", failed=False, output=0)) is Ingest.STORED
-    answers = await store.finish_many([
-        Finish(a, "w", failed=False, output=1),
-        Finish(c, "w", failed=True, error="boom"),
-        Finish(a, "w", failed=True, error="a repeat in the same batch"),
-        Finish(d, "w", failed=True, error="already done"),
-        Finish(uuid.uuid4().hex, "w", failed=False),
-        Finish(b, "w", failed=False, output=2),
-    ])  # fmt: skip
-    assert answers == [Ingest.STORED, Ingest.STORED, Ingest.DUPLICATE, Ingest.DUPLICATE,
-                       Ingest.UNKNOWN, Ingest.STORED]  # fmt: skip
+    answers = await store.finish_many(
+        [
+            Finish(a, "w", failed=False, output=1),
+            Finish(c, "w", failed=True, error="boom"),
+            Finish(a, "w", failed=True, error="a repeat in the same batch"),
+            Finish(d, "w", failed=True, error="already done"),
+            Finish(uuid.uuid4().hex, "w", failed=False),
+            Finish(b, "w", failed=False, output=2),
+        ]
+    )
+    assert answers == [
+        Ingest.STORED,
+        Ingest.STORED,
+        Ingest.DUPLICATE,
+        Ingest.DUPLICATE,
+        Ingest.UNKNOWN,
+        Ingest.STORED,
+    ]
     one, two = await store.get_job(first), await store.get_job(second)
     assert one is not None and two is not None
     assert (one.summary.state, one.summary.done, one.summary.failed) == ("done", 2, 0)

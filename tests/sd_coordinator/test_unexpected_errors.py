@@ -17,9 +17,10 @@ async def test_a_disk_that_refuses_results_fails_the_tasks_and_the_loops_go_on(
         loops = app.state.services.local_worker.loops
         with immutable(tmp_path / "results"):
             sent = await client.post(
-                "/upload", files={"file": ("a.png", png_bytes())},
+                "/upload",
+                files={"file": ("a.png", png_bytes())},
                 data={"ops": "grayscale", "copies": str(loops + 1)},
-            )  # fmt: skip
+            )
             assert sent.status_code == 202, sent.text
             job = await wait_job(client, sent.json()["job_id"], timeout_s=60)
         assert job["state"] == "failed"
@@ -27,7 +28,8 @@ async def test_a_disk_that_refuses_results_fails_the_tasks_and_the_loops_go_on(
         assert all("PermissionError" in t["error"] for t in job["tasks"]), job["tasks"][0]
 
         # Every loop survived: the next job is processed once the disk takes writes again.
-        again = await client.post("/upload", files={"file": ("b.png", png_bytes())},
-                                  data={"copies": str(loops + 1)})  # fmt: skip
+        again = await client.post(
+            "/upload", files={"file": ("b.png", png_bytes())}, data={"copies": str(loops + 1)}
+        )
         job = await wait_job(client, again.json()["job_id"], timeout_s=60)
         assert job["state"] == "done", job

@@ -19,8 +19,13 @@ INSTALLED = version("sistema-distribuido")
 
 @pytest.mark.parametrize("program", ["sd-coordinator", "sd-worker"])
 def test_both_programs_print_the_installed_version(program: str) -> None:
-    done = subprocess.run([console_script(program), "--version"], capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [console_script(program), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{program} {INSTALLED}"
 

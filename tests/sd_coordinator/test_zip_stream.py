@@ -18,8 +18,7 @@ pytestmark = pytest.mark.e2e
 def test_zip_downloads_stream_and_past_the_bound_get_503(embedded_cluster: Cluster) -> None:
     embedded_cluster.start_coordinator(ZIP_DOWNLOADS_MAX="1")
     # 120 noisy 640×480 results of ~0.3 MB each: far more than the socket buffers hold.
-    sent = embedded_cluster.upload([("ruido.png", sample_image(640, 480, fmt="PNG"))],
-                                   copies=120)  # fmt: skip
+    sent = embedded_cluster.upload([("ruido.png", sample_image(640, 480, fmt="PNG"))], copies=120)
     job = embedded_cluster.wait_job(sent["job_id"])
     assert job["state"] == "done"
     url = f"/jobs/{sent['job_id']}/zip"

@@ -71,8 +71,9 @@ async def batching(tmp_path: Path) -> AsyncIterator[tuple[FakeCoordinator, Coord
 
 async def post_many(client: CoordinatorClient, count: int) -> dict[str, bytes]:
     images = {uuid.uuid4().hex: png_bytes(colour=(i, 0, 0)) for i in range(count)}
-    answers = await asyncio.gather(*(client.post_image(t, "w1", png, duration_s=0.1)
-                                     for t, png in images.items()))  # fmt: skip
+    answers = await asyncio.gather(
+        *(client.post_image(t, "w1", png, duration_s=0.1) for t, png in images.items())
+    )
     assert [a.task_id for a in answers] == list(images)
     assert all(a.stored and not a.duplicate for a in answers)
     return images
@@ -103,8 +104,10 @@ async def test_images_outputs_and_failures_share_a_request_and_each_gets_its_ans
         return_exceptions=True,
     )
     assert [a.task_id for a in answers[:3] if isinstance(a, IngestAnswer)] == [
-        image, output, failure
-    ]  # fmt: skip
+        image,
+        output,
+        failure,
+    ]
     assert isinstance(answers[3], CoordinatorRejected) and answers[3].status == 404
     assert fake.stored == {image: png, output: {"n": 1}, failure: None}
     assert len(fake.requests) < 4
@@ -113,8 +116,7 @@ async def test_images_outputs_and_failures_share_a_request_and_each_gets_its_ans
 async def linger_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, keep_busy: int) -> bool:
     """Post one result while 4 deliveries are in flight; True if it went out at once."""
     monkeypatch.setattr(client_module, "LINGER_S", 30.0)  # a lingering batch would time out
-    clients = serve(FakeCoordinator(), tmp_path, tasks_in_flight=lambda: 4,
-                    keep_busy=keep_busy)  # fmt: skip
+    clients = serve(FakeCoordinator(), tmp_path, tasks_in_flight=lambda: 4, keep_busy=keep_busy)
     async with contextlib.aclosing(clients):  # stops the client and the server on return
         client = await anext(clients)
         try:
@@ -147,8 +149,9 @@ async def test_a_lingering_batch_goes_once_the_deliveries_it_waited_for_are_sett
     # left to join the batch: it must go then, not after LINGER_S (a 0.5 s stall per job).
     monkeypatch.setattr(client_module, "LINGER_S", 30.0)
     in_flight = {"a", "b", "c", "d", "e"}
-    clients = serve(FakeCoordinator(), tmp_path,
-                    tasks_in_flight=lambda: len(in_flight), keep_busy=4)  # fmt: skip
+    clients = serve(
+        FakeCoordinator(), tmp_path, tasks_in_flight=lambda: len(in_flight), keep_busy=4
+    )
     async with contextlib.aclosing(clients):
         client = await anext(clients)
         posted = asyncio.create_task(client.post_image(uuid.uuid4().hex, "w1", png_bytes()))

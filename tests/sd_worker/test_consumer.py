@@ -45,9 +45,15 @@ async def publish(queue_name: str, *bodies: bytes) -> None:
 
 async def ready_and_unacked(queue_name: str) -> tuple[int, int]:
     proc = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", "list_queues", "name", "messages_ready", "messages_unacknowledged", "-q",
-        "--no-table-headers", stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "rabbitmqctl",
+        "list_queues",
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+        "-q",
+        "--no-table-headers",
+        stdout=asyncio.subprocess.PIPE,
+    )
     out, _ = await proc.communicate()
     for line in out.decode().splitlines():
         name, ready, unacked = line.split("\t")
@@ -117,8 +123,10 @@ async def test_a_consumer_the_broker_cancels_declares_its_queue_again_and_consum
         await publish(queue_name, b"while paused")
         await asyncio.sleep(0.5)
         assert worker.bodies.empty()
-        assert await topology.ready_messages(consumer.channel, queue_name,
-                                             settings.delivery_limit) == 1  # fmt: skip
+        assert (
+            await topology.ready_messages(consumer.channel, queue_name, settings.delivery_limit)
+            == 1
+        )
     finally:
         await connection.close()
 

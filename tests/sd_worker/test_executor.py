@@ -99,16 +99,16 @@ async def test_pool_processes_keep_the_configured_pillow_blocks_even_after_a_cra
     pool = Executor(2, pillow_blocks_max=3, portable=portable)
     pool.start()
     try:
-        assert set(await asyncio.gather(
-            *(pool.run(pool_tasks.pillow_blocks_max) for _ in range(10))
-        )) == {3}  # fmt: skip
+        assert set(
+            await asyncio.gather(*(pool.run(pool_tasks.pillow_blocks_max) for _ in range(10)))
+        ) == {3}
         with pytest.raises(PoolCrashed):
             await pool.run(pool_tasks.die)
         assert len(await pids_of(pool, 2)) == 2
         # The fresh process that replaced the dead one was set up the same way.
-        assert set(await asyncio.gather(
-            *(pool.run(pool_tasks.pillow_blocks_max) for _ in range(10))
-        )) == {3}  # fmt: skip
+        assert set(
+            await asyncio.gather(*(pool.run(pool_tasks.pillow_blocks_max) for _ in range(10)))
+        ) == {3}
     finally:
         pool.stop()
 

@@ -68,10 +68,12 @@ async def test_a_stuck_task_fails_with_its_reason_and_the_queue_keeps_flowing(
     )
     async with running_app(settings) as app, asgi_client(app) as client:
         workers = app.state.services.local_worker.processor.cores
-        stuck = await client.post("/task", json={"type": "linger", "payload": {"seconds": 120},
-                                                 "copies": workers})  # fmt: skip
-        quick = await client.post("/task", json={"type": "linger", "payload": {"seconds": 0.01},
-                                                 "copies": 20})  # fmt: skip
+        stuck = await client.post(
+            "/task", json={"type": "linger", "payload": {"seconds": 120}, "copies": workers}
+        )
+        quick = await client.post(
+            "/task", json={"type": "linger", "payload": {"seconds": 0.01}, "copies": 20}
+        )
         job = await wait_job(client, stuck.json()["job_id"], timeout_s=60)
         assert job["state"] == "failed"
         assert all("time limit of 2 s" in t["error"] for t in job["tasks"]), job["tasks"]
@@ -85,13 +87,15 @@ async def test_an_image_past_the_memory_cap_fails_with_its_reason_and_the_next_o
     settings = make_settings(tmp_path, pool_memory_mb=300)
     big, small = png_bytes(7000, 7000), png_bytes(64, 64)  # 49 Mpx: ~196 MB a copy in Pillow
     async with running_app(settings) as app, asgi_client(app) as client:
-        sent = await client.post("/upload", files={"file": ("big.png", big)},
-                                 data={"ops": "sepia,blur:3,edges"})  # fmt: skip
+        sent = await client.post(
+            "/upload", files={"file": ("big.png", big)}, data={"ops": "sepia,blur:3,edges"}
+        )
         assert sent.status_code == 202, sent.text
         job = await wait_job(client, sent.json()["job_id"], timeout_s=120)
         assert job["state"] == "failed", job
         assert "ran out of memory" in job["tasks"][0]["error"]
         assert "POOL_MEMORY_MB=300" in job["tasks"][0]["error"]
-        again = await client.post("/upload", files={"file": ("small.png", small)},
-                                  data={"copies": "10"})  # fmt: skip
+        again = await client.post(
+            "/upload", files={"file": ("small.png", small)}, data={"copies": "10"}
+        )
         assert (await wait_job(client, again.json()["job_id"]))["state"] == "done"

@@ -22,9 +22,13 @@ def data_dir(tmp_path: Path, storage_id: str = "a" * 32) -> Path:
 def test_the_offer_is_taken_only_when_the_folder_holds_the_same_id(tmp_path: Path) -> None:
     folder = data_dir(tmp_path)
     assert SharedStorage.probe({"data_dir": str(folder), "id": "a" * 32}) is not None
-    for offer in ({"data_dir": str(folder), "id": "b" * 32},  # same path, another coordinator
-                  {"data_dir": str(folder / "nowhere"), "id": "a" * 32},
-                  {"data_dir": str(folder)}, None, "x"):  # fmt: skip
+    for offer in (
+        {"data_dir": str(folder), "id": "b" * 32},  # same path, another coordinator
+        {"data_dir": str(folder / "nowhere"), "id": "a" * 32},
+        {"data_dir": str(folder)},
+        None,
+        "x",
+    ):
         assert SharedStorage.probe(offer) is None, offer
 
 

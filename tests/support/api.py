@@ -49,22 +49,31 @@ async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
 def asgi_client(app: FastAPI, **headers: str) -> httpx.AsyncClient:
     """An httpx client that calls `app` in-process (request bodies are streamed to it)."""
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=headers,
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://localhost",
+        headers=headers,
         timeout=30,
-    )  # fmt: skip
+    )
 
 
 async def raw_get(app: FastAPI, raw_path: str, **headers: str) -> tuple[int, bytes]:
     """GET a path exactly as given (httpx would normalize `../` away before sending it)."""
     path, _, query = raw_path.partition("?")
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": unquote(path), "raw_path": path.encode(), "root_path": "",
-        "query_string": query.encode(), "server": ("localhost", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(path),
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "server": ("localhost", 80),
         "client": ("127.0.0.1", 50000),
         "headers": [(b"host", b"localhost")]
         + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }  # fmt: skip
+    }
     status = 0
     body = bytearray()
     sent = False

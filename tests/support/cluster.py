@@ -78,27 +78,33 @@ class Cluster:
 
     def start_coordinator(self, timeout_s: float = 30, **env: str) -> None:
         """Start sd-coordinator and wait until it answers."""
-        self._spawn("coordinator", [console_script("sd-coordinator")],
-                    self.root / "coordinator", **env)  # fmt: skip
+        self._spawn(
+            "coordinator", [console_script("sd-coordinator")], self.root / "coordinator", **env
+        )
         self.wait_until(lambda: self._healthy(), timeout_s, "coordinator to answer /health")
 
     def launch_worker(self, name: str, **env: str) -> None:
         """Start `sd-worker --async --name NAME` (without waiting for anything)."""
-        self._spawn(name, [console_script("sd-worker"), "--async", "--name", name],
-                    self.root / name, **env)  # fmt: skip
+        self._spawn(
+            name, [console_script("sd-worker"), "--async", "--name", name], self.root / name, **env
+        )
 
     def start_worker(self, name: str, timeout_s: float = 30, **env: str) -> None:
         """Start `sd-worker --async --name NAME` and wait until the coordinator sees it alive."""
         self.launch_worker(name, **env)
-        self.wait_until(lambda: self.worker(name).get("alive") is True, timeout_s,
-                        f"worker {name} to register")  # fmt: skip
+        self.wait_until(
+            lambda: self.worker(name).get("alive") is True, timeout_s, f"worker {name} to register"
+        )
 
     def wait_consuming(self, *names: str, timeout_s: float = 30) -> None:
         """Wait until each named worker reports consumers on the queue: a job that arrives while
         only one of them consumes goes whole into that one's prefetch window."""
         for name in names:
-            self.wait_until(lambda name=name: self.worker(name).get("consumers", 0) > 0,
-                            timeout_s, f"worker {name} to consume")  # fmt: skip
+            self.wait_until(
+                lambda name=name: self.worker(name).get("consumers", 0) > 0,
+                timeout_s,
+                f"worker {name} to consume",
+            )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to a process and wait for it to exit."""
@@ -147,8 +153,9 @@ class Cluster:
 
     def client(self, timeout_s: float = 30) -> httpx.Client:
         """An HTTP client for the coordinator (sends the cluster token)."""
-        return httpx.Client(base_url=self.url, timeout=timeout_s,
-                            headers={"Authorization": f"Bearer {self.token}"})  # fmt: skip
+        return httpx.Client(
+            base_url=self.url, timeout=timeout_s, headers={"Authorization": f"Bearer {self.token}"}
+        )
 
     def _healthy(self) -> bool:
         try:
@@ -165,8 +172,9 @@ class Cluster:
         except httpx.HTTPError:
             return {}
 
-    def upload(self, files: list[tuple[str, bytes]], ops: str = "grayscale", copies: int = 1
-               ) -> dict[str, Any]:  # fmt: skip
+    def upload(
+        self, files: list[tuple[str, bytes]], ops: str = "grayscale", copies: int = 1
+    ) -> dict[str, Any]:
         """POST /upload and return the 202 answer."""
         with self.client() as c:
             response = c.post(
@@ -177,12 +185,14 @@ class Cluster:
         assert response.status_code == 202, response.text
         return dict(response.json())
 
-    def submit_task(self, type_name: str, payload: dict[str, Any], copies: int = 1
-                    ) -> dict[str, Any]:  # fmt: skip
+    def submit_task(
+        self, type_name: str, payload: dict[str, Any], copies: int = 1
+    ) -> dict[str, Any]:
         """POST /task and return the 202 answer."""
         with self.client() as c:
-            response = c.post("/task", json={"type": type_name, "payload": payload,
-                                             "copies": copies})  # fmt: skip
+            response = c.post(
+                "/task", json={"type": type_name, "payload": payload, "copies": copies}
+            )
         assert response.status_code == 202, response.text
         return dict(response.json())
 

@@ -38,11 +38,13 @@ class CountingProxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer, "upstream"),
-                             self._pipe(up_reader, writer, "downstream"))  # fmt: skip
+        await asyncio.gather(
+            self._pipe(reader, up_writer, "upstream"), self._pipe(up_reader, writer, "downstream")
+        )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    counter: str) -> None:  # fmt: skip
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: str
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 setattr(self, counter, getattr(self, counter) + len(data))

@@ -21,8 +21,12 @@ class NapPayload(BaseModel):
     slow_factor: float = Field(1, ge=1, le=1000)
 
 
-@task_type("nap", NapPayload, cpu=False, description="Sleep; `slow_factor` times longer on "
-           "the worker whose NODE_NAME is `slow_node`.")  # fmt: skip
+@task_type(
+    "nap",
+    NapPayload,
+    cpu=False,
+    description="Sleep; `slow_factor` times longer on the worker whose NODE_NAME is `slow_node`.",
+)
 async def run_nap(payload: dict[str, Any]) -> dict[str, Any]:
     """Sleep on the event loop (no CPU); report which node did it."""
     node = os.environ.get("NODE_NAME", "")
@@ -38,8 +42,12 @@ class PoolNapPayload(BaseModel):
     seconds: float = Field(ge=0, le=60)
 
 
-@task_type("pool_nap", PoolNapPayload, cpu=True, description="Hold a pool process for "
-           "`seconds` without using its CPU.")  # fmt: skip
+@task_type(
+    "pool_nap",
+    PoolNapPayload,
+    cpu=True,
+    description="Hold a pool process for `seconds` without using its CPU.",
+)
 def run_pool_nap(payload: dict[str, Any]) -> dict[str, Any]:
     """Sleep in a pool process: the worker's throughput is its pool size / seconds."""
     time.sleep(payload["seconds"])

@@ -85,14 +85,28 @@ class HostCluster(Cluster):
             n = len(self.hosts)
             base = 4 * n
             host = Host(
-                name=name, netns=f"{PREFIX}-{self.run}-{n}", veth=f"{PREFIX}{self.run}{n}",
-                outside=f"10.16.{self.subnet}.{base + 1}", inside=f"10.16.{self.subnet}.{base + 2}",
-                broker_port=free_port(), coordinator_port=free_port(),
-            )  # fmt: skip
+                name=name,
+                netns=f"{PREFIX}-{self.run}-{n}",
+                veth=f"{PREFIX}{self.run}{n}",
+                outside=f"10.16.{self.subnet}.{base + 1}",
+                inside=f"10.16.{self.subnet}.{base + 2}",
+                broker_port=free_port(),
+                coordinator_port=free_port(),
+            )
             self.hosts[name] = host  # first, so a failure below still cleans it up
             ip("netns", "add", host.netns)
-            ip("link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns",
-               host.netns)  # fmt: skip
+            ip(
+                "link",
+                "add",
+                host.veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                host.netns,
+            )
             ip("addr", "add", f"{host.outside}/30", "dev", host.veth)
             ip("link", "set", host.veth, "up")
             ip("-n", host.netns, "addr", "add", f"{host.inside}/30", "dev", "eth0")
@@ -111,10 +125,19 @@ class HostCluster(Cluster):
             maps.append(f"{host.outside}:{host.coordinator_port}=127.0.0.1:{self.port}")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         self.proxy = subprocess.Popen(
-            [sys.executable, "-m", "support.delay_proxy", "--delay-ms", str(self.delay_ms / 2),
-             *maps],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "support.delay_proxy",
+                "--delay-ms",
+                str(self.delay_ms / 2),
+                *maps,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         assert self.proxy.stdout is not None
         line = self.proxy.stdout.readline()
         if line.strip() != "ready":
@@ -123,14 +146,31 @@ class HostCluster(Cluster):
     def start_host_worker(self, name: str, timeout_s: float = 60, **env: str) -> None:
         """Start sd-worker on host `name`, reaching everything through its link only."""
         host = self.hosts[name]
-        args = ["ip", "netns", "exec", host.netns, console_script("sd-worker"), "--async",
-                "--name", name]  # fmt: skip
-        self._spawn(name, args, self.root / name, COORDINATOR_IP=host.outside,
-                    COORDINATOR_PORT=str(host.coordinator_port), RABBIT_HOST=host.outside,
-                    RABBIT_PORT=str(host.broker_port), SHARED_STORAGE="off", NODE_NAME=name,
-                    **env)  # fmt: skip
-        self.wait_until(lambda: self.worker(name).get("alive") is True, timeout_s,
-                        f"worker {name} to register")  # fmt: skip
+        args = [
+            "ip",
+            "netns",
+            "exec",
+            host.netns,
+            console_script("sd-worker"),
+            "--async",
+            "--name",
+            name,
+        ]
+        self._spawn(
+            name,
+            args,
+            self.root / name,
+            COORDINATOR_IP=host.outside,
+            COORDINATOR_PORT=str(host.coordinator_port),
+            RABBIT_HOST=host.outside,
+            RABBIT_PORT=str(host.broker_port),
+            SHARED_STORAGE="off",
+            NODE_NAME=name,
+            **env,
+        )
+        self.wait_until(
+            lambda: self.worker(name).get("alive") is True, timeout_s, f"worker {name} to register"
+        )
 
     def cut(self, name: str) -> None:
         """Cut host `name`'s link: packets vanish both ways, connections stay open."""
@@ -145,8 +185,22 @@ class HostCluster(Cluster):
         host = self.hosts[name]
         tbf = ["tbf", "rate", f"{mbit}mbit", "burst", "32kb", "latency", "400ms"]
         subprocess.run(["tc", "qdisc", "replace", "dev", host.veth, "root", *tbf], check=True)
-        subprocess.run(["ip", "netns", "exec", host.netns, "tc", "qdisc", "replace", "dev",
-                        "eth0", "root", *tbf], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                host.netns,
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                "eth0",
+                "root",
+                *tbf,
+            ],
+            check=True,
+        )
 
     def stop(self) -> None:
         """Stop every process, the proxy, and remove every namespace and link made."""

@@ -15,21 +15,27 @@ import aiohttp
 MAX_IN_FLIGHT = 128
 
 
-def node_body(name: str, session: str, status: str, *, cpus: int = 4, seq: int = 0,
-              load: float | None = None) -> dict[str, Any]:  # fmt: skip
+def node_body(
+    name: str, session: str, status: str, *, cpus: int = 4, seq: int = 0, load: float | None = None
+) -> dict[str, Any]:
     """A POST /register or /report body of a node in `status` (one consumer per core when it
     says it consumes: free or busy)."""
     consuming = status in ("free", "busy")
     return {
-        "name": name, "session": session,
+        "name": name,
+        "session": session,
         "cpu": load if load is not None else 91.5 if status == "paused" else 3.0,
         "ram": 42.0 if load is None else round(30 + load / 4, 1),
         "net": 0.01 if load is None else round(load / 50, 2),
-        "ip": f"10.22.{seq // 250}.{seq % 250 + 1}", "cpus": cpus,
-        "status": status, "task_id": None, "consumers": cpus if consuming else 0,
-        "prefetch": 2 if consuming else 0, "processed": seq,
+        "ip": f"10.22.{seq // 250}.{seq % 250 + 1}",
+        "cpus": cpus,
+        "status": status,
+        "task_id": None,
+        "consumers": cpus if consuming else 0,
+        "prefetch": 2 if consuming else 0,
+        "processed": seq,
         "failed": 0,
-    }  # fmt: skip
+    }
 
 
 class SimulatedNodes:
@@ -37,8 +43,16 @@ class SimulatedNodes:
     `reports` counts the answered reports. With `vary`, CPU, RAM and network move on every
     report as a real node's do (otherwise they stay the same)."""
 
-    def __init__(self, url: str, token: str, names: Iterable[str], statuses: Iterable[str],
-                 interval_s: float = 1.0, cpus: int = 4, vary: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        names: Iterable[str],
+        statuses: Iterable[str],
+        interval_s: float = 1.0,
+        cpus: int = 4,
+        vary: bool = False,
+    ) -> None:
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}"}
         self.nodes = [(n, uuid.uuid4().hex, s) for n, s in zip(names, statuses, strict=True)]
@@ -50,8 +64,16 @@ class SimulatedNodes:
         self.errors = 0
 
     @classmethod
-    def named(cls, url: str, token: str, prefix: str, count: int, status: str = "paused",
-              interval_s: float = 1.0, cpus: int = 4) -> SimulatedNodes:  # fmt: skip
+    def named(
+        cls,
+        url: str,
+        token: str,
+        prefix: str,
+        count: int,
+        status: str = "paused",
+        interval_s: float = 1.0,
+        cpus: int = 4,
+    ) -> SimulatedNodes:
         """`count` nodes `prefix-000`… all in `status`."""
         names = [f"{prefix}-{i:03d}" for i in range(count)]
         return cls(url, token, names, [status] * count, interval_s, cpus)
@@ -116,8 +138,9 @@ class NodesInThread:
     def __init__(self, nodes: SimulatedNodes) -> None:
         self.nodes = nodes
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(nodes.run(self._stop)),
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(nodes.run(self._stop)), daemon=True
+        )
 
     def __enter__(self) -> SimulatedNodes:
         self._thread.start()

@@ -51,12 +51,17 @@ def close_connections_named(name: str) -> int:
     """Close, from the broker's side, every connection whose client named itself `name` (as a
     network cut or an operator would); returns how many were closed."""
     listing = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q",
-         "--no-table-headers"],
-        check=True, capture_output=True, text=True, timeout=START_TIMEOUT_S,
-    ).stdout  # fmt: skip
-    pids = [line.split("\t", 1)[0] for line in listing.splitlines()
-            if f'{{"connection_name","{name}"}}' in line]  # fmt: skip
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+    ).stdout
+    pids = [
+        line.split("\t", 1)[0]
+        for line in listing.splitlines()
+        if f'{{"connection_name","{name}"}}' in line
+    ]
     for pid in pids:
         _rabbitmqctl("close_connection", pid, "closed by a test")
     return len(pids)

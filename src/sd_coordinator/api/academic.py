@@ -23,8 +23,9 @@ events_router = APIRouter(route_class=AcademicRoute, tags=["académico: eventos"
 
 
 @events_router.get("/academico/events", response_class=StreamingResponse)
-async def academic_events(request: Request, services: ServicesDep, academic: AcademicDep
-                          ) -> StreamingResponse:  # fmt: skip
+async def academic_events(
+    request: Request, services: ServicesDep, academic: AcademicDep
+) -> StreamingResponse:
     """`text/event-stream` of `change` events (`profesor.created`, `grupo.updated`, …) as the
     academic service publishes them on its topic exchange."""
 

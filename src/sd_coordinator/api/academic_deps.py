@@ -31,15 +31,19 @@ class AcademicRoute(APIRoute):
             try:
                 return await handler(request)
             except AcademicError as exc:
-                return JSONResponse({"detail": exc.detail, "errors": exc.errors},
-                                    status_code=exc.status_code)  # fmt: skip
+                return JSONResponse(
+                    {"detail": exc.detail, "errors": exc.errors}, status_code=exc.status_code
+                )
             except RequestValidationError as exc:
                 errors = [
-                    {"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body",
-                     "reason": "unknown field" if e.get("type") == "extra_forbidden"
-                     else str(e.get("msg", "invalid")).removeprefix("Value error, ")}
+                    {
+                        "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body",
+                        "reason": "unknown field"
+                        if e.get("type") == "extra_forbidden"
+                        else str(e.get("msg", "invalid")).removeprefix("Value error, "),
+                    }
                     for e in exc.errors()
-                ]  # fmt: skip
+                ]
                 detail = validation_message(exc).replace("Value error, ", "")
                 return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
@@ -64,8 +68,9 @@ IfMatch = Annotated[
 ]
 
 
-async def call(academic: AcademicRuntime, command: str, args: dict[str, Any],
-               request_id: str | None = None) -> Any:  # fmt: skip
+async def call(
+    academic: AcademicRuntime, command: str, args: dict[str, Any], request_id: str | None = None
+) -> Any:
     """Send a command to the academic service and return its result."""
     return await academic.client.call(command, args, request_id)
 

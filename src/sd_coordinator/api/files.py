@@ -64,5 +64,6 @@ async def stored_file(
             f.close()
             raise NotFound(f"no {what}") from None
         media_type = media_type(first)
-    return FileStream(f, media_type=media_type,
-                      headers={"Content-Length": str(size), **(headers or {})})  # fmt: skip
+    return FileStream(
+        f, media_type=media_type, headers={"Content-Length": str(size), **(headers or {})}
+    )

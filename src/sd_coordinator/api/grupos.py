@@ -16,14 +16,25 @@ from sd_coordinator.api.academic_deps import (
     call,
     version_of,
     with_etag,
-)  # fmt: skip
+)
 
 router = APIRouter(route_class=AcademicRoute, tags=["académico: grupos"])
 
 GrupoPath = Annotated[int, Path(ge=1, le=2**62)]
-CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
-    "type": "string", "example": "clave,materia,periodo,cupo,horario,profesor_email\n"
-    "ISC-3A,Bases de datos,2025-1,30,Lun 10:00-12:00,ana.garcia@escuela.edu.mx\n"}}}}}  # fmt: skip
+CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "example": "clave,materia,periodo,cupo,horario,profesor_email\n"
+                    "ISC-3A,Bases de datos,2025-1,30,Lun 10:00-12:00,ana.garcia@escuela.edu.mx\n",
+                }
+            }
+        },
+    }
+}
 
 
 @router.get("/grupos", response_model=Page)
@@ -36,29 +47,42 @@ async def list_grupos(
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:
     """Grupos by key, a page at a time; filter by profesor or term, `q` searches key and subject."""
-    args = {"q": q, "profesor_id": profesor_id, "periodo": periodo, "page": page,
-            "per_page": per_page}  # fmt: skip
+    args = {
+        "q": q,
+        "profesor_id": profesor_id,
+        "periodo": periodo,
+        "page": page,
+        "per_page": per_page,
+    }
     return await call(academic, "grupo.list", args)
 
 
 @router.post("/grupos", status_code=201, response_model=Grupo)
 async def create_grupo(
-    body: GrupoIn, academic: AcademicDep, response: Response,
+    body: GrupoIn,
+    academic: AcademicDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> Any:  # fmt: skip
+) -> Any:
     """Create a grupo; 409 if the key is in use, 422 if the profesor does not exist."""
     record = await call(academic, "grupo.create", {"data": body.model_dump()}, idempotency_key)
     response.headers["Location"] = f"/grupos/{record['id']}"
     return with_etag(record, response)
 
 
-@router.get("/grupos/export", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/csv": {}}}})  # fmt: skip
+@router.get(
+    "/grupos/export",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
 async def export_grupos(academic: AcademicDep) -> PlainTextResponse:
     """Every grupo as CSV; the profesor is named by email (the columns the import reads)."""
     text = await call(academic, "grupo.export", {})
-    return PlainTextResponse(text, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": 'attachment; filename="grupos.csv"'})  # fmt: skip
+    return PlainTextResponse(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="grupos.csv"'},
+    )
 
 
 @router.post("/grupos/import", openapi_extra=CSV_BODY)
@@ -78,32 +102,48 @@ async def get_grupo(grupo_id: GrupoPath, academic: AcademicDep, response: Respon
 
 @router.put("/grupos/{grupo_id}", response_model=Grupo)
 async def replace_grupo(
-    grupo_id: GrupoPath, body: GrupoIn, academic: AcademicDep, response: Response,
-    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> Any:  # fmt: skip
+    grupo_id: GrupoPath,
+    body: GrupoIn,
+    academic: AcademicDep,
+    response: Response,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Replace every field; If-Match is required (412 if the grupo changed meanwhile)."""
-    args = {"id": grupo_id, "data": body.model_dump(),
-            "if_version": version_of(if_match, required=True)}  # fmt: skip
+    args = {
+        "id": grupo_id,
+        "data": body.model_dump(),
+        "if_version": version_of(if_match, required=True),
+    }
     return with_etag(await call(academic, "grupo.replace", args, idempotency_key), response)
 
 
 @router.patch("/grupos/{grupo_id}", response_model=Grupo)
 async def patch_grupo(
-    grupo_id: GrupoPath, body: Annotated[GrupoPatch, Body()], academic: AcademicDep,
-    response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> Any:  # fmt: skip
+    grupo_id: GrupoPath,
+    body: Annotated[GrupoPatch, Body()],
+    academic: AcademicDep,
+    response: Response,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Change only the fields sent (`profesor_id: null` unassigns); with If-Match, 412 if the
     grupo changed meanwhile."""
-    args = {"id": grupo_id, "data": body.model_dump(exclude_unset=True),
-            "if_version": version_of(if_match)}  # fmt: skip
+    args = {
+        "id": grupo_id,
+        "data": body.model_dump(exclude_unset=True),
+        "if_version": version_of(if_match),
+    }
     return with_etag(await call(academic, "grupo.patch", args, idempotency_key), response)
 
 
 @router.delete("/grupos/{grupo_id}", status_code=204, response_class=Response)
 async def delete_grupo(
-    grupo_id: GrupoPath, academic: AcademicDep, if_match: IfMatch = None,
+    grupo_id: GrupoPath,
+    academic: AcademicDep,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
-) -> Response:  # fmt: skip
+) -> Response:
     """Delete a grupo."""
     args = {"id": grupo_id, "if_version": version_of(if_match)}
     await call(academic, "grupo.delete", args, idempotency_key)

@@ -61,12 +61,17 @@ async def register(hello: WorkerHello, request: Request, services: ServicesDep) 
     if release_line(hello.version) != release_line(VERSION):
         log.warning(
             "worker %r runs version %s and this coordinator %s: install the same release on both",
-            hello.name, hello.version or "unknown (older)", VERSION,
-        )  # fmt: skip
+            hello.name,
+            hello.version or "unknown (older)",
+            VERSION,
+        )
     s = services.settings
-    return {"session": worker.session, "queue": s.queue_name,
-            "report_interval_s": s.report_interval_s,
-            "storage": services.blobs.storage_offer()}  # fmt: skip
+    return {
+        "session": worker.session,
+        "queue": s.queue_name,
+        "report_interval_s": s.report_interval_s,
+        "storage": services.blobs.storage_offer(),
+    }
 
 
 @router.post("/report", response_model=ReportAnswer)
@@ -79,10 +84,12 @@ async def report(hello: WorkerHello, request: Request, services: ServicesDep) ->
     registry = services.registry
     registry.report(hello, is_local=is_local(request, hello))
     rescuer = services.rescuer
-    return ReportAnswer(cancelled_jobs=services.jobs.cancelled.recent(),
-                        settled=await rescuer.settled(hello.held) if rescuer else [],
-                        others_consuming=registry.others_consuming(hello.name),
-                        unfinished_tasks=await unfinished_tasks(services))  # fmt: skip
+    return ReportAnswer(
+        cancelled_jobs=services.jobs.cancelled.recent(),
+        settled=await rescuer.settled(hello.held) if rescuer else [],
+        others_consuming=registry.others_consuming(hello.name),
+        unfinished_tasks=await unfinished_tasks(services),
+    )
 
 
 async def unfinished_tasks(services: Services) -> int:
@@ -103,9 +110,12 @@ async def whoami(
 ) -> dict[str, Any]:
     """What the coordinator sees of a worker about to join (`sd-worker --check`): the address
     its requests come from, the time here, and whether a live worker already holds `name`."""
-    return {"peer": request.client.host if request.client else "",
-            "server_time": time.time(), "queue": services.settings.queue_name,
-            "name_in_use": name is not None and services.registry.is_live(name)}  # fmt: skip
+    return {
+        "peer": request.client.host if request.client else "",
+        "server_time": time.time(),
+        "queue": services.settings.queue_name,
+        "name_in_use": name is not None and services.registry.is_live(name),
+    }
 
 
 @router.post("/working")
@@ -123,8 +133,9 @@ async def working(update: Working, services: ServicesDep) -> dict[str, str]:
 @router.get("/blobs/{sha256}", response_class=StreamingResponse)
 async def blob(sha256: str, services: ServicesDep) -> StreamingResponse:
     """A task's input by its sha256."""
-    return await stored_file(services.blobs.input_path(sha256), "application/octet-stream",
-                             f"input {sha256!r}")  # fmt: skip
+    return await stored_file(
+        services.blobs.input_path(sha256), "application/octet-stream", f"input {sha256!r}"
+    )
 
 
 # Documented as plain binary, so any OpenAPI tool can send one; workers label the same bytes

@@ -169,7 +169,12 @@ async def list_ops() -> list[dict[str, Any]]:
 async def list_task_types() -> list[dict[str, Any]]:
     """Custom task types POST /task accepts, with their payload schema."""
     return [
-        {"type": t.name, "description": t.description.strip(), "cpu": t.cpu,
-         "payload": t.payload.model_json_schema()}
-        for t in task_types().values() if t.name != IMAGE_TASK
-    ]  # fmt: skip
+        {
+            "type": t.name,
+            "description": t.description.strip(),
+            "cpu": t.cpu,
+            "payload": t.payload.model_json_schema(),
+        }
+        for t in task_types().values()
+        if t.name != IMAGE_TASK
+    ]

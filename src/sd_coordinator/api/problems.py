@@ -72,5 +72,6 @@ def install(app: FastAPI) -> None:
             detail = _unparsable_body(exc.__cause__)
         elif exc.status_code == 404 and detail == "Not Found":
             detail = f"not found: {request.url.path}"
-        return JSONResponse({"detail": str(detail)}, status_code=exc.status_code,
-                            headers=exc.headers)  # fmt: skip
+        return JSONResponse(
+            {"detail": str(detail)}, status_code=exc.status_code, headers=exc.headers
+        )

@@ -16,14 +16,25 @@ from sd_coordinator.api.academic_deps import (
     call,
     version_of,
     with_etag,
-)  # fmt: skip
+)
 
 router = APIRouter(route_class=AcademicRoute, tags=["académico: profesores"])
 
 ProfesorPath = Annotated[int, Path(ge=1, le=2**62)]
-CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
-    "type": "string", "example": "nombre,apellidos,email,departamento,activo\n"
-    "Ana,García López,ana.garcia@escuela.edu.mx,Sistemas,sí\n"}}}}}  # fmt: skip
+CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "example": "nombre,apellidos,email,departamento,activo\n"
+                    "Ana,García López,ana.garcia@escuela.edu.mx,Sistemas,sí\n",
+                }
+            }
+        },
+    }
+}
 
 
 @router.get("/profesores", response_model=Page)
@@ -41,22 +52,30 @@ async def list_profesores(
 
 @router.post("/profesores", status_code=201, response_model=Profesor)
 async def create_profesor(
-    body: ProfesorIn, academic: AcademicDep, response: Response,
+    body: ProfesorIn,
+    academic: AcademicDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> Any:  # fmt: skip
+) -> Any:
     """Create a profesor; 409 if the email is in use."""
     record = await call(academic, "profesor.create", {"data": body.model_dump()}, idempotency_key)
     response.headers["Location"] = f"/profesores/{record['id']}"
     return with_etag(record, response)
 
 
-@router.get("/profesores/export", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/csv": {}}}})  # fmt: skip
+@router.get(
+    "/profesores/export",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
 async def export_profesores(academic: AcademicDep) -> PlainTextResponse:
     """Every profesor as CSV (the columns the import reads)."""
     text = await call(academic, "profesor.export", {})
-    return PlainTextResponse(text, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": 'attachment; filename="profesores.csv"'})  # fmt: skip
+    return PlainTextResponse(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="profesores.csv"'},
+    )
 
 
 @router.post("/profesores/import", openapi_extra=CSV_BODY)
@@ -69,40 +88,55 @@ async def import_profesores(
 
 
 @router.get("/profesores/{profesor_id}", response_model=Profesor)
-async def get_profesor(profesor_id: ProfesorPath, academic: AcademicDep, response: Response
-                       ) -> Any:  # fmt: skip
+async def get_profesor(profesor_id: ProfesorPath, academic: AcademicDep, response: Response) -> Any:
     """One profesor; the ETag header is its version, for If-Match."""
     return with_etag(await call(academic, "profesor.get", {"id": profesor_id}), response)
 
 
 @router.put("/profesores/{profesor_id}", response_model=Profesor)
 async def replace_profesor(
-    profesor_id: ProfesorPath, body: ProfesorIn, academic: AcademicDep, response: Response,
-    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> Any:  # fmt: skip
+    profesor_id: ProfesorPath,
+    body: ProfesorIn,
+    academic: AcademicDep,
+    response: Response,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Replace every field; If-Match is required (412 if the profesor changed meanwhile)."""
-    args = {"id": profesor_id, "data": body.model_dump(),
-            "if_version": version_of(if_match, required=True)}  # fmt: skip
+    args = {
+        "id": profesor_id,
+        "data": body.model_dump(),
+        "if_version": version_of(if_match, required=True),
+    }
     return with_etag(await call(academic, "profesor.replace", args, idempotency_key), response)
 
 
 @router.patch("/profesores/{profesor_id}", response_model=Profesor)
 async def patch_profesor(
-    profesor_id: ProfesorPath, body: Annotated[ProfesorPatch, Body()], academic: AcademicDep,
-    response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> Any:  # fmt: skip
+    profesor_id: ProfesorPath,
+    body: Annotated[ProfesorPatch, Body()],
+    academic: AcademicDep,
+    response: Response,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Change only the fields sent; with If-Match, 412 if the profesor changed meanwhile."""
-    args = {"id": profesor_id, "data": body.model_dump(exclude_unset=True),
-            "if_version": version_of(if_match)}  # fmt: skip
+    args = {
+        "id": profesor_id,
+        "data": body.model_dump(exclude_unset=True),
+        "if_version": version_of(if_match),
+    }
     return with_etag(await call(academic, "profesor.patch", args, idempotency_key), response)
 
 
 @router.delete("/profesores/{profesor_id}", status_code=204, response_class=Response)
 async def delete_profesor(
-    profesor_id: ProfesorPath, academic: AcademicDep,
+    profesor_id: ProfesorPath,
+    academic: AcademicDep,
     unassign: Annotated[bool, Query(description="leave their grupos without profesor")] = False,
-    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> Response:  # fmt: skip
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Delete a profesor; 409 while they teach grupos, unless `unassign=true`."""
     args = {"id": profesor_id, "unassign": unassign, "if_version": version_of(if_match)}
     await call(academic, "profesor.delete", args, idempotency_key)
@@ -111,11 +145,12 @@ async def delete_profesor(
 
 @router.get("/profesores/{profesor_id}/grupos", response_model=Page)
 async def grupos_of_profesor(
-    profesor_id: ProfesorPath, academic: AcademicDep,
+    profesor_id: ProfesorPath,
+    academic: AcademicDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
     periodo: Annotated[str | None, Query(max_length=20)] = None,
-) -> Any:  # fmt: skip
+) -> Any:
     """The grupos a profesor teaches."""
     args = {"profesor_id": profesor_id, "page": page, "per_page": per_page, "periodo": periodo}
     return await call(academic, "profesor.grupos", args)

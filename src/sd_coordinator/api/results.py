@@ -36,22 +36,30 @@ def sniff_image_type(head: bytes) -> str:
     return next((t for magic, t in IMAGE_MAGIC if head.startswith(magic)), "image/octet-stream")
 
 
-@router.get("/result/{filename}", response_class=StreamingResponse,
-            responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+@router.get(
+    "/result/{filename}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/png": {}}}},
+)
 async def result(filename: str, services: ServicesDep) -> StreamingResponse:
     """A stored result image (PNG): only a finished task's recorded result."""
     path = services.blobs.result_path(filename)
     if path is None or not await services.store.is_stored_result(filename):
         raise NotFound(f"no result named {filename!r}")
-    return await stored_file(path, "image/png", f"result named {filename!r}",
-                             {"Content-Disposition": f'inline; filename="{filename}"'})  # fmt: skip
+    return await stored_file(
+        path,
+        "image/png",
+        f"result named {filename!r}",
+        {"Content-Disposition": f'inline; filename="{filename}"'},
+    )
 
 
 @router.get("/inputs/{sha256}", response_class=StreamingResponse)
 async def original(sha256: str, services: ServicesDep) -> StreamingResponse:
     """An uploaded original, by its sha256 (the dashboard's "before" preview)."""
-    return await stored_file(services.blobs.input_path(sha256), sniff_image_type,
-                             f"input {sha256!r}")  # fmt: skip
+    return await stored_file(
+        services.blobs.input_path(sha256), sniff_image_type, f"input {sha256!r}"
+    )
 
 
 def _zip_name(task: TaskView, kind: str) -> str:

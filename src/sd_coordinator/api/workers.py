@@ -21,9 +21,13 @@ WORKERS_SCHEMA = {"type": "object", "additionalProperties": {"type": "object"}}
 @router.get(
     "/workers",
     response_class=Response,
-    responses={200: {"description": "Workers by name",
-                     "content": {"application/json": {"schema": WORKERS_SCHEMA}}}},
-)  # fmt: skip
+    responses={
+        200: {
+            "description": "Workers by name",
+            "content": {"application/json": {"schema": WORKERS_SCHEMA}},
+        }
+    },
+)
 async def workers(services: ServicesDep) -> Response:
     """Every known worker by name, with live resources and `alive`."""
     return Response(orjson.dumps(services.registry.snapshot()), media_type="application/json")
