@@ -16,12 +16,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from sd_common.messages import InputRef, TaskMessage
-from sd_common.tasks import IMAGE_TASK
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import Broker
 from sd_coordinator.registry import Registry, WorkerState
-from sd_coordinator.store import FINISHED, Store, UnfinishedTask
+from sd_coordinator.store import FINISHED, Store
+from sd_coordinator.submit import message_again
 
 log = logging.getLogger("sd.coordinator.rescue")
 
@@ -161,7 +160,7 @@ class Rescuer:
             return 0
         try:
             rows = await self.store.tasks_to_rerun(fresh)
-            messages = [self._message(row) for row in rows]
+            messages = [message_again(row, self.blobs) for row in rows]
             if messages:
                 await self.broker.publish(messages)
                 await self.store.note_reruns([(m.task_id, m.job_id) for m in messages], reason)
@@ -179,20 +178,6 @@ class Rescuer:
                 reason,
             )
         return len(messages)
-
-    def _message(self, row: UnfinishedTask) -> TaskMessage:
-        ref = None
-        if row.input:
-            path = self.blobs.input_path(row.input)
-            ref = InputRef(sha256=row.input, size=path.stat().st_size if path else 0)
-        return TaskMessage(
-            task_id=row.task_id,
-            job_id=row.job_id,
-            type=row.type,
-            ops=row.ops if row.type == IMAGE_TASK else "",
-            input=ref,
-            params=row.params,
-        )
 
     async def settled(self, held: Sequence[str]) -> list[str]:
         """Which of a worker's held tasks were published again and are already finished: it

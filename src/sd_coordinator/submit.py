@@ -20,7 +20,7 @@ from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import Broker
 from sd_coordinator.errors import Invalid, ServiceError, Unavailable
 from sd_coordinator.metrics import Metrics
-from sd_coordinator.store import NewTask, Store
+from sd_coordinator.store import NewTask, Store, UnfinishedTask
 
 log = logging.getLogger("sd.coordinator.submit")
 
@@ -172,23 +172,24 @@ class Submitter:
     async def republish_unfinished(self, *, unpublished_only: bool) -> int:
         """After a restart: publish tasks the queue may not hold (outbox recovery)."""
         rows = await self.store.unfinished_tasks(unpublished_only=unpublished_only)
-        messages = []
-        for row in rows:
-            ref = None
-            if row.input:
-                path = self.blobs.input_path(row.input)
-                ref = InputRef(sha256=row.input, size=path.stat().st_size if path else 0)
-            messages.append(
-                TaskMessage(
-                    task_id=row.task_id,
-                    job_id=row.job_id,
-                    type=row.type,
-                    ops=row.ops if row.type == IMAGE_TASK else "",
-                    input=ref,
-                    params=row.params,
-                )
-            )
+        messages = [message_again(row, self.blobs) for row in rows]
         if messages:
             await self.broker.publish(messages)
             await self.store.mark_published(m.task_id for m in messages)
         return len(messages)
+
+
+def message_again(row: UnfinishedTask, blobs: Blobs) -> TaskMessage:
+    """The message of a stored, unfinished task, to publish once more (recovery, backup runs)."""
+    ref = None
+    if row.input:
+        path = blobs.input_path(row.input)
+        ref = InputRef(sha256=row.input, size=path.stat().st_size if path else 0)
+    return TaskMessage(
+        task_id=row.task_id,
+        job_id=row.job_id,
+        type=row.type,
+        ops=row.ops if row.type == IMAGE_TASK else "",
+        input=ref,
+        params=row.params,
+    )
