@@ -135,7 +135,7 @@ def asyncio_loop() -> None:
     """Before: the worker ran on asyncio's own event loop."""
     import sd_worker.__main__ as worker_main
 
-    worker_main.run_loop = asyncio.run  # type: ignore[assignment]
+    worker_main.run_loop = lambda main, **_: asyncio.run(main)  # type: ignore[assignment]
 
 
 def working_every_change() -> None:

@@ -79,12 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     log(f"working in {work}; {sizes}")
     bench = Bench(work, sizes, log)
+    failed: list[str] = []
     try:
         bench.start()
         bench.message_sizes()
         for figure in figures:
             log(f"figure {figure}")
-            getattr(bench, figure)()
+            try:
+                getattr(bench, figure)()
+            except Exception as exc:  # the other figures are still worth a report
+                log(f"figure {figure} failed: {type(exc).__name__}: {exc}")
+                failed.append(figure)
     finally:
         bench.stop()
         BROKER.stop_private()
@@ -105,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         bench.facts["seconds"],
     )
     report.write(args.out, text, log)
+    if failed:
+        log(f"failed figures (not in the report): {', '.join(failed)}; their logs are in {work}")
+        return 1
     # Every round wrote fresh outputs (gigabytes in a full run); a failed run keeps its folder.
     shutil.rmtree(work, ignore_errors=True)
     return 0
