@@ -209,14 +209,14 @@ def render(
         "",
         f"Written by `benchmarks/links.py` in {took_s / 60:.1f} min: {len(rounds)} rounds, the "
         "three systems one after another in each, the order rotating each round; ratios are "
-        "paired within a round, medians with min–max. **The machine was shared** with other "
-        f"engineers' test runs (load average {load_start} at start, {load_end} at end, on 2 "
-        "cores), so wall-clock rates are low and noisy.",
+        f"paired within a round, medians with min–max. Load average {load_start} at start, "
+        f"{load_end} at end, on {os.cpu_count()} cores (above the core count, other work shared "
+        "the machine and wall-clock rates are noisy).",
         "",
         "CPU per task (coordinator + workers + their pools, from /proc; the delaying proxy that "
         "stands in for the network is not counted) does not depend on what else runs: "
         "**local CPU ÷ system CPU is the throughput ratio on the same cores**, the figure to "
-        "read. The wall-clock ratio favours the three hosts on a loaded machine: their six pool "
+        "read. On a loaded machine the wall-clock ratio favours the three hosts: their six pool "
         "processes win a larger share of the contended cores than the local worker's two.",
         "",
         "| job | system | CPU ms/task | same cores ÷ local | tasks/s (wall) | wall ÷ local |",
