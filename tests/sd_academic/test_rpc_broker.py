@@ -208,13 +208,23 @@ async def test_a_service_restarted_mid_requests_loses_nothing_and_applies_each_o
     loop = asyncio.get_running_loop()
     killed_at: list[float] = []
     spans: list[tuple[float, float]] = []
+    in_flight = 0
+    sending = asyncio.Event()  # set while some request is in flight
     async with coordinator(tmp_path, queue_name, names) as client:
 
         async def create(n: int) -> httpx.Response:
+            nonlocal in_flight
             sent = loop.time()
-            answer = await client.post(
-                "/profesores", json=profesor(n), headers={"Idempotency-Key": f"alta-{n}"}
-            )
+            in_flight += 1
+            sending.set()
+            try:
+                answer = await client.post(
+                    "/profesores", json=profesor(n), headers={"Idempotency-Key": f"alta-{n}"}
+                )
+            finally:
+                in_flight -= 1
+                if not in_flight:
+                    sending.clear()
             spans.append((sent, loop.time()))
             return answer
 
@@ -228,6 +238,8 @@ async def test_a_service_restarted_mid_requests_loses_nothing_and_applies_each_o
 
         async def restart() -> None:
             await asyncio.sleep(0.5)
+            while not in_flight:  # not in the moment between two waves
+                await sending.wait()
             first.send_signal(signal.SIGKILL)
             killed_at.append(loop.time())
             await asyncio.to_thread(first.wait)
