@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 from sd_common.messages import TaskOutcome
 
 MEDIA_TYPE = "application/x-sd-result-frames"
-# All the headers of one body, like any JSON body the coordinator takes, hold at most 1 MB.
+# All the headers of one body, like any JSON body the coordinator takes, are bounded.
 HEADERS_MAX_BYTES = 1024 * 1024
 MAX_FRAMES = 1000
 _LENGTH = struct.Struct(">I")

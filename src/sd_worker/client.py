@@ -18,17 +18,17 @@ from sd_common.settings import Settings
 
 log = logging.getLogger("sd.worker.client")
 
-# Retries while the coordinator is away: 0.2 s, 0.5 s, 1.25 s, 3.1 s, then every 5 s, ±20 %.
+# Retries while the coordinator is away: soon at first, then capped, spread so that the workers
+# of a restarted coordinator do not all come back at once.
 RETRY_BACKOFF = {"base_s": 0.2, "factor": 2.5, "cap_s": 5.0, "jitter": 0.2}
 # One POST /results carries at most BATCH_MAX outcomes, of which at most IMAGE_BATCH_MAX images
 # of IMAGE_BATCH_BYTES in all: a post that fails is sent again whole.
 BATCH_MAX = 200
 IMAGE_BATCH_MAX = 64
 IMAGE_BATCH_BYTES = 32 * 1024 * 1024
-# A request costs the coordinator about as much as storing a dozen results, so while more
-# results are on their way a batch waits up to LINGER_S to fill up; a lone task never waits.
-# Long tasks (a 1080p image: ~50 ms a core) need the longer wait to share a request at all:
-# at 0.5 s a 1080p job's results travel about ten to a request (and ten to an ack).
+# A request costs the coordinator more than storing a result, so while more results are on
+# their way a batch waits up to LINGER_S to fill up; a lone task never waits.
+# Long tasks (1080p images) need a wait that long to share a request at all.
 # A waiting result still holds its delivery's prefetch slot (it is acked once stored), so a
 # batch never waits while the pool has fewer tasks left than it can hold: the slots it would
 # keep are the ones that bring the pool its next tasks.
