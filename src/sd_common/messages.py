@@ -67,6 +67,12 @@ class WorkerHello(BaseModel):
     rtt_ms: float | None = Field(
         None, ge=0, le=600_000, description="round trip of this worker's previous report"
     )
+    backup_queue: str | None = Field(
+        None,
+        max_length=255,
+        description="this worker's own queue, where the coordinator sends it backup runs of "
+        "a lagging worker's tasks while it idles (None: take them from the work queue)",
+    )
 
 
 class ReportAnswer(BaseModel):

@@ -44,6 +44,29 @@ async def declare_work_queue(
     )
 
 
+BACKUP_INFIX = ".backup."
+
+
+def backup_queue_prefix(queue_name: str) -> str:
+    """What every worker's backup queue name starts with (the coordinator routes to no other)."""
+    return f"{queue_name}{BACKUP_INFIX}"
+
+
+def backup_queue_name(queue_name: str, node_name: str, session: str) -> str:
+    """One worker's own queue for the backup runs the coordinator sends it by name."""
+    return f"{backup_queue_prefix(queue_name)}{node_name}.{session[:12]}"
+
+
+async def declare_backup_queue(
+    channel: AbstractChannel, name: str, *, robust: bool = True
+) -> AbstractQueue:
+    """Declare a worker's backup queue: exclusive to its connection, gone with it (the
+    coordinator publishes backups again when a worker that held them goes silent)."""
+    return await channel.declare_queue(  # type: ignore[call-arg]
+        name, exclusive=True, auto_delete=True, robust=robust
+    )
+
+
 async def ready_messages(channel: AbstractChannel, queue_name: str, delivery_limit: int) -> int:
     """How many messages of the work queue are ready for delivery, straight from the broker."""
     return (await queue_counts(channel, queue_name, delivery_limit)).ready

@@ -40,7 +40,7 @@ QUEUE_PROBE_TIMEOUT_S = 2.0
 class Broker(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def publish(self, messages: Sequence[TaskMessage]) -> None: ...
+    async def publish(self, messages: Sequence[TaskMessage], queue: str | None = None) -> None: ...
     async def pending(self) -> int: ...
 
 
@@ -93,10 +93,12 @@ class AmqpBroker:
             raise RuntimeError("AmqpBroker used before start()")
         return self._channel
 
-    async def publish(self, messages: Sequence[TaskMessage]) -> None:
-        """Publish persistent messages; return once the broker confirmed every one. TimeoutError
-        if confirms stop coming: while the robust connection waits for a broker that is away
-        (restarting, or behind a silent network), an upload must fail fast, not hang."""
+    async def publish(self, messages: Sequence[TaskMessage], queue: str | None = None) -> None:
+        """Publish persistent messages to the work queue (or to `queue`, a worker's backup
+        queue); return once the broker confirmed every one. TimeoutError if confirms stop
+        coming: while the robust connection waits for a broker that is away (restarting, or
+        behind a silent network), an upload must fail fast, not hang. Unroutable if `queue`
+        is gone."""
         channel = self._ready_channel()
         if channel.is_closed and isinstance(channel, AbstractRobustChannel):
             # The robust connection is reconnecting (a broker restart): wait a moment for it
@@ -106,7 +108,9 @@ class AmqpBroker:
         fast = not self.settings.rabbit_public_api
         for window in transport.windows(messages):
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await transport.publish_window(channel, self.settings.queue_name, window, fast=fast)
+                await transport.publish_window(
+                    channel, queue or self.settings.queue_name, window, fast=fast
+                )
 
     async def pending(self) -> int:
         """Ready messages in the work queue (cached for half a second); Unavailable while the
@@ -164,11 +168,11 @@ class EmbeddedBroker:
             raise RuntimeError("EmbeddedBroker used before start()")
         return self.queue
 
-    async def publish(self, messages: Sequence[TaskMessage]) -> None:
-        """Enqueue messages (delivery count 0)."""
-        queue = self._ready_queue()
+    async def publish(self, messages: Sequence[TaskMessage], queue: str | None = None) -> None:
+        """Enqueue messages (delivery count 0); there is one queue here, whatever `queue` says."""
+        ready = self._ready_queue()
         for message in messages:
-            queue.put_nowait((message, 0))
+            ready.put_nowait((message, 0))
 
     async def pending(self) -> int:
         """Messages waiting in the queue."""

@@ -80,7 +80,9 @@ def build_services(settings: Settings) -> Services:
     submitter = Submitter(settings, store, blobs, broker, metrics)
     rescuer = None
     if not settings.embedded:
-        rescuer = Rescuer(registry, store, blobs, broker, settings.report_interval_s)
+        rescuer = Rescuer(
+            registry, store, blobs, broker, settings.report_interval_s, settings.queue_name
+        )
     return Services(
         settings,
         store,

@@ -16,7 +16,7 @@ CONSUMING = frozenset({"free", "busy"})
 TALLY_MAX_AGE_S = 0.25
 RATE_SMOOTHING = 0.3  # weight of the newest report in a worker's tasks/s
 # Kept out of GET /workers: the held ids are the rescuer's business, not the dashboard's.
-PRIVATE_FIELDS = ("session", "held_since", "reported_at")
+PRIVATE_FIELDS = ("session", "held_since", "reported_at", "backup_queue")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class WorkerState:
     # Task id → when a report first showed it held (insertion order: the worker's own).
     held_since: dict[str, float] = field(default_factory=dict)
     reported_at: float = 0.0
+    backup_queue: str | None = None  # where backups sent to this worker by name go
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Registry:
         ):
             setattr(worker, name, getattr(hello, name))
         worker.os = hello.os
+        worker.backup_queue = hello.backup_queue
         if hello.rtt_ms is not None:
             worker.rtt_ms = hello.rtt_ms
         since = worker.held_since

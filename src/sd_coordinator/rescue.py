@@ -16,11 +16,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from sd_common import topology
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import Broker
 from sd_coordinator.registry import Registry, WorkerState
 from sd_coordinator.store import FINISHED, Store
 from sd_coordinator.submit import message_again
+from sd_coordinator.transport import Unroutable
 
 log = logging.getLogger("sd.coordinator.rescue")
 
@@ -53,6 +55,7 @@ class Rescuer:
         blobs: Blobs,
         broker: Broker,
         report_interval_s: float = 1.0,
+        queue_name: str = "tareas",
     ) -> None:
         self.registry = registry
         self.store = store
@@ -62,6 +65,9 @@ class Rescuer:
         self.orphan_after_s = ORPHAN_AFTER_INTERVALS * report_interval_s
         self._orphans: dict[str, float] = {}  # task id → since when no live worker holds it
         self.rescued: OrderedDict[str, int] = OrderedDict()  # task id → times published again
+        # Task id → the worker whose backup queue its last backup went to.
+        self._sent_to: OrderedDict[str, str] = OrderedDict()
+        self.backup_prefix = topology.backup_queue_prefix(queue_name)
         self._retry: list[tuple[list[str], str]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -93,8 +99,8 @@ class Rescuer:
             count += await self.rerun(ids, reason)
         for name, ids in self.registry.take_lost().items():
             count += await self.rerun(ids, f"{LOST}: {name}")
-        for name, ids in (await self._hostages()).items():
-            count += await self.rerun(ids, f"{STRAGGLER}: {name}")
+        for name, ids, target in await self._hostages():
+            count += await self.rerun(ids, f"{STRAGGLER}: {name}", target)
         for name, ids in (await self._orphaned()).items():
             count += await self.rerun(ids, f"{LOST}: {name}" if name else LOST)
         return count
@@ -120,57 +126,85 @@ class Rescuer:
         self._orphans = orphans
         return due
 
-    async def _hostages(self) -> dict[str, list[str]]:
+    async def _hostages(self) -> list[tuple[str, list[str], WorkerState]]:
         """Per worker, held tasks it will not get to soon while the queue is empty and another
         worker idles: the last ones it holds, beyond what its own rate finishes within
-        STRAGGLER_AFTER_S and held at least that long; as many as the idle workers can start."""
+        STRAGGLER_AFTER_S and held at least that long; as many as the idle workers can start,
+        each batch with the idle worker it goes to."""
         live = self.registry.live()
         idle = [w for w in live if w.holding == 0 and w.status in ("free", "busy")]
-        room = sum(w.cpus for w in idle) * BACKUPS_PER_IDLE_CPU
-        if not room:
-            return {}
+        if not idle:
+            return []
         now = time.time()
-        candidates: dict[str, list[str]] = {}
+        names = {w.name for w in live}
+        # Filled in turn, each idle worker up to what it can start.
+        rooms = [(w, w.cpus * BACKUPS_PER_IDLE_CPU) for w in idle]
+        out: list[tuple[str, list[str], WorkerState]] = []
         for worker in sorted((w for w in live if w.holding), key=lambda w: w.rate):
-            late = self._late(worker, now)[:room]
-            if late:
-                candidates[worker.name] = late
-                room -= len(late)
-            if not room:
+            late = self._late(worker, now, names)
+            while late and rooms:
+                target, room = rooms.pop(0)
+                batch, late = late[:room], late[room:]
+                out.append((worker.name, batch, target))
+                if len(batch) < room:
+                    rooms.insert(0, (target, room - len(batch)))
+            if not rooms:
                 break
-        if not candidates or await self.broker.pending() > 0:
-            return {}
-        return candidates
+        if not out or await self.broker.pending() > 0:
+            return []
+        return out
 
-    def _late(self, worker: WorkerState, now: float) -> list[str]:
-        """The worker's held tasks from the last one back, down to what it finishes soon."""
+    def _late(self, worker: WorkerState, now: float, live: set[str]) -> list[str]:
+        """The worker's held tasks from the last one back, down to what it finishes soon; not
+        the ones already sent to a live worker as backups."""
         will_do = int(worker.rate * STRAGGLER_AFTER_S)
         held = list(worker.held_since.items())[will_do:]
         return [
             t
             for t, since in reversed(held)
-            if now - since >= STRAGGLER_AFTER_S and t not in self.rescued
+            if now - since >= STRAGGLER_AFTER_S
+            and (t not in self.rescued or self._lost_with(t, live))
         ]
 
-    async def rerun(self, task_ids: Sequence[str], reason: str) -> int:
+    def _lost_with(self, task_id: str, live: set[str]) -> bool:
+        """Its backup went to a worker's own queue, and that worker (and queue) is gone."""
+        to = self._sent_to.get(task_id)
+        return to is not None and to not in live and self.rescued[task_id] < RERUNS_MAX
+
+    async def rerun(
+        self, task_ids: Sequence[str], reason: str, to: WorkerState | None = None
+    ) -> int:
         """Publish the unfinished ones among `task_ids` once more (each at most RERUNS_MAX
-        times)."""
+        times): to worker `to`'s own backup queue if it has one, else to the work queue."""
         fresh = [t for t in task_ids if self.rescued.get(t, 0) < RERUNS_MAX]
         if not fresh:
             return 0
+        queue = to.backup_queue if to is not None else None
+        if queue is not None and not queue.startswith(self.backup_prefix):
+            queue = None  # a worker names only its own backup queue, never another one
         try:
             rows = await self.store.tasks_to_rerun(fresh)
             messages = [message_again(row, self.blobs) for row in rows]
             if messages:
-                await self.broker.publish(messages)
+                try:
+                    await self.broker.publish(messages, queue)
+                except Unroutable:  # the worker left meanwhile: any worker will do
+                    queue = None
+                    await self.broker.publish(messages)
                 await self.store.note_reruns([(m.task_id, m.job_id) for m in messages], reason)
         except Exception:
             self._retry.append((fresh, reason))
             raise
         for message in messages:
             self.rescued[message.task_id] = self.rescued.get(message.task_id, 0) + 1
+            if queue is not None and to is not None:
+                # Lost with that worker's queue if it leaves: then the task may be sent again.
+                self._sent_to[message.task_id] = to.name
+                self._sent_to.move_to_end(message.task_id)
         while len(self.rescued) > RESCUED_MAX:
             self.rescued.popitem(last=False)
+        while len(self._sent_to) > RESCUED_MAX:
+            self._sent_to.popitem(last=False)
         if messages:
             log.warning(
                 "%d task(s) published again (%s); the first result of each is kept",

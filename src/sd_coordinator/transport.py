@@ -55,11 +55,15 @@ def windows(messages: Sequence[TaskMessage]) -> list[Sequence[TaskMessage]]:
     return out
 
 
+class Unroutable(Exception):
+    """The broker returned messages: the queue they were published to does not exist."""
+
+
 async def publish_window(
     channel: AbstractChannel, queue_name: str, window: Sequence[TaskMessage], *, fast: bool
 ) -> None:
     """Publish persistent messages to the queue; return once the broker confirmed each one
-    (a Basic.Nack raises DeliveryError either way)."""
+    (a Basic.Nack raises DeliveryError either way; a return, Unroutable)."""
     if fast:
         # Stands in for `Exchange.publish`, which holds the channel's lock until its frame is
         # written (one message per loop turn); with `wait=False` aiormq queues every frame of
@@ -91,4 +95,8 @@ async def publish_window(
             )
             for m in window
         ]
-    await asyncio.gather(*sends)
+    confirmations = await asyncio.gather(*sends)
+    # Either path answers a returned message with the message instead of a Basic.Ack.
+    returned = sum(not isinstance(c, aiormq.spec.Basic.Ack) for c in confirmations)
+    if returned:
+        raise Unroutable(f"{returned} message(s) returned: no queue {queue_name!r}")

@@ -10,6 +10,9 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from sd_common.settings import Settings
 from sd_worker.transport import Consumer, DeliveryHandler
 
+# No limit: the coordinator sends backups a few per core, and only while this worker idles.
+BACKUP_PREFETCH = 0
+
 
 class Consumers:
     """`start(connection, consumers, prefetch)`, then `apply()` (tuning), `set_paused()`
@@ -17,13 +20,21 @@ class Consumers:
     of retired ones. Every delivery goes to `handler`; `on_change` hears a pause or a drain."""
 
     def __init__(
-        self, settings: Settings, handler: DeliveryHandler, on_change: Callable[[], None]
+        self,
+        settings: Settings,
+        handler: DeliveryHandler,
+        on_change: Callable[[], None],
+        backup_queue: str | None = None,
     ) -> None:
         self.settings = settings
         self.handler = handler
         self.on_change = on_change
         self.connection: AbstractRobustConnection | None = None
         self.active: list[Consumer] = []
+        # Backups of a lagging worker's tasks, which the coordinator sends to this worker by name
+        # while it idles: on the shared queue they could reach the lagging worker again.
+        self.backup_queue = backup_queue
+        self.backup: Consumer | None = None
         self.prefetch = 0
         self.paused = False
         self.draining = False
@@ -38,6 +49,11 @@ class Consumers:
         """Consume on `connection` with `consumers` consumers of `prefetch` each."""
         self.connection = connection
         await self.apply(consumers, prefetch)
+        if self.backup_queue is not None and not self.draining:
+            channel = await connection.channel()
+            self.backup = Consumer(channel, self.settings, self.handler, self.backup_queue)
+            async with self._reconfiguring:
+                await self._consume_at(self.backup, BACKUP_PREFETCH)
 
     async def stop(self) -> None:
         """Stop closing retired consumers (the connection's close ends them; idempotent)."""
@@ -87,11 +103,13 @@ class Consumers:
             if paused == self.paused or self.draining:
                 return False
             self.paused = paused
-            for consumer in self.active:
+            for consumer in self._all():
                 if paused:
                     await consumer.pause()
                 else:
-                    await consumer.start(self.prefetch)
+                    await consumer.start(
+                        BACKUP_PREFETCH if consumer is self.backup else self.prefetch
+                    )
         self.on_change()
         return True
 
@@ -102,8 +120,11 @@ class Consumers:
                 return
             self.draining = True
             self.on_change()
-            for consumer in self.active:
+            for consumer in self._all():
                 await consumer.pause()
+
+    def _all(self) -> list[Consumer]:
+        return [*self.active, *([self.backup] if self.backup is not None else [])]
 
     def on_broker(self) -> int:
         """This worker's consumers that the broker counts on the queue: the consuming ones and

@@ -85,6 +85,7 @@ class Reporter:
             os=self.os,
             held=self.held()[:HELD_MAX],
             rtt_ms=self._report_rtt_ms,
+            backup_queue=self.consumers.backup_queue,
         )
 
     async def register(self) -> None:

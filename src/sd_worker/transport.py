@@ -94,8 +94,9 @@ DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 
 
 class Consumer:
-    """One channel with its own prefetch and one consumer on the work queue, handing each
-    delivery to `handler`; `start(prefetch)`, `pause()`, `close_when_idle()`.
+    """One channel with its own prefetch and one consumer on the work queue (or on the worker's
+    backup queue), handing each delivery to `handler`; `start(prefetch)`, `pause()`,
+    `close_when_idle()`.
 
     The robust channel still reconnects and re-declares the queue after a broker restart;
     `_reopened` then consumes again on the new channel. When the broker itself ends the
@@ -104,11 +105,18 @@ class Consumer:
     """
 
     def __init__(
-        self, channel: AbstractRobustChannel, settings: Settings, handler: DeliveryHandler
+        self,
+        channel: AbstractRobustChannel,
+        settings: Settings,
+        handler: DeliveryHandler,
+        backup_queue: str | None = None,
     ) -> None:
         self.channel = channel
         self.settings = settings
         self.handler = handler
+        # Consuming the worker's own backup queue instead of the work queue.
+        self.backup_queue = backup_queue
+        self.queue_name = backup_queue or settings.queue_name
         self.tag: str | None = None
         self.inflight: set[asyncio.Task[None]] = set()
         self.held_by_tag: Counter[str] = Counter()  # unsettled deliveries by consumer tag
@@ -130,6 +138,10 @@ class Consumer:
             await self._consume()
 
     async def _declare(self, *, robust: bool) -> AbstractQueue:
+        if self.backup_queue is not None:
+            return await topology.declare_backup_queue(
+                self.channel, self.backup_queue, robust=robust
+            )
         s = self.settings
         return await topology.declare_work_queue(
             self.channel, s.queue_name, s.delivery_limit, robust=robust
@@ -162,7 +174,7 @@ class Consumer:
         """The broker cancelled consumer `lost`: declare the queue again and consume, retrying
         with back-off, until that works or the consumer is paused, closed or consuming again
         (after a reconnection) by other means."""
-        name = self.settings.queue_name
+        name = self.queue_name
         attempt = 0
         try:
             while self.tag == lost and not self.channel.is_closed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractRobustConnection
@@ -66,7 +67,8 @@ class AsyncWorker:
         self.deliveries = Deliveries(
             self.processor, settings.delivery_limit, self._delivered, self.client.in_flight_changed
         )
-        self.consumers = Consumers(settings, self.deliveries.on_message, changed.set)
+        backups = topology.backup_queue_name(settings.queue_name, self.name, uuid.uuid4().hex)
+        self.consumers = Consumers(settings, self.deliveries.on_message, changed.set, backups)
         self.tuner = Tuner(
             settings, cores, self.consumers, self.client, lambda: len(self.deliveries.inflight)
         )

@@ -11,10 +11,11 @@ import aio_pika
 import orjson
 import pytest
 
+from sd_common import topology
 from sd_common.messages import InputRef, TaskMessage
 from sd_common.settings import Settings
 from sd_coordinator.broker import AmqpBroker
-from sd_coordinator.transport import FIRST_WINDOW, PUBLISH_WINDOW
+from sd_coordinator.transport import FIRST_WINDOW, PUBLISH_WINDOW, Unroutable
 from support.broker import AMQP_URL
 
 
@@ -94,6 +95,27 @@ async def test_a_job_larger_than_its_publish_windows_is_queued_whole_and_in_orde
         while (incoming := await queue.get(no_ack=True, fail=False, timeout=5)) is not None:
             got.append(incoming.message_id)
         assert got == [m.task_id for m in sent]
+
+
+@pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
+async def test_a_backup_reaches_its_workers_own_queue_and_a_gone_one_is_unroutable(
+    queue_name: str, public_api: bool
+) -> None:
+    backups = topology.backup_queue_name(queue_name, "alfa", uuid.uuid4().hex)
+    sent = message()
+    async with running_broker(queue_name, rabbit_public_api=public_api) as broker:
+        async with await aio_pika.connect_robust(AMQP_URL) as worker:
+            queue = await topology.declare_backup_queue(await worker.channel(), backups)
+            await broker.publish([sent], backups)
+            got = await queue.get(timeout=5)
+            assert got is not None and got.message_id == sent.task_id
+            await got.ack()
+        # The worker's connection closed and its queue went with it: nothing is routed there,
+        # and the publisher hears so instead of a confirm.
+        with pytest.raises(Unroutable):
+            await broker.publish([sent], backups)
+        await asyncio.sleep(0.6)  # pending() caches for half a second
+        assert await broker.pending() == 0  # not in the work queue either
 
 
 async def test_unacked_message_is_redelivered_when_its_consumer_dies(queue_name: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sd_common import topology
 from sd_common.messages import WorkerHello
 from sd_common.settings import Settings
 from sd_coordinator.blobs import Blobs
@@ -41,7 +42,14 @@ class Parts:
         return ids
 
     def report(self, name: str, held: list[str], processed: int = 0) -> None:
-        hello = WorkerHello(name=name, session=name, held=held, processed=processed, cpus=2)
+        hello = WorkerHello(
+            name=name,
+            session=name,
+            held=held,
+            processed=processed,
+            cpus=2,
+            backup_queue=topology.backup_queue_name("tareas", name, name),
+        )
         try:
             self.registry.report(hello, is_local=False)
         except Exception:
@@ -120,3 +128,28 @@ async def test_a_straggler_gives_its_last_held_tasks_to_an_idle_worker(parts: Pa
     backups = await parts.published()
     # The last ones first, as many as the idle worker's two cores start (3 each).
     assert sorted(backups) == ids[-6:]
+
+
+def age_held(parts: Parts, seconds: float = 10) -> None:
+    since = time.time() - seconds
+    for worker in parts.registry.live():
+        worker.held_since = dict.fromkeys(worker.held_since, since)
+
+
+async def test_a_backup_lost_with_the_worker_it_was_sent_to_is_sent_again(parts: Parts) -> None:
+    ids = await parts.job(2)
+    parts.report("slow", held=ids)
+    parts.report("idle", held=[])
+    age_held(parts)
+    assert await parts.rescuer.sweep() == 2  # to idle's own queue
+    assert sorted(await parts.published()) == sorted(ids)
+    parts.report("slow", held=ids)
+    assert await parts.rescuer.sweep() == 0  # idle is on them
+
+    # idle goes silent, its queue with it: another idle worker gets them.
+    await asyncio.sleep(4 * INTERVAL_S)
+    parts.report("slow", held=ids)
+    parts.report("spare", held=[])
+    age_held(parts)
+    assert await parts.rescuer.sweep() == 2
+    assert sorted(await parts.published()) == sorted(ids)
