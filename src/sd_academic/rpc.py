@@ -17,7 +17,6 @@ import uuid
 from typing import Any, Protocol
 
 import aio_pika
-import aiormq
 import orjson
 from aio_pika.abc import (
     AbstractChannel,
@@ -100,7 +99,7 @@ class RpcServer:
         if self._queue is not None and self._tag is not None:
             try:
                 await self._queue.cancel(self._tag)
-            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError):
+            except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
                 pass
             self._tag = None
         try:
@@ -237,7 +236,7 @@ class RpcClient:
                 try:
                     await self._exchange.publish(message, routing_key=self.queue_name)
                 except (
-                    aiormq.exceptions.AMQPError,
+                    aio_pika.exceptions.AMQPError,
                     aio_pika.exceptions.AMQPException,
                     ConnectionError,
                     RuntimeError,

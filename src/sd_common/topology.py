@@ -172,19 +172,17 @@ class BrokerUnavailable(Exception):
 
 async def check_broker(settings: Settings) -> None:
     """Connect once, plainly, to turn a bad RABBIT_* setting into one actionable line."""
-    import aiormq
-
     where = broker_display(settings)
     quiet = logging.getLogger("aiormq.connection")
     level, quiet.level = quiet.level, logging.CRITICAL  # the line below says it better
     try:
         connection = await aio_pika.connect(**_connection_options(settings))
-    except aiormq.exceptions.ProbableAuthenticationError as exc:
+    except aio_pika.exceptions.ProbableAuthenticationError as exc:
         raise BrokerUnavailable(
             f"RabbitMQ at {where} refused user {settings.rabbit_user!r}: check RABBIT_USER and "
             "RABBIT_PASS (guest only works from localhost: create a user, see README)"
         ) from exc
-    except (aiormq.exceptions.AMQPError, OSError, TimeoutError, ssl.SSLError) as exc:
+    except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, ssl.SSLError) as exc:
         raise BrokerUnavailable(
             f"cannot reach RabbitMQ at {where} ({exc or type(exc).__name__}): is it running, "
             f"is port {settings.rabbit_port} open from here, is RABBIT_HOST right?"

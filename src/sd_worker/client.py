@@ -15,6 +15,7 @@ from sd_common.backoff import compute_backoff
 from sd_common.messages import IngestAnswer, ReportAnswer, TaskOutcome, WorkerHello, Working
 from sd_common.result_frames import ResultHeader
 from sd_common.settings import Settings
+from sd_worker.link import LinkRefused
 
 log = logging.getLogger("sd.worker.client")
 
@@ -45,13 +46,8 @@ REPORT_TIMEOUT = aiohttp.ClientTimeout(total=5, connect=3)
 Pending = tuple[TaskOutcome, bytes, "asyncio.Future[IngestAnswer]"]
 
 
-class CoordinatorRejected(Exception):
+class CoordinatorRejected(LinkRefused):
     """The coordinator answered 4xx: retrying the same request cannot help."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
-        self.detail = detail
 
 
 class CoordinatorClient:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from sd_common.settings import Settings
 from sd_worker.cache import InputCache
 from sd_worker.executor import Executor
+from sd_worker.link import Link, LinkRefused
 from sd_worker.params import get_optimal_params
-from sd_worker.processing import Link, LinkRefused, RetryLater, TaskProcessor
+from sd_worker.processing import RetryLater, TaskProcessor
 from sd_worker.resources import ResourceSampler, os_name
 from sd_worker.shared import SharedStorage
 
@@ -27,13 +28,7 @@ class LocalProcessor(TaskProcessor):
         link: Link,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
-        executor = Executor(
-            preload=settings.task_modules,
-            pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime,
-            memory_mb=settings.pool_memory_mb,
-            time_limit_s=settings.task_time_limit_s,
-        )
+        executor = Executor.for_settings(settings)
         cache = InputCache(settings.data_dir / "worker-cache" / "local")
         super().__init__(name, settings, link, cache, executor, on_change)
         self.os = os_name()

@@ -14,11 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import psutil
 
 from sd_worker.portable_pool import DEPTH, PortablePool
+
+if TYPE_CHECKING:  # for the annotation only
+    from sd_common.settings import Settings
 
 log = logging.getLogger("sd.worker.executor")
 
@@ -160,6 +163,17 @@ class Executor:
         self.portable = portable or not fast_path_available()
         self._pool: Pool | None = None
         self._alone = asyncio.Semaphore(self.workers)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Executor:
+        """The pool a worker runs with these settings (the embedded local worker's too)."""
+        return cls(
+            preload=settings.task_modules,
+            pillow_blocks_max=settings.pillow_blocks_max,
+            portable=settings.portable_runtime,
+            memory_mb=settings.pool_memory_mb,
+            time_limit_s=settings.task_time_limit_s,
+        )
 
     @property
     def capacity(self) -> int:

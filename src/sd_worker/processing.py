@@ -11,19 +11,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Container
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from sd_common import storage
 from sd_common.images import ImageRejected
-from sd_common.messages import IngestAnswer, TaskMessage, TaskOutcome
+from sd_common.messages import TaskMessage, TaskOutcome
 from sd_common.pipeline import PipelineError
 from sd_common.settings import Settings
 from sd_common.tasks import IMAGE_TASK, get_task_type
 from sd_worker.cache import InputCache, InputMismatch
-from sd_worker.client import CoordinatorRejected
 from sd_worker.executor import Executor, PoolCrashed
+from sd_worker.link import Link, LinkRefused
 from sd_worker.ops import process_image_file, process_image_into
 from sd_worker.pool_limits import TaskTimedOut
 from sd_worker.shared import SharedStorage
@@ -31,26 +31,6 @@ from sd_worker.shared import SharedStorage
 log = logging.getLogger("sd.worker.processing")
 
 STARTED_MAX = 1000
-
-
-class Link(Protocol):
-    """How a worker reaches the coordinator's storage. A refusal (as a 4xx over HTTP) raises
-    LinkRefused, or the HTTP client's own CoordinatorRejected."""
-
-    async def fetch_input(self, sha256: str) -> bytes: ...
-    async def post_image(
-        self, task_id: str, worker: str, png: bytes, duration_s: float = 0
-    ) -> IngestAnswer: ...
-    async def post_outcome(self, outcome: TaskOutcome) -> IngestAnswer: ...
-
-
-class LinkRefused(Exception):
-    """The coordinator refused what a Link asked: asking again cannot help."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
-        self.detail = detail
 
 
 class RetryLater(Exception):
@@ -114,7 +94,7 @@ class TaskProcessor:
             except PoolCrashed as exc:
                 await self._report(message, error=str(exc), started=started, retry=True)
                 raise RetryLater(str(exc)) from exc
-            except (RetryLater, CoordinatorRejected, LinkRefused):
+            except (RetryLater, LinkRefused):
                 raise
             except Exception as exc:
                 # Not one of the expected task errors (a disk that refuses writes, a bug): this
@@ -124,7 +104,7 @@ class TaskProcessor:
                 log.error("task %s: %s", message.task_id, reason, exc_info=exc)
                 await self._report(message, error=reason, started=started, retry=True)
                 raise RetryLater(reason) from exc
-        except (CoordinatorRejected, LinkRefused) as exc:
+        except LinkRefused as exc:
             # 404: the coordinator no longer knows the task (its data was reset); drop it.
             log.warning("coordinator refused the outcome of task %s: %s", message.task_id, exc)
         finally:
@@ -197,7 +177,7 @@ class TaskProcessor:
         )
         try:
             await self.link.post_outcome(outcome)
-        except (CoordinatorRejected, LinkRefused) as exc:
+        except LinkRefused as exc:
             if exc.status != 422:
                 raise
             self._stop_sharing(exc.detail)
@@ -210,7 +190,7 @@ class TaskProcessor:
             return await self.cache.path(sha256, self.link.fetch_input)
         except InputMismatch as exc:
             raise RetryLater(str(exc)) from exc
-        except (CoordinatorRejected, LinkRefused) as exc:
+        except LinkRefused as exc:
             raise TaskFailed(f"input unavailable: {exc.detail}") from exc
 
     def _out_of_memory(self) -> str:

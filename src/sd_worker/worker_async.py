@@ -45,13 +45,7 @@ class AsyncWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.name = settings.node_name
-        self.executor = Executor(
-            preload=settings.task_modules,
-            pillow_blocks_max=settings.pillow_blocks_max,
-            portable=settings.portable_runtime,
-            memory_mb=settings.pool_memory_mb,
-            time_limit_s=settings.task_time_limit_s,
-        )
+        self.executor = Executor.for_settings(settings)
         cores = self.executor.workers
         self.client = CoordinatorClient(
             settings,
