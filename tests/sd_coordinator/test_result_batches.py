@@ -294,6 +294,24 @@ async def test_a_late_result_written_in_place_never_replaces_the_stored_one(
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [f"{task}.png"]
 
 
+async def test_a_result_written_in_place_for_a_cancelled_task_is_removed(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job_id, (task,) = await queued_image_tasks(client, 1)
+    assert (await client.post(f"/jobs/{job_id}/cancel")).status_code == 200
+    incoming = storage.incoming_name(task)
+    (tmp_path / "results" / incoming).write_bytes(png_bytes(colour="green"))
+
+    outcome = {"task_id": task, "worker": "remote", "result": incoming}
+    response = await client.post("/results", **outcome_frames(outcome))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["answers"][0]["duplicate"] is True  # the worker acks, nothing kept
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    assert (job["state"], job["tasks"][0]["state"]) == ("cancelled", "cancelled")
+    assert list((tmp_path / "results").iterdir()) == []
+
+
 async def test_a_result_named_but_missing_or_not_a_png_is_refused_and_the_task_stays_queued(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
