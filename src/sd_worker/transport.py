@@ -150,16 +150,23 @@ class Consumer:
     async def _consume(self) -> None:
         """Stands in for `Queue.consume`: the callback gets aiormq's message, unwrapped."""
         assert self.queue is not None, "declared in start()"
+        await self._hear_cancels()
         if self.settings.rabbit_public_api:
             self.tag = await self.queue.consume(self._deliver_public)
             return
-        self._underlay = await self.channel.get_underlay_channel()
-        self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
+        assert self._underlay is not None
         ok = await self._underlay.basic_consume(self.queue.name, self._deliver)
         self.tag = ok.consumer_tag
 
+    async def _hear_cancels(self) -> None:
+        """Stands in for nothing public: aio-pika has no hook for a consumer that the broker
+        itself cancels, and its robust queue consumes again only after a reconnection."""
+        self._underlay = await self.channel.get_underlay_channel()
+        self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
+
     async def _reopened(self, _channel: object) -> None:
         if self.settings.rabbit_public_api:
+            await self._hear_cancels()  # on the new channel
             return  # aio-pika's robust queue consumes again itself
         async with self._switching:
             if self.tag is not None:  # it was consuming when the connection dropped
@@ -185,6 +192,10 @@ class Consumer:
                     async with self._switching:
                         if self.tag != lost:
                             return
+                        if self.settings.rabbit_public_api and self.queue is not None:
+                            # Forgotten by the robust queue too, which would otherwise
+                            # consume under it again after a reconnection.
+                            await self.queue.cancel(lost)
                         await self._consume()
                     log.warning(
                         "the broker cancelled this worker's consumer on %r (was the queue "

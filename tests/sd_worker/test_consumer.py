@@ -90,12 +90,15 @@ async def test_a_consumer_takes_deliveries_again_after_its_connection_is_cut(
         await connection.close()
 
 
+@pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
 async def test_a_consumer_the_broker_cancels_declares_its_queue_again_and_consumes(
-    queue_name: str,
+    queue_name: str, public_api: bool
 ) -> None:
     """Deleting the queue makes RabbitMQ cancel its consumers (Basic.Cancel). The consumer
     declares the queue again and consumes from it, instead of sitting idle for ever."""
-    settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
+    settings = Settings(
+        rabbit_host="127.0.0.1", queue_name=queue_name, rabbit_public_api=public_api
+    )  # type: ignore[call-arg]
     worker = Recorder()
     connection = await topology.connect(settings, f"sd-test {queue_name}")
     try:
