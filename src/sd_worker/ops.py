@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from sd_common.images import ImageRejected, open_checked
 from sd_common.pipeline import OPS, PipelineError, Step, check_step_size, parse_pipeline
-from sd_common.storage import atomic_file
+from sd_common.storage import write_new
 
 # The tones named in OPS["sepia"]: dark brown shadows, the classic sepia mid-tone (#704214),
 # old-lace highlights.
@@ -168,10 +168,10 @@ def process_image_into(
     png_compress_level: int = 1,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> int:
-    """`process_image_file`, writing the PNG as `results_dir/name` (atomically: a reader sees
-    the whole file or none) instead of returning it; returns its size in bytes. For a worker
-    that shares the coordinator's DATA_DIR, so the result never crosses a pipe or HTTP."""
-    img = render(_read(path), ops, max_pixels)
-    with atomic_file(os.path.join(results_dir, name)) as f:
-        img.save(f, format="PNG", compress_level=png_compress_level)
-        return f.tell()
+    """`process_image_file`, writing the PNG as the new file `results_dir/name` (a fresh
+    `.incoming-` name that the coordinator reads only once told) instead of returning it;
+    returns its size in bytes. For a worker that shares the coordinator's DATA_DIR, so the
+    result never crosses a pipe or HTTP."""
+    png = process_image_file(path, ops, png_compress_level, max_pixels)
+    write_new(os.path.join(results_dir, name), png)
+    return len(png)
