@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -339,14 +340,22 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f}, n={len(values)})"
 
 
+def machine(run: dict[str, Any]) -> str:
+    """How loaded the machine was as the run began (the load average)."""
+    load = run.get("load")
+    if load is None:
+        return "the load at its start was not recorded"
+    busy = "shared with other work" if load > run["cores"] else "otherwise quiet"
+    return f"load average {load:.1f} at its start ({busy})"
+
+
 def render(run: dict[str, Any]) -> str:
     lines = [
         "# Scaling with the cluster's size (issue 22)",
         "",
         f"Run {', '.join(run.get('runs', [run['started']]))} on {run['cores']} cores, "
-        f"`benchmarks/scaling.py {' '.join(run['args'])}`. The machine was shared with other "
-        "test runs while it ran (load average 12–17 on 2 cores): compare figures within one "
-        "table, not across runs.",
+        f"`benchmarks/scaling.py {' '.join(run['args'])}`; {machine(run)}: compare figures "
+        "within one table, not across runs.",
         "",
         "## The coordinator as the cluster grows",
         "",
@@ -470,6 +479,7 @@ def main() -> None:
     run: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cores": psutil.cpu_count(),
+        "load": os.getloadavg()[0],
         "args": sys.argv[1:],
         "window_s": window_s,
         "copies": copies,

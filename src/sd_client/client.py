@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 from sd_common.result_names import result_relpath
 
 FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
 # Room left in a batch for the multipart framing of each part.
 PART_OVERHEAD = 512
+# Finished tasks asked for at once, with their result images (GET /jobs/{id}/results).
+RESULTS_PAGE = 200
+_LENGTH = struct.Struct(">I")
 
 
 class SdError(Exception):
@@ -222,6 +227,49 @@ class Client:
                 return
             await asyncio.sleep(poll_s)
 
+    async def finished_results(
+        self, job_id: str, poll_s: float = 0.5
+    ) -> AsyncIterator[tuple[Task, bytes | None]]:
+        """Tasks as they finish, each done one with its result image (None for the others),
+        many in one request, until the job has finished."""
+        cursor = 0
+        while True:
+            job = await self.job(job_id)  # read first: tasks finished before it are sent
+            while True:
+                count = 0
+                async for task, png in self._results_page(job_id, cursor):
+                    count += 1
+                    cursor = task.finished_seq or cursor
+                    yield task, png
+                if not count:
+                    break
+            if job.finished:
+                return
+            await asyncio.sleep(poll_s)
+
+    async def _results_page(
+        self, job_id: str, cursor: int
+    ) -> AsyncIterator[tuple[Task, bytes | None]]:
+        """One GET /jobs/{id}/results: the tasks finished after `cursor`, with their images."""
+        url = f"{self.url}/jobs/{job_id}/results"
+        params = {"cursor": cursor, "limit": RESULTS_PAGE}
+        async with self.session.get(url, params=params) as response:
+            if response.status >= 400:
+                raise SdError(response.status, await _detail(response))
+            body = response.content
+            while True:
+                try:
+                    head = await body.readexactly(_LENGTH.size)
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        raise SdError(502, "the results answer ended inside a frame") from None
+                    return
+                (length,) = _LENGTH.unpack(head)
+                fields = orjson.loads(await body.readexactly(length))
+                size = fields.pop("size", None)
+                png = await body.readexactly(size) if size is not None else None
+                yield Task.of(fields), png
+
     async def wait(self, job_id: str, poll_s: float = 0.5) -> Job:
         """Wait until the job is done, failed or cancelled."""
         while True:  # polling: the API has no push for one job
@@ -280,9 +328,11 @@ class Client:
     async def download(self, job_id: str, folder: str | Path) -> list[Path]:
         """Write every result into `folder` as it finishes (relative paths kept); the files."""
         written = []
-        async for task in self.finished(job_id):
-            if task.state == "done":
-                written.append(await self.save_result(task, Path(folder)))
+        async for task, png in self.finished_results(job_id):
+            if png is not None:
+                target = Path(folder) / task.result_path
+                await asyncio.to_thread(write_atomic, target, png)
+                written.append(target)
         return written
 
 

@@ -27,7 +27,7 @@ from sd_common.cli import fail, load_settings
 from sd_common.result_names import result_relpath
 
 STATE_FILE = ".sd-submit.json"
-DOWNLOADS_AT_ONCE = 8
+WRITES_AT_ONCE = 8  # result files being written while the next results arrive
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
 
@@ -247,15 +247,16 @@ class Submission:
                     self.progress.tasks -= 1
 
     async def _receive(self, job_id: str) -> None:
-        """Write each result as it finishes; note each failure."""
-        slots = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
+        """Write each result as it finishes (written in threads while the next ones arrive);
+        note each failure."""
+        slots = asyncio.Semaphore(WRITES_AT_ONCE)
 
-        async def save(task: Task) -> None:
+        async def save(task: Task, png: bytes) -> None:
             try:
-                await self.client.save_result(task, self.out)
+                await asyncio.to_thread(write_atomic, self.out / task.result_path, png)
                 self.run.written += 1
                 self.progress.done += 1
-            except (SdError, OSError, aiohttp.ClientError) as exc:
+            except OSError as exc:
                 self.run.failed.append(
                     Failure(task.filename or task.task_id, f"result not written: {exc}")
                 )
@@ -265,16 +266,18 @@ class Submission:
                 self.progress.draw()
 
         async with asyncio.TaskGroup() as group:
-            async for task in self.client.finished(job_id):
+            async for task, png in self.client.finished_results(job_id):
                 target = task.result_path
                 if target not in self.wanted:
                     continue
                 self.wanted.discard(target)
-                if task.state == "done":
+                if png is not None:
                     await slots.acquire()
-                    group.create_task(save(task))
+                    group.create_task(save(task, png))
                 else:
-                    reason = task.error or task.state
+                    reason = task.error or (
+                        "its result file is missing" if task.state == "done" else task.state
+                    )
                     self.run.failed.append(Failure(self._file_of(task), reason))
                     self.progress.failed += 1
                     self.progress.draw()

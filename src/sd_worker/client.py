@@ -35,6 +35,8 @@ IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # keep are the ones that bring the pool its next tasks.
 LINGER_S = 0.5
 LINGER_UNTIL = 32
+# A batch up to this size is sent joined into one body; a larger one streams.
+JOIN_MAX = 1024 * 1024
 
 FRAMES_TYPE = {"Content-Type": result_frames.MEDIA_TYPE}
 
@@ -247,7 +249,9 @@ class CoordinatorClient:
             batch = self._take_batch()
             self._sending += len(batch)
             try:
-                body = _Streamed(result_frames.encode_parts([(h, png) for h, png, _ in batch]))
+                parts = result_frames.encode_parts([(h, png) for h, png, _ in batch])
+                # One write for a small batch; a large one goes chunked, part by part.
+                body = b"".join(parts) if sum(map(len, parts)) <= JOIN_MAX else _Streamed(parts)
                 answer = await self.call("POST", "/results", data=body, headers=FRAMES_TYPE)
             except Exception as exc:  # CoordinatorRejected, or a bug: never strand the waiters
                 for _, _, future in batch:

@@ -60,6 +60,24 @@ async def test_results_arrive_as_they_finish_while_the_job_still_grows(
         assert Image.open(io.BytesIO(png)).size[0] <= 32
 
 
+async def test_finished_results_bring_each_image_and_a_failure_without_one(
+    embedded_cluster: Cluster,
+) -> None:
+    embedded_cluster.start_coordinator()
+    photos = {f"{i}.jpg": sample_image(seed=i) for i in range(12)}
+    cut = sample_image(seed=99)
+    photos["cut.jpg"] = cut[: len(cut) // 2]  # its header passes; its pixels are missing
+    async with Client(embedded_cluster.url, embedded_cluster.token) as sd:
+        job, _ = await sd.submit(list(photos.items()), ops="grayscale")
+        got = {t.filename: (t, png) async for t, png in sd.finished_results(job.job_id)}
+    assert sorted(got) == sorted(photos)
+    task, png = got.pop("cut.jpg")
+    assert (task.state, png) == ("failed", None) and task.error
+    for name, (task, png) in got.items():
+        assert task.state == "done" and png is not None
+        assert same_pixels(Image.open(io.BytesIO(png)), ImageOps.grayscale(decode(photos[name])))
+
+
 async def test_a_job_is_cancelled_from_the_client_and_errors_carry_the_coordinators_detail(
     embedded_cluster: Cluster,
 ) -> None:

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+import pytest
 import pytest_asyncio
 from PIL import Image
 
 from sd_common import result_frames, storage
 from sd_common.result_frames import ResultHeader
+from sd_coordinator.api import results as results_api
 from sd_coordinator.result_body import SPOOL_BYTES
 from support.api import asgi_client, make_settings, outcome_frames, png_bytes, running_app
 
@@ -341,3 +344,54 @@ async def test_a_result_may_only_name_its_own_task_file(client: httpx.AsyncClien
         outcome = {"task_id": task, "worker": "remote", **bad}
         response = await client.post("/results", **outcome_frames(outcome))
         assert response.status_code == 422, bad
+
+
+def read_frames(body: bytes) -> list[tuple[dict[str, Any], bytes | None]]:
+    """A GET /jobs/{id}/results body: each task with its image (None when none follows)."""
+    out, at = [], 0
+    while at < len(body):
+        length = int.from_bytes(body[at : at + 4], "big")
+        task = orjson.loads(body[at + 4 : at + 4 + length])
+        at += 4 + length
+        size = task.pop("size", None)
+        out.append((task, body[at : at + size] if size is not None else None))
+        at += size or 0
+    return out
+
+
+async def test_finished_results_come_with_their_images_in_finishing_order_a_page_at_a_time(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 4)
+    images = {t: png_bytes(colour=c) for t, c in zip(tasks, ("red", "green", "blue"), strict=False)}
+    order = [tasks[2], tasks[0], tasks[1]]  # finishing order, not task order
+    for task in order:
+        assert (await client.post("/results", **frames((task, images[task])))).status_code == 200
+    failure = {"task_id": tasks[3], "worker": "remote", "error": "corrupt input"}
+    assert (await client.post("/results", **outcome_frames(failure))).status_code == 200
+
+    whole = await client.get(f"/jobs/{job_id}/results")
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == result_frames.MEDIA_TYPE
+    got = read_frames(whole.content)
+    assert [(t["task_id"], t["state"], png) for t, png in got] == [
+        *((t, "done", images[t]) for t in order),
+        (tasks[3], "failed", None),
+    ]
+    assert got[3][0]["error"] == "corrupt input"
+    assert whole.headers["x-next-cursor"] == str(got[3][0]["finished_seq"])
+
+    # Pages cut at a byte budget still hold one result each, and the cursor walks them.
+    monkeypatch.setattr(results_api, "RESULTS_PAGE_BYTES", 1)
+    cursor, seen = 0, []
+    while page := read_frames(
+        (answer := await client.get(f"/jobs/{job_id}/results", params={"cursor": cursor})).content
+    ):
+        assert len(page) <= 2  # an image alone, or an image and the failure after it
+        seen += [t["task_id"] for t, _ in page]
+        cursor = int(answer.headers["x-next-cursor"])
+    assert seen == [*order, tasks[3]]
+    assert answer.headers["x-next-cursor"] == str(cursor)  # nothing new: the same cursor
+
+    unknown = await client.get(f"/jobs/{uuid.uuid4().hex}/results")
+    assert unknown.status_code == 404

@@ -86,7 +86,17 @@ async def test_results_ready_together_travel_in_few_requests(
     images = await post_many(client, 20)
     assert fake.stored == images
     assert sum(fake.requests) == 20 and len(fake.requests) < 20
-    # Streamed: the images go out one after another, never joined into one body first.
+    # Small batches: one body with its length.
+    assert set(fake.transfer_encodings) == {None}
+
+
+async def test_a_large_batch_streams_its_images_without_joining_them(
+    batching: tuple[FakeCoordinator, CoordinatorClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, client = batching
+    monkeypatch.setattr(client_module, "JOIN_MAX", 1)
+    images = await post_many(client, 5)
+    assert fake.stored == images
     assert set(fake.transfer_encodings) == {"chunked"}
 
 

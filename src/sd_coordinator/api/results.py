@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import struct
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from sd_common import result_frames
 from sd_common.result_names import result_relpath
 from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
 from sd_coordinator.api.files import stored_file
@@ -134,4 +139,90 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
         body,
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="job-{job_id[:8]}.zip"'},
+    )
+
+
+RESULTS_PAGE_BYTES = 8 * 1024 * 1024  # of result images in one answer (the first always goes)
+RESULTS_READ_BYTES = 4 * 1024 * 1024  # of result images read per thread hop
+_LENGTH = struct.Struct(">I")
+
+
+@router.get(
+    "/jobs/{job_id}/results",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {result_frames.MEDIA_TYPE: {}},
+            "headers": {
+                "X-Next-Cursor": {
+                    "description": "the cursor to ask from next (the last finished_seq sent)",
+                    "schema": {"type": "integer"},
+                }
+            },
+        }
+    },
+)
+async def job_results(
+    job_id: str,
+    services: ServicesDep,
+    cursor: Annotated[
+        int, Query(ge=0, description="the last finished_seq already received (0: from the start)")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="tasks at most")] = 200,
+) -> StreamingResponse:
+    """The job's tasks that finished after `cursor`, in the order they finished, each with its
+    result image: many results in one request, for a client that saves them as they come.
+
+    The body is frames: a 4-byte big-endian length, the task as JSON (as GET
+    /jobs/{job_id}/tasks lists it, plus `size` when its PNG follows), then `size` bytes of PNG.
+    At most `limit` tasks and about 8 MB of images; `X-Next-Cursor` says where to ask from next
+    (the same cursor when nothing new finished)."""
+    if await services.store.job_summary(job_id) is None:
+        raise NotFound(f"unknown job {job_id}")
+    blobs = services.blobs
+    page = await services.store.tasks_page(job_id, limit=limit, cursor=cursor, order="finished")
+
+    def sized() -> list[tuple[TaskView, str | None, int]]:
+        """The page's tasks up to RESULTS_PAGE_BYTES of images, each with its file and size."""
+        out: list[tuple[TaskView, str | None, int]] = []
+        total = 0
+        for task in page.tasks:
+            path = blobs.result_path(task.result) if task.result and task.state == "done" else None
+            size = os.stat(path).st_size if path is not None else 0
+            if out and total + size > RESULTS_PAGE_BYTES:
+                break
+            out.append((task, str(path) if path is not None else None, size))
+            total += size
+        return out
+
+    tasks = await asyncio.to_thread(sized)
+    last = next((t.finished_seq for t, _, _ in reversed(tasks) if t.finished_seq), cursor)
+
+    def read(batch: list[tuple[TaskView, str | None, int]]) -> bytes:
+        parts: list[bytes] = []
+        for task, path, size in batch:
+            header, png = task.as_json(), b""
+            if path is not None:
+                try:
+                    with open(path, "rb") as f:
+                        png = f.read(size)
+                    header["size"] = len(png)
+                except FileNotFoundError:  # removed meanwhile: the task comes without it
+                    pass
+            raw = orjson.dumps(header)
+            parts += (_LENGTH.pack(len(raw)), raw, png)
+        return b"".join(parts)
+
+    async def stream() -> AsyncIterator[bytes]:
+        start = 0
+        while start < len(tasks):
+            end, size = start, 0
+            while end < len(tasks) and (end == start or size + tasks[end][2] <= RESULTS_READ_BYTES):
+                size += tasks[end][2]
+                end += 1
+            yield await asyncio.to_thread(read, tasks[start:end])
+            start = end
+
+    return StreamingResponse(
+        stream(), media_type=result_frames.MEDIA_TYPE, headers={"X-Next-Cursor": str(last)}
     )
