@@ -303,7 +303,7 @@ def _wait_paused(cluster: Cluster, names: tuple[str, ...]) -> None:
 def _parts(cluster: Cluster) -> dict[str, float]:
     with cluster.client() as client:
         job = client.get("/jobs", params={"limit": 1}).json()[0]
-        tasks = client.get(f"/jobs/{job['job_id']}", params={"limit": 100_000}).json()["tasks"]
+        tasks = client.get(f"/jobs/{job['job_id']}", params={"limit": 10_000}).json()["tasks"]
     counts: dict[str, int] = {}
     for t in tasks:
         counts[t["worker"]] = counts.get(t["worker"], 0) + 1
