@@ -83,10 +83,11 @@ def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
 
 
 def write_new(path: str, data: bytes) -> None:
-    """Write `data` as a file that must not exist yet, removed if writing fails. For a name
-    nobody reads before its writer says so (a worker's `.incoming-` result): no temporary
-    sibling and rename, which cost a pool process more kernel time than the write itself."""
-    with open(path, "xb") as f:
+    """Write `data` as the file `path`, removed if writing fails. For a fresh name that nobody
+    reads before its writer says so (a worker's `.incoming-` result; only a re-run of the same
+    call, after its pool broke, writes it again): no temporary sibling and rename, which cost a
+    pool process more kernel time than the write itself."""
+    with open(path, "wb") as f:
         try:
             f.write(data)
         except BaseException:
