@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from sd_common import result_frames
 from sd_common.result_names import result_relpath
 
 FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
@@ -20,7 +20,6 @@ FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
 PART_OVERHEAD = 512
 # Finished tasks asked for at once, with their result images (GET /jobs/{id}/results).
 RESULTS_PAGE = 200
-_LENGTH = struct.Struct(">I")
 
 
 class SdError(Exception):
@@ -259,12 +258,12 @@ class Client:
             body = response.content
             while True:
                 try:
-                    head = await body.readexactly(_LENGTH.size)
+                    head = await body.readexactly(result_frames.LENGTH.size)
                 except asyncio.IncompleteReadError as exc:
                     if exc.partial:
                         raise SdError(502, "the results answer ended inside a frame") from None
                     return
-                (length,) = _LENGTH.unpack(head)
+                (length,) = result_frames.LENGTH.unpack(head)
                 fields = orjson.loads(await body.readexactly(length))
                 size = fields.pop("size", None)
                 png = await body.readexactly(size) if size is not None else None

@@ -19,7 +19,7 @@ MEDIA_TYPE = "application/x-sd-result-frames"
 # All the headers of one body, like any JSON body the coordinator takes, are bounded.
 HEADERS_MAX_BYTES = 1024 * 1024
 MAX_FRAMES = 1000
-_LENGTH = struct.Struct(">I")
+LENGTH = struct.Struct(">I")  # each frame: this header length, the JSON header, its bytes
 
 
 def max_result_bytes(max_image_pixels: int) -> int:
@@ -65,7 +65,7 @@ def encode_parts(items: Sequence[tuple[TaskOutcome, bytes]]) -> list[bytes]:
         if (size or 0) != len(png):
             raise FrameError(f"header of {header.task_id} says {size} bytes, not {len(png)}")
         raw = header.model_dump_json(exclude_defaults=True).encode()
-        parts += (_LENGTH.pack(len(raw)), raw, png) if png else (_LENGTH.pack(len(raw)), raw)
+        parts += (LENGTH.pack(len(raw)), raw, png) if png else (LENGTH.pack(len(raw)), raw)
     return parts
 
 
@@ -127,9 +127,9 @@ class FrameReader:
 
     def _read_header(self) -> bool:
         """Take the next frame's header off the buffer; False while it has not all arrived."""
-        if len(self._buffer) < _LENGTH.size:
+        if len(self._buffer) < LENGTH.size:
             return False
-        (length,) = _LENGTH.unpack_from(self._buffer)
+        (length,) = LENGTH.unpack_from(self._buffer)
         if not 0 < length <= HEADERS_MAX_BYTES:
             raise FrameError("bad frame header length")
         if self.header_bytes + length > HEADERS_MAX_BYTES:
@@ -138,18 +138,18 @@ class FrameReader:
                 f"the headers of one body may hold at most {limit_mb:.1f} MB: "
                 "send fewer outcomes a request"
             )
-        if len(self._buffer) < _LENGTH.size + length:
+        if len(self._buffer) < LENGTH.size + length:
             return False
         if self.count >= MAX_FRAMES:
             raise FrameError(f"more than {MAX_FRAMES} results in one body")
-        header = _header(bytes(self._buffer[_LENGTH.size : _LENGTH.size + length]))
+        header = _header(bytes(self._buffer[LENGTH.size : LENGTH.size + length]))
         size = header.size or 0
         if self.max_size is not None and size > self.max_size:
             raise FrameError(
                 f"result of task {header.task_id} is {size} bytes; "
                 f"at most {self.max_size} (a PNG of MAX_IMAGE_PIXELS)"
             )
-        del self._buffer[: _LENGTH.size + length]
+        del self._buffer[: LENGTH.size + length]
         self.header_bytes += length
         self._pending, self._left = header, size
         return True
@@ -161,7 +161,7 @@ class FrameReader:
         if self._buffer:
             raise FrameError(
                 "truncated frame length"
-                if len(self._buffer) < _LENGTH.size
+                if len(self._buffer) < LENGTH.size
                 else "bad frame header length"
             )
         if not self.count:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -144,7 +143,6 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
 
 RESULTS_PAGE_BYTES = 8 * 1024 * 1024  # of result images in one answer (the first always goes)
 RESULTS_READ_BYTES = 4 * 1024 * 1024  # of result images read per thread hop
-_LENGTH = struct.Struct(">I")
 
 
 @router.get(
@@ -210,7 +208,7 @@ async def job_results(
                 except FileNotFoundError:  # removed meanwhile: the task comes without it
                     pass
             raw = orjson.dumps(header)
-            parts += (_LENGTH.pack(len(raw)), raw, png)
+            parts += (result_frames.LENGTH.pack(len(raw)), raw, png)
         return b"".join(parts)
 
     async def stream() -> AsyncIterator[bytes]:
