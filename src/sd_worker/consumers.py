@@ -12,6 +12,13 @@ from sd_worker.transport import Consumer, DeliveryHandler
 
 # No limit: the coordinator sends backups a few per core, and only while this worker idles.
 BACKUP_PREFETCH = 0
+# A new prefetch needs new consumers, and the broker gives a new consumer its whole prefetch
+# whatever the worker still holds from the old one: a smaller prefetch applied at once would let
+# a worker hold both windows (at a job's start, a few re-tunes took most of the job to one
+# worker). So a smaller one waits until the worker holds at most half the new window, or
+# RECONSUME_WAIT_MAX_S; a larger one, which the pool may be waiting for, goes at once.
+RECONSUME_WAIT_MAX_S = 5.0
+RECONSUME_POLL_S = 0.02
 
 
 class Consumers:
@@ -40,6 +47,8 @@ class Consumers:
         self.draining = False
         self._retired: list[Consumer] = []  # closing once their deliveries are settled
         self._closing: list[asyncio.Task[None]] = []
+        self._prefetch_changes = 0  # so a wait to consume again knows it was overtaken
+        self._reconsuming: asyncio.Task[None] | None = None
         # Tuning, CPU pauses and draining each start and stop consumers: one at a time.
         self._reconfiguring = asyncio.Lock()
 
@@ -56,10 +65,12 @@ class Consumers:
                 await self._consume_at(self.backup, BACKUP_PREFETCH)
 
     async def stop(self) -> None:
-        """Stop closing retired consumers (the connection's close ends them; idempotent)."""
-        for task in self._closing:
+        """Stop closing retired consumers and waiting to consume again (the connection's close
+        ends them; idempotent)."""
+        tasks = [*self._closing, *([self._reconsuming] if self._reconsuming else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._closing, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def channel(self) -> AbstractRobustChannel | None:
         """A channel to read the queue's counters on, if consuming."""
@@ -67,16 +78,17 @@ class Consumers:
 
     async def apply(self, consumers: int, prefetch: int) -> None:
         """Run `consumers` consumers with `prefetch` each; prefetch applies to consumers created
-        after basic.qos, so a new prefetch re-creates them (in-flight messages stay ackable)."""
+        after basic.qos, so a new prefetch re-creates them (in-flight messages stay ackable);
+        a smaller one in the background, once this worker holds at most half the new window."""
         async with self._reconfiguring:
             if self.connection is None or self.draining:
                 return
+            change, shrink = None, prefetch < self.prefetch
             if prefetch != self.prefetch:
-                # All consumers at once: a re-consume is three round trips (cancel, qos,
-                # consume) to a broker that, at a job's start, is busy taking the job's
-                # messages, and one consumer after another kept the pool short of tasks.
-                await asyncio.gather(*(self._consume_at(c, prefetch) for c in self.active))
+                await asyncio.gather(*(c.pause() for c in self.active))
                 self.prefetch = prefetch
+                self._prefetch_changes += 1
+                change = self._prefetch_changes
             while len(self.active) < consumers:
                 channel = await self.connection.channel()
                 consumer = Consumer(channel, self.settings, self.handler)
@@ -88,6 +100,31 @@ class Consumers:
                 # Its unacked messages must still be acked on this channel: close it when idle.
                 await consumer.pause()
                 self._closing.append(asyncio.create_task(consumer.close_when_idle()))
+        if change is not None and shrink:
+            # Waits in the background: the tuner keeps looking, and a later change supersedes it.
+            self._reconsuming = asyncio.create_task(self._consume_again(change, wait=True))
+        elif change is not None:
+            await self._consume_again(change, wait=False)
+
+    def held(self) -> int:
+        """Deliveries this worker holds on the work queue, not yet settled."""
+        return sum(sum(c.held_by_tag.values()) for c in (*self.active, *self._retired))
+
+    async def _consume_again(self, change: int, *, wait: bool) -> None:
+        """Start the paused consumers at the new prefetch (with `wait`, once the worker holds
+        at most half their window), unless a later change, a pause or a drain came first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (RECONSUME_WAIT_MAX_S if wait else 0)
+        while self.held() > self.prefetch * len(self.active) // 2 and loop.time() < deadline:
+            await asyncio.sleep(RECONSUME_POLL_S)
+            if change != self._prefetch_changes:
+                return
+        async with self._reconfiguring:
+            if change != self._prefetch_changes or self.paused or self.draining:
+                return
+            # All consumers at once: a re-consume is round trips (qos, consume) to a broker
+            # that, at a job's start, is busy taking the job's messages.
+            await asyncio.gather(*(c.start(self.prefetch) for c in self.active if c.tag is None))
 
     async def _consume_at(self, consumer: Consumer, prefetch: int) -> None:
         """(Re)start `consumer` with `prefetch`; a paused worker only sets the prefetch."""

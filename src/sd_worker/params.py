@@ -9,6 +9,9 @@ import math
 # bounds how far a remote worker fetches inputs ahead of its pool (OPTIMISATIONS.md).
 MAX_PREFETCH = 128
 IDLE_PREFETCH = 2
+# Beside other workers, a worker holds at most this part of its share at once: the rest stays
+# queued for whichever worker runs out first, so a job's end is not one worker's backlog.
+SHARE_HELD = 2
 
 
 def consuming_workers(
@@ -48,10 +51,11 @@ def get_optimal_params(pending: int, live_workers: float, cpus: int) -> tuple[in
     the network, without one worker hoarding messages that idle workers could run:
 
     - one consumer per core, so deliveries and result posts overlap (at least one);
-    - prefetch per consumer grows with this worker's fair share of the queue,
-      `ceil(pending / live_workers) / consumers`, between IDLE_PREFETCH (an idle queue still
-      keeps a message ready per core) and MAX_PREFETCH (memory and redelivery cost of a kill
-      stay bounded by prefetch, not by queue depth);
+    - prefetch per consumer grows with this worker's fair share of the queue, of which it
+      holds `1 / SHARE_HELD` at once: `ceil(pending / live_workers) / SHARE_HELD / consumers`,
+      between IDLE_PREFETCH (an idle queue still keeps a message ready per core) and
+      MAX_PREFETCH (memory and redelivery cost of a kill stay bounded by prefetch, not by
+      queue depth);
     - a queue shorter than the cluster's cores gets fewer consumers, so a few tasks spread
       over all workers instead of landing on the first one;
     - a lone worker with anything queued takes MAX_PREFETCH: it has nobody to leave tasks to,
@@ -72,5 +76,5 @@ def get_optimal_params(pending: int, live_workers: float, cpus: int) -> tuple[in
         consumers = max(1, share)
         return consumers, IDLE_PREFETCH
     consumers = cpus
-    prefetch = min(MAX_PREFETCH, max(IDLE_PREFETCH, math.ceil(share / consumers)))
+    prefetch = min(MAX_PREFETCH, max(IDLE_PREFETCH, math.ceil(share / SHARE_HELD / consumers)))
     return consumers, prefetch

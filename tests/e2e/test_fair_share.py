@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 
 from sd_worker.executor import pool_size
-from sd_worker.params import MAX_PREFETCH
+from sd_worker.params import MAX_PREFETCH, SHARE_HELD
 from support.broker import AMQP_URL
 from support.cluster import Cluster
 from support.counting_proxy import CountingProxy
@@ -110,11 +110,12 @@ def test_workers_that_consume_share_the_queue_fairly(cluster: Cluster) -> None:
             "the other workers to report",
         )
         sleep_job(cluster, 600, 30)
-        # A third of 600 tasks (each sleeps long enough that none ends), over two consumers;
-        # its first look may come while the job is still being published.
+        # A third of 600 tasks (each sleeps long enough that none ends), the part of it held at
+        # once, over its consumers; its first look may come while the job is being published.
+        third = math.ceil(600 / 3 / SHARE_HELD / CPUS)
         cluster.wait_until(
             lambda: (
-                90 <= cluster.worker("real").get("prefetch", 0) <= 101
+                0.9 * third <= cluster.worker("real").get("prefetch", 0) <= third + 1
                 and cluster.worker("real").get("consumers") == CPUS
             ),
             15,
@@ -122,7 +123,7 @@ def test_workers_that_consume_share_the_queue_fairly(cluster: Cluster) -> None:
         )
         time.sleep(1.5)
         prefetch = cluster.worker("real")["prefetch"]
-    assert 90 <= prefetch <= 101, cluster.log_tail()
+    assert 0.9 * third <= prefetch <= third + 1, cluster.log_tail()
 
 
 def test_a_job_arriving_bit_by_bit_is_followed_to_the_share_of_all_of_it(
@@ -148,7 +149,7 @@ def test_a_job_arriving_bit_by_bit_is_followed_to_the_share_of_all_of_it(
         def expected() -> int:
             done = sum(cluster.job(j)["done"] for j in jobs)
             share = math.ceil((300 - done - CPUS) / 2)
-            return min(MAX_PREFETCH, math.ceil(share / CPUS))
+            return min(MAX_PREFETCH, math.ceil(share / SHARE_HELD / CPUS))
 
         def reached() -> bool:
             return bool(cluster.worker("real").get("prefetch", 0) >= 0.8 * expected())

@@ -11,6 +11,7 @@ import pytest
 
 from sd_common import topology
 from sd_common.settings import Settings
+from sd_worker.consumers import Consumers
 from sd_worker.transport import Consumer, Delivery
 from support.broker import AMQP_URL
 from support.rabbitctl import close_connections_named
@@ -151,4 +152,51 @@ async def test_a_retuned_consumer_declares_its_queues_once(queue_name: str) -> N
         await publish(queue_name, b"still consuming")
         assert await asyncio.wait_for(worker.bodies.get(), 10) == b"still consuming"
     finally:
+        await connection.close()
+
+
+async def test_a_smaller_prefetch_waits_until_the_worker_holds_half_its_window(
+    queue_name: str,
+) -> None:
+    """The broker gives a new consumer its whole prefetch whatever the worker still holds from
+    the one it replaced: re-consuming at once let a worker hold both windows, and at a job's
+    start a few re-tunes took most of the job to one worker."""
+    settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
+    working: list[asyncio.Event] = []
+    arrived = asyncio.Condition()
+
+    async def work(message: Delivery) -> None:
+        done = asyncio.Event()
+        working.append(done)
+        async with arrived:
+            arrived.notify_all()
+        await done.wait()
+        await message.ack()
+
+    async def holding(count: int) -> None:  # deliveries so far, settled or not
+        async with arrived:
+            await arrived.wait_for(lambda: len(working) >= count)
+
+    consumers = Consumers(settings, work, lambda: None)
+    connection = await topology.connect(settings, f"sd-test {queue_name}")
+    try:
+        await consumers.start(connection, 1, 10)
+        await publish(queue_name, *(b"%d" % i for i in range(40)))
+        await asyncio.wait_for(holding(10), 10)
+        await asyncio.wait_for(consumers.apply(1, 8), 1)  # the tuner is not kept waiting
+        await asyncio.sleep(0.5)
+        assert (len(working), consumers.held()) == (10, 10)  # nothing more while it holds 10
+        for done in working[:6]:
+            done.set()
+        await asyncio.wait_for(holding(10 + 8), 5)  # 4 held, at most half of 8: consuming again
+        await asyncio.sleep(0.3)
+        assert (len(working), consumers.held()) == (18, 4 + 8)
+        # A larger prefetch, which the pool may be waiting for, goes at once: 12 held, over
+        # half of 20.
+        await asyncio.wait_for(consumers.apply(1, 20), 1)
+        await asyncio.wait_for(holding(18 + 20), 10)
+    finally:
+        for done in working:
+            done.set()
+        await consumers.stop()
         await connection.close()

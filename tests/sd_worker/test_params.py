@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sd_worker.params import IDLE_PREFETCH, MAX_PREFETCH, consuming_workers, get_optimal_params
+from sd_worker.params import (
+    IDLE_PREFETCH,
+    MAX_PREFETCH,
+    SHARE_HELD,
+    consuming_workers,
+    get_optimal_params,
+)
 
 
 def test_idle_queue_keeps_one_consumer_per_core_with_a_small_buffer() -> None:
@@ -18,8 +24,10 @@ def test_long_queue_raises_prefetch_up_to_the_cap() -> None:
 
 
 def test_prefetch_follows_this_workers_fair_share() -> None:
-    # 120 ready, 3 workers: 40 each, over 2 consumers = 20 per consumer.
-    assert get_optimal_params(120, 3, 2) == (2, 20)
+    # 480 ready, 3 workers: 160 each, half held at once (the rest stays queued for whoever runs
+    # out first), over 2 consumers = 40 per consumer.
+    assert SHARE_HELD == 2
+    assert get_optimal_params(480, 3, 2) == (2, 40)
 
 
 def test_short_queue_spreads_over_workers_instead_of_one_hoarding_it() -> None:
@@ -65,14 +73,14 @@ def test_nodes_reporting_paused_are_not_counted_by_the_coordinators_tally_either
 def test_three_workers_consuming_share_the_queue_in_thirds() -> None:
     live = consuming_workers(2, other_consumers=4, other_cpus=4)
     assert live == 3
-    assert get_optimal_params(600, live, 2) == get_optimal_params(600, 3, 2) == (2, 100)
+    assert get_optimal_params(600, live, 2) == get_optimal_params(600, 3, 2) == (2, 50)
 
 
 def test_a_node_with_more_cores_counts_for_more_so_the_share_is_per_core() -> None:
     # Beside an 8-core node (8 consumers), a 2-core worker is a fifth of the cluster's cores.
     live = consuming_workers(2, other_consumers=8, other_cpus=8)
     assert live == 5
-    assert get_optimal_params(1000, live, 2) == (2, 100)
+    assert get_optimal_params(1000, live, 2) == (2, 50)
 
 
 @pytest.mark.parametrize(
