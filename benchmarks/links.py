@@ -84,15 +84,24 @@ class Bench:
             "workers to leave",
         )
 
-    def _cpu(self) -> float:
-        """CPU seconds so far of the coordinator and the running workers with their pools (the
-        delaying proxy stands in for the network: not counted)."""
-        pids = [self.cluster.procs[n].pid for n in ("coordinator", *self.workers)]
-        return cpu_seconds(p for pid in pids for p in tree(pid))
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the coordinator, the running workers' event loops and their
+        pool processes (the delaying proxy stands in for the network: not counted)."""
+        procs = self.cluster.procs
+        loops, pools = [], []
+        for name in self.workers:
+            root, *children = tree(procs[name].pid)
+            loops.append(root)
+            pools += children
+        return {
+            "coordinator": cpu_seconds(tree(procs["coordinator"].pid)),
+            "worker loops": cpu_seconds(loops),
+            "pools": cpu_seconds(pools),
+        }
 
-    def job(self, kind: str, count: int) -> tuple[float, float, int]:
-        """Run one fresh job of `kind`: tasks/s by the coordinator's clock, CPU ms per task,
-        bytes over the links."""
+    def job(self, kind: str, count: int) -> tuple[float, dict[str, float], int]:
+        """Run one fresh job of `kind`: tasks/s by the coordinator's clock, CPU ms per task by
+        part, bytes over the links."""
         self.seed += 1
         if kind == "thumbs":
             files = [
@@ -109,7 +118,8 @@ class Bench:
         job_id = self.cluster.upload(files, ops=ops, copies=copies)["job_id"]
         job = self.cluster.wait_job(job_id, timeout_s=900)
         assert job["state"] == "done", job
-        cpu_ms = (self._cpu() - cpu_before) * 1000 / job["total"]
+        cpu_after = self._cpu()
+        cpu_ms = {k: (cpu_after[k] - cpu_before[k]) * 1000 / job["total"] for k in cpu_before}
         if len(self.workers) > 1:
             reruns = sum(1 for t in job["tasks"] if t.get("rerun"))
             self.reruns.setdefault(kind, []).append(reruns / job["total"])
@@ -125,7 +135,9 @@ class Bench:
                 for kind, count in sizes.items():
                     rate, cpu_ms, moved = self.job(kind, count)
                     out.setdefault(kind, {})[system] = rate
-                    out.setdefault(f"{kind} cpu", {})[system] = cpu_ms
+                    out.setdefault(f"{kind} cpu", {})[system] = sum(cpu_ms.values())
+                    for part, ms in cpu_ms.items():
+                        out.setdefault(f"{kind} cpu {part}", {})[system] = ms
                     if system == "3 hosts, 40 ms":
                         self.link_bytes.setdefault(kind, []).append(moved / count)
             finally:
@@ -232,6 +244,24 @@ def render(
                 f"| {names[kind]} | {system} | {_spread(cpu, 2)} | {_spread(same, 3)} "
                 f"| {_spread(rates, 1)} | {_spread(wall, 3)} |"
             )
+    parts = ("coordinator", "worker loops", "pools")
+    lines += [
+        "",
+        "CPU ms per task by part (medians over rounds; the worker loops and pools of all the "
+        "system's workers together):",
+        "",
+        "| job | system | " + " | ".join(parts) + " |",
+        "|---|---|" + "---|" * len(parts),
+    ]
+    for kind in sizes:
+        for system in SYSTEMS:
+            cells = [
+                f"{statistics.median(r[f'{kind} cpu {part}'][system] for r in rounds):.2f}"
+                for part in parts
+                if all(f"{kind} cpu {part}" in r for r in rounds)
+            ]
+            if cells:
+                lines.append(f"| {names[kind]} | {system} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Bytes over the three hosts' links per task (both ways, medians): "
