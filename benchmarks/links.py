@@ -191,7 +191,11 @@ WHERE_THE_REST_GOES = (
     "transfers. Three workers also mean three event loops, three sets of reports and tunings, "
     "and six pool processes where the local worker has two. The 40 ms of each round trip cost "
     "no CPU and, with prefetch covering the round trips, little wall-clock time; the local "
-    "worker over HTTP (no link) isolates the HTTP path's share."
+    "worker over HTTP (no link) isolates the HTTP path's share. The table by part above puts "
+    "each in its process: the coordinator's extra is the uploads it reads and writes, the "
+    "worker loops' the inputs they fetch, results they send and their reports, the pools' the "
+    "six processes' contention for two cores. With three rounds the pools' figure, the largest, "
+    "moves by several per cent from round to round on this shared machine."
 )
 
 
