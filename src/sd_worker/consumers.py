@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
 from sd_common.settings import Settings
 from sd_worker.transport import Consumer, DeliveryHandler
+
+log = logging.getLogger("sd.worker")
 
 # No limit: the coordinator sends backups a few per core, and only while this worker idles.
 BACKUP_PREFETCH = 0
@@ -49,6 +52,7 @@ class Consumers:
         self._closing: list[asyncio.Task[None]] = []
         self._prefetch_changes = 0  # so a wait to consume again knows it was overtaken
         self._reconsuming: asyncio.Task[None] | None = None
+        self.start_failed = False  # consumers a failed re-consume left paused
         # Tuning, CPU pauses and draining each start and stop consumers: one at a time.
         self._reconfiguring = asyncio.Lock()
 
@@ -84,7 +88,8 @@ class Consumers:
             if self.connection is None or self.draining:
                 return
             change, shrink = None, prefetch < self.prefetch
-            if prefetch != self.prefetch:
+            if prefetch != self.prefetch or self.start_failed:
+                self.start_failed = False
                 await asyncio.gather(*(c.pause() for c in self.active))
                 self.prefetch = prefetch
                 self._prefetch_changes += 1
@@ -102,7 +107,7 @@ class Consumers:
                 self._closing.append(asyncio.create_task(consumer.close_when_idle()))
         if change is not None and shrink:
             # Waits in the background: the tuner keeps looking, and a later change supersedes it.
-            self._reconsuming = asyncio.create_task(self._consume_again(change, wait=True))
+            self._reconsuming = asyncio.create_task(self._consume_again_later(change))
         elif change is not None:
             await self._consume_again(change, wait=False)
 
@@ -122,9 +127,23 @@ class Consumers:
         async with self._reconfiguring:
             if change != self._prefetch_changes or self.paused or self.draining:
                 return
-            # All consumers at once: a re-consume is round trips (qos, consume) to a broker
-            # that, at a job's start, is busy taking the job's messages.
-            await asyncio.gather(*(c.start(self.prefetch) for c in self.active if c.tag is None))
+            try:
+                # All consumers at once: a re-consume is round trips (qos, consume) to a broker
+                # that, at a job's start, is busy taking the job's messages.
+                await asyncio.gather(
+                    *(c.start(self.prefetch) for c in self.active if c.tag is None)
+                )
+            except BaseException:
+                self.start_failed = True  # the tuner's next look starts them again
+                raise
+
+    async def _consume_again_later(self, change: int) -> None:
+        try:
+            await self._consume_again(change, wait=True)
+        except Exception as exc:
+            log.warning(
+                "could not consume again after a re-tune (%s); retrying at the next look", exc
+            )
 
     async def _consume_at(self, consumer: Consumer, prefetch: int) -> None:
         """(Re)start `consumer` with `prefetch`; a paused worker only sets the prefetch."""

@@ -167,7 +167,7 @@ class Tuner:
             self._last_pending = pending
             arriving = loop.time() < self._arriving_until
             consumers, prefetch = get_optimal_params(pending, live, self.cores)
-            if (consumers, prefetch) != (len(c.active), c.prefetch):
+            if (consumers, prefetch) != (len(c.active), c.prefetch) or c.start_failed:
                 log.info(
                     "tuning: pending=%d consuming_workers=%.2f -> consumers=%d prefetch=%d",
                     pending,

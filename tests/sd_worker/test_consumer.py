@@ -200,3 +200,37 @@ async def test_a_smaller_prefetch_waits_until_the_worker_holds_half_its_window(
             done.set()
         await consumers.stop()
         await connection.close()
+
+
+async def test_a_re_consume_that_fails_is_tried_again_at_the_next_re_tune(
+    queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A smaller prefetch re-consumes in the background; if that fails (the broker went away
+    for a moment), the consumers must not stay paused for good."""
+    settings = Settings(rabbit_host="127.0.0.1", queue_name=queue_name)  # type: ignore[call-arg]
+    worker = Recorder()
+    consumers = Consumers(settings, worker.on_message, lambda: None)
+    connection = await topology.connect(settings, f"sd-test {queue_name}")
+    try:
+        await consumers.start(connection, 1, 10)
+        (consumer,) = consumers.active
+        real_start = consumer.start
+        failing = True
+
+        async def start(prefetch: int) -> None:
+            if failing:
+                raise ConnectionError("broker gone for a moment")
+            await real_start(prefetch)
+
+        monkeypatch.setattr(consumer, "start", start)
+        await consumers.apply(1, 4)  # smaller: consumes again in the background, and fails
+        await asyncio.sleep(0.3)
+        assert consumers.start_failed and consumer.tag is None
+        failing = False
+        await consumers.apply(1, 4)  # the tuner's next look, with the same numbers
+        await publish(queue_name, b"consuming again")
+        assert await asyncio.wait_for(worker.bodies.get(), 10) == b"consuming again"
+        assert not consumers.start_failed
+    finally:
+        await consumers.stop()
+        await connection.close()
