@@ -31,13 +31,10 @@ from benchmarks.harness import (
 from sd_common.messages import InputRef, TaskMessage
 from sd_common.settings import Settings
 
-# The bare pool of (a) a second time, its processes keeping Pillow's freed image memory as our
-# pool processes do by default (PILLOW_BLOCKS_MAX): (a) against it is like for like.
-BARE_BLOCKS = "bare pool, block cache"
 OUR_PILLOW_BLOCKS = int(Settings.model_fields["pillow_blocks_max"].default)
 # The physical limit, like for like: ProcessPoolExecutor(cpu_count) doing only decode →
-# operation → PNG on bytes in memory (map, chunksize=1), at the system's zlib level and with
-# its Pillow block cache; every image figure is reported against it.
+# operation → PNG on bytes in memory (map, chunksize=1), at the system's zlib level and
+# PILLOW_BLOCKS_MAX; every image figure is reported against it.
 PILLOW_ALONE = "Pillow work alone"
 OUR_PNG_LEVEL = int(Settings.model_fields["png_compress_level"].default)
 # Thumbnails as a worker on another machine makes them: every result posted over HTTP.
@@ -89,7 +86,7 @@ ABLATION_FIGURES = {
     "published through aio-pika's Exchange.publish": "noops",
     "publishes queued 10 at a time (aiormq's FRAME_BUFFER_SIZE)": "noops",
     "deliveries through aio-pika's Queue.consume": "noops",
-    "Pillow keeps no image memory (PILLOW_BLOCKS_MAX=0)": "images",
+    "Pillow keeps 4 freed image blocks (PILLOW_BLOCKS_MAX=4)": "images",
     # Four jobs a round: full collections come every couple of jobs, not within one.
     "garbage collector at Python's defaults": "noops",
 }
@@ -135,7 +132,6 @@ class Bench:
         self.ours = Ours(work / "ours")
         self.celery = CeleryPeer(work)
         self.bare: BarePool | None = None
-        self.bare_blocks: BarePool | None = None
         self.alone: BarePool | None = None
         if workload.OUR_PNG_LEVEL != OUR_PNG_LEVEL:
             raise RuntimeError(
@@ -148,7 +144,6 @@ class Bench:
             "worker main": lambda: self.ours.worker()[:1],
             "celery": self.celery.worker,
             "bare": lambda: self.bare.children() if self.bare else [],
-            "bare blocks": lambda: self.bare_blocks.children() if self.bare_blocks else [],
             "pillow alone": lambda: self.alone.children() if self.alone else [],
             "rabbitmq": lambda: [p] if (p := BROKER.process()) else [],
             "client": lambda: [_self_process()],
@@ -163,11 +158,10 @@ class Bench:
         self.ours.start()
         self.celery.start()
         self.bare = BarePool(2)
-        self.bare_blocks = BarePool(2, pillow_blocks_max=OUR_PILLOW_BLOCKS)
         self.alone = BarePool(os.cpu_count() or 1, pillow_blocks_max=OUR_PILLOW_BLOCKS)
 
     def stop(self) -> None:
-        for pool in (self.bare, self.bare_blocks, self.alone):
+        for pool in (self.bare, self.alone):
             if pool is not None:
                 pool.stop()
         for stop in (self.ours.stop, self.celery.stop):
@@ -227,8 +221,8 @@ class Bench:
     def images(self) -> None:
         n, n_nat = self.sizes.images, self.sizes.images_natural
         src = [self.photo_path] * n
-        assert self.bare is not None and self.bare_blocks is not None and self.alone is not None
-        bare, bare_blocks, alone = self.bare, self.bare_blocks, self.alone
+        assert self.bare is not None and self.alone is not None
+        bare, alone = self.bare, self.alone
         peer = self.celery.peer
         rnd = 0
         photos, levels = [self.photo] * n, [OUR_PNG_LEVEL] * n
@@ -240,12 +234,6 @@ class Bench:
             dst = self.fresh("gray-bare", rnd, n)
             t0 = time.perf_counter()
             bare.map(workload.gray_path, src, dst)
-            return n, time.perf_counter() - t0
-
-        def bare_pool_blocks() -> tuple[int, float]:
-            dst = self.fresh("gray-bare-blocks", rnd, n)
-            t0 = time.perf_counter()
-            bare_blocks.map(workload.gray_path, src, dst)
             return n, time.perf_counter() - t0
 
         def pillow_alone() -> tuple[int, float]:
@@ -276,7 +264,6 @@ class Bench:
             ("celery bytes", celery_bytes),
             ("celery path", celery_path),
             ("celery natural", celery_natural),
-            (BARE_BLOCKS, bare_pool_blocks),
             (PILLOW_ALONE, pillow_alone),
         ]
         for rnd in range(self.sizes.rounds):
@@ -289,7 +276,6 @@ class Bench:
                     {
                         "ours": self._our_first_result(),
                         PILLOW_ALONE: self._alone[0],
-                        "bare pool, block cache": Path(self.fresh("gray-bare-blocks", 0, 1)[0]),
                         "celery bytes": self._celery_bytes[0],
                         "celery path": Path(self.fresh("gray-celery", 0, 1)[0]),
                         "celery natural": Path(self.fresh("gray-natural", 0, 1)[0]),

@@ -486,9 +486,9 @@ class BarePool:
 
     Its processes are as lean as a pool can be: the forkserver preloads only the workload
     module, not this benchmark's `__main__` (aio-pika, Celery, httpx, ...), which it would
-    otherwise import into every process. With `pillow_blocks_max`, they keep Pillow's freed
-    image memory blocks as our pool processes do (PILLOW_BLOCKS_MAX); without it, Pillow's
-    default, as by hand."""
+    otherwise import into every process. With `pillow_blocks_max`, they keep that many of
+    Pillow's freed image memory blocks (PILLOW_BLOCKS_MAX, set as our pool processes set it);
+    without it, Pillow's default, as by hand."""
 
     def __init__(self, workers: int = 2, pillow_blocks_max: int | None = None) -> None:
         import multiprocessing

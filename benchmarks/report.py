@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.figures import BARE_BLOCKS, OURS_HTTP, PILLOW_ALONE, Run
+from benchmarks.figures import OURS_HTTP, PILLOW_ALONE, Run
 
 KB = 1024
 
@@ -75,7 +75,6 @@ class Results:
 
 RELEVANT = {
     "bare pool": ("bare", "client"),
-    BARE_BLOCKS: ("bare blocks", "client"),
     PILLOW_ALONE: ("pillow alone", "client"),
     "ours": ("coordinator", "worker", "worker main", "rabbitmq", "client"),
     OURS_HTTP: ("coordinator", "worker", "worker main", "rabbitmq", "client"),
@@ -137,26 +136,6 @@ def cpu_row(
     )
 
 
-def like_for_like_rows(res: Results) -> list[Row]:
-    """(a) against a bare pool whose processes keep Pillow's freed memory blocks as ours do:
-    what our system costs beside the Pillow work itself, with the allocator setting equal."""
-    if not res.values("images", BARE_BLOCKS):
-        return []
-    return [
-        rate_row(
-            res,
-            "images",
-            "(a) same, against a bare pool that keeps Pillow's memory "
-            "blocks as ours does (like for like)",
-            "ours",
-            BARE_BLOCKS,
-            None,
-            untargeted="–",
-        ),
-        cpu_row(res, "images", "(a) like for like, CPU cost", None, baseline=BARE_BLOCKS),
-    ]
-
-
 # Issue #18's targets against the Pillow work alone: (figure, system, label, target).
 AGAINST_PILLOW = (
     ("images", "ours", "(a) 1080p → grayscale PNG, one worker", 0.96),
@@ -167,7 +146,7 @@ AGAINST_PILLOW = (
 
 def pillow_alone_rows(res: Results) -> list[Row]:
     """The headline: ours against the Pillow work alone (decode → operation → PNG on bytes in
-    memory, same zlib level, same block cache, same cores, same run), by wall time and CPU."""
+    memory, same zlib level and PILLOW_BLOCKS_MAX, same cores, same run), by wall time and CPU."""
     rows = []
     for figure, system, label, target in AGAINST_PILLOW:
         if not (res.values(figure, system) and res.values(figure, PILLOW_ALONE)):
@@ -202,7 +181,7 @@ def against_pillow_table(res: Results) -> list[str]:
         "The Pillow work alone: `ProcessPoolExecutor(cpu_count)` doing only decode → "
         "operation → PNG on bytes in memory (`workload.gray_alone`, `thumb_alone`; "
         "`map(chunksize=1)`), at the system's zlib level (PNG_COMPRESS_LEVEL's default) "
-        "and with its Pillow block cache (PILLOW_BLOCKS_MAX's default), measured in every "
+        "and PILLOW_BLOCKS_MAX (the system's defaults), measured in every "
         "round of this run beside the others. Its pixels are checked identical above.",
         "",
         "| figure | system | tasks/s | ratio to the Pillow work alone | spread of the ratio |",
@@ -256,7 +235,6 @@ def render(
             res, "images", "(a) 1080p → grayscale PNG, ours vs bare pool", "ours", "bare pool", 0.98
         ),
         cpu_row(res, "images", "(a) same, CPU cost (bare CPU ÷ ours + broker CPU)", None),
-        *like_for_like_rows(res),
         *upload_row(facts),
         rate_row(
             res,

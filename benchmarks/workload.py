@@ -40,9 +40,11 @@ def make_photo(width: int, height: int, seed: int = 0) -> bytes:
 
 
 def _decoded(source: bytes | str) -> Image.Image:
+    # The system's steps without their checks, each in place as the system does them: a copy
+    # here would be work the system does not do, and would flatter it.
     img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     img.load()
-    img = ImageOps.exif_transpose(img)
+    ImageOps.exif_transpose(img, in_place=True)
     return img if img.mode in ("L", "RGB") else img.convert("RGB")
 
 
@@ -51,9 +53,8 @@ def _grayscale(img: Image.Image) -> Image.Image:
 
 
 def _thumbnail(img: Image.Image) -> Image.Image:
-    out = img.copy()
-    out.thumbnail((THUMB_SIZE, THUMB_SIZE))
-    return out
+    img.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    return img
 
 
 def _png(img: Image.Image, level: int) -> bytes:
@@ -125,7 +126,7 @@ def warm() -> int:
 
 def keep_pillow_blocks(blocks: int) -> None:
     """Pool initializer: keep up to `blocks` freed image memory blocks for the next image, as
-    PILLOW_BLOCKS_MAX does (our pool processes default to 4; Pillow's own default is 0)."""
+    PILLOW_BLOCKS_MAX does (0, none kept, is Pillow's default and our pool processes')."""
     Image.core.set_blocks_max(blocks)
 
 

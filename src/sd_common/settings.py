@@ -57,11 +57,12 @@ class Settings(BaseSettings):
     cpu_limit: float = Field(100, gt=0, le=100)
     png_compress_level: int = Field(1, ge=0, le=9, description="zlib level of result PNGs")
     pillow_blocks_max: int = Field(
-        4,
+        0,
         ge=0,
         le=1024,
         description="image memory blocks (at most 16 MB each) every pool process keeps for the "
-        "next image, Pillow's PILLOW_BLOCKS_MAX; 0 is Pillow's default (none kept)",
+        "next image, Pillow's PILLOW_BLOCKS_MAX; 0, Pillow's default, keeps none and leaves "
+        "freed image memory to the C library, which reuses it without faulting pages in again",
     )
     pool_memory_mb: int = Field(
         2048,

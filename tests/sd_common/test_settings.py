@@ -12,9 +12,9 @@ def test_pillow_blocks_max_is_read_from_pillows_own_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
-    assert Settings(_env_file=None).pillow_blocks_max == 4
-    monkeypatch.setenv("PILLOW_BLOCKS_MAX", "0")
     assert Settings(_env_file=None).pillow_blocks_max == 0
+    monkeypatch.setenv("PILLOW_BLOCKS_MAX", "4")
+    assert Settings(_env_file=None).pillow_blocks_max == 4
     monkeypatch.setenv("PILLOW_BLOCKS_MAX", "-1")
     with pytest.raises(ValidationError, match="pillow_blocks_max"):
         Settings(_env_file=None)
