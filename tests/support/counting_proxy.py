@@ -30,7 +30,13 @@ class CountingProxy:
         try:
             self._loop.run_forever()
         finally:
+            # End every connection before the loop goes, so no pipe is left pending.
             server.close()
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
