@@ -170,7 +170,8 @@ def report(count: int, rounds: list[dict[str, float]], load: str, differ: int) -
             "",
             f"Pixels: {differ} of 50 results checked differ from the bare pool's (0 expected).",
             "",
-            "Ours moves every photo over HTTP twice (upload, download) and records each task in "
+            "Ours moves every photo over HTTP twice (upload, download), stores each input once "
+            "on disk (so that no task is lost if the coordinator dies) and records each task in "
             "SQLite; the bare pool and Celery are handed file paths on the same disk.",
             "",
         ]
