@@ -31,8 +31,9 @@ IMAGE_BATCH_BYTES = 32 * 1024 * 1024
 # their way a batch waits up to LINGER_S to fill up; a lone task never waits.
 # Long tasks (1080p images) need a wait that long to share a request at all.
 # A waiting result still holds its delivery's prefetch slot (it is acked once stored), so a
-# batch never waits while the pool has fewer tasks left than it can hold: the slots it would
-# keep are the ones that bring the pool its next tasks.
+# batch never waits while the pool has fewer tasks left than it can hold, nor once it holds
+# half of the worker's window: the slots it would keep are the ones that bring the pool its
+# next tasks, and the other half keeps the pool busy while the batch is stored and acked.
 LINGER_S = 0.5
 LINGER_UNTIL = 32
 # A batch up to this size is sent joined into one body; a larger one streams.
@@ -60,13 +61,17 @@ class CoordinatorClient:
         settings: Settings,
         tasks_in_flight: Callable[[], int] = lambda: 0,
         keep_busy: int = 1,
+        window: Callable[[], int] = lambda: 0,
     ) -> None:
         """`tasks_in_flight()` counts the deliveries this worker holds; a batch lingers only
-        while at least `keep_busy` of them (the pool's capacity) are still unfinished. The
-        worker calls `in_flight_changed()` whenever a delivery it held is settled."""
+        while at least `keep_busy` of them (the pool's capacity) are still unfinished, and
+        while it holds less than half of `window()`, the deliveries the worker may hold (0:
+        unknown). The worker calls `in_flight_changed()` whenever a delivery it held is
+        settled."""
         self.settings = settings
         self.tasks_in_flight = tasks_in_flight
         self.keep_busy = max(1, keep_busy)
+        self.window = window
         self.base_url = settings.coordinator_url
         self._session: aiohttp.ClientSession | None = None
         self._outbox: list[Pending] = []
@@ -234,7 +239,9 @@ class CoordinatorClient:
             while not expired:
                 waiting = len(self._outbox)
                 unfinished = self.tasks_in_flight() - waiting - self._sending
-                if waiting >= LINGER_UNTIL or unfinished < self.keep_busy:
+                window = self.window()
+                enough = min(LINGER_UNTIL, max(1, window // 2)) if window else LINGER_UNTIL
+                if waiting >= enough or unfinished < self.keep_busy:
                     return
                 # Woken by the next result, a settled delivery, or the timer.
                 self._nudged.clear()

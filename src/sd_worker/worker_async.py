@@ -51,6 +51,7 @@ class AsyncWorker:
             settings,
             tasks_in_flight=lambda: len(self.deliveries.inflight),
             keep_busy=self.executor.capacity,
+            window=lambda: self.consumers.prefetch * len(self.consumers.active),
         )
         cache = InputCache(settings.data_dir / "worker-cache" / self.name)
         # Set when the running task or the consuming state changes: `/working` tells soon.

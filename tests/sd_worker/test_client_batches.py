@@ -123,10 +123,18 @@ async def test_images_outputs_and_failures_share_a_request_and_each_gets_its_ans
     assert len(fake.requests) < 4
 
 
-async def linger_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, keep_busy: int) -> bool:
+async def linger_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, keep_busy: int, window: int = 0
+) -> bool:
     """Post one result while 4 deliveries are in flight; True if it went out at once."""
     monkeypatch.setattr(client_module, "LINGER_S", 30.0)  # a lingering batch would time out
-    clients = serve(FakeCoordinator(), tmp_path, tasks_in_flight=lambda: 4, keep_busy=keep_busy)
+    clients = serve(
+        FakeCoordinator(),
+        tmp_path,
+        tasks_in_flight=lambda: 4,
+        keep_busy=keep_busy,
+        window=lambda: window,
+    )
     async with contextlib.aclosing(clients):  # stops the client and the server on return
         client = await anext(clients)
         try:
@@ -149,6 +157,15 @@ async def test_a_batch_goes_at_once_when_waiting_would_starve_the_pool(
     # A waiting result holds its prefetch slot: with 3 tasks left for a pool of capacity 4,
     # holding it would keep the pool's next task from being delivered.
     assert await linger_once(tmp_path, monkeypatch, keep_busy=4) is True
+
+
+async def test_a_batch_goes_once_it_holds_half_of_the_workers_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker with a small share (beside others, at a job's end) holds few deliveries: a batch
+    # that kept most of them waiting would leave no task to arrive while it is stored and acked.
+    assert await linger_once(tmp_path, monkeypatch, keep_busy=2, window=2) is True
+    assert await linger_once(tmp_path, monkeypatch, keep_busy=2, window=64) is False
 
 
 async def test_a_lingering_batch_goes_once_the_deliveries_it_waited_for_are_settled(
