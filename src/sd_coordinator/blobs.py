@@ -89,18 +89,19 @@ class Blobs:
         path = storage.input_path(self.data_dir, sha256)
         return path if _is_regular(path) else None
 
-    async def put_input(self, data: bytes) -> str:
-        """Store `data` once under its sha256 and return the hash."""
+    def store_input(self, data: bytes) -> str:
+        """Store `data` once under its sha256 and return the hash. Blocking: call it from a
+        thread, as `put_inputs` does."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        path = storage.input_path(self.data_dir, sha256)
+        if not path.is_file():
+            path.parent.mkdir(exist_ok=True)
+            _write_atomic(path, data)
+        return sha256
 
-        def put() -> str:
-            sha256 = hashlib.sha256(data).hexdigest()
-            path = storage.input_path(self.data_dir, sha256)
-            if not path.is_file():
-                path.parent.mkdir(exist_ok=True)
-                _write_atomic(path, data)
-            return sha256
-
-        return await asyncio.to_thread(put)
+    async def put_inputs(self, inputs: Sequence[bytes]) -> list[str]:
+        """`store_input` for each of `inputs`, in one thread hop; their hashes."""
+        return await asyncio.to_thread(lambda: [self.store_input(data) for data in inputs])
 
     async def get_input(self, sha256: str) -> bytes | None:
         """The stored input's bytes, or None."""

@@ -121,19 +121,20 @@ class GrowingJobs:
         if job is None:
             raise NotFound(f"unknown job {job_id}")
         self._check_open(job)
-        checks = await asyncio.gather(*(self._problem(u) for u in uploads))
+        checked = await asyncio.to_thread(lambda: [self._check_and_store(u) for u in uploads])
         rejected = [
-            {"name": u.filename, "status": "rejected", "tasks": 0, "detail": problem}
-            for u, problem in zip(uploads, checks, strict=True)
-            if problem is not None
+            {"name": u.filename, "status": "rejected", "tasks": 0, "detail": str(outcome)}
+            for u, outcome in zip(uploads, checked, strict=True)
+            if isinstance(outcome, ImageRejected)
         ]
-        valid = [u for u, problem in zip(uploads, checks, strict=True) if problem is None]
-        hashes = [await self.blobs.put_input(u.data) for u in valid]
-        sizes = {sha: len(u.data) for u, sha in zip(valid, hashes, strict=True)}
+        stored = [
+            (u, outcome)
+            for u, outcome in zip(uploads, checked, strict=True)
+            if isinstance(outcome, str)
+        ]
+        sizes = {sha: len(u.data) for u, sha in stored}
         try:
-            added = await self.store.append_files(
-                job_id, [(u.filename, sha) for u, sha in zip(valid, hashes, strict=True)]
-            )
+            added = await self.store.append_files(job_id, [(u.filename, sha) for u, sha in stored])
         except JobGone as exc:
             raise NotFound(f"unknown job {job_id}") from exc
         except JobShut as exc:
@@ -174,18 +175,19 @@ class GrowingJobs:
         if not job.open:
             raise Conflict(f"job {job.job_id} is closed; it takes no more files (create a new job)")
 
-    async def _problem(self, upload: Upload) -> str | None:
-        # The header only (format, dimensions, decompression bombs): the worker decodes and
-        # checks every input anyway, and a folder of photos decoded here as well would cost
-        # the machine each photo's decode twice. A file whose pixels turn out truncated ends
-        # as a failed task with the same reason.
+    def _check_and_store(self, upload: Upload) -> str | ImageRejected:
+        """The stored input's sha256, or why the file was refused. Blocking: the whole batch
+        runs in one thread hop, not two per file.
+
+        The header only (format, dimensions, decompression bombs): the worker decodes and
+        checks every input anyway, and a folder of photos decoded here as well would cost
+        the machine each photo's decode twice. A file whose pixels turn out truncated ends
+        as a failed task with the same reason."""
         try:
-            await asyncio.to_thread(
-                inspect_image, upload.data, self.settings.max_image_pixels, full_decode=False
-            )
+            inspect_image(upload.data, self.settings.max_image_pixels, full_decode=False)
         except ImageRejected as exc:
-            return str(exc)
-        return None
+            return exc
+        return self.blobs.store_input(upload.data)
 
     async def close(self, job_id: str) -> dict[str, Any]:
         """The job takes no more files; it is done once its tasks are."""

@@ -92,7 +92,7 @@ class Submitter:
                 check_sizes(steps, info.upright_size, self.settings.max_image_pixels)
             except PipelineError as exc:
                 raise Invalid(f"{upload.filename or 'file'}: ops: {exc}") from exc
-        hashes = [await self.blobs.put_input(u.data) for u in uploads]
+        hashes = await self.blobs.put_inputs([u.data for u in uploads])
         job_id = _new_id()
         task_ids = iter(_new_ids(len(uploads) * copies))
         tasks: list[NewTask] = []
