@@ -315,7 +315,14 @@ async def test_bad_input_to_growing_jobs_gets_the_documented_answers(
             422,
             "too many files: at most 100 per batch",
         ),
-        ("POST", f"/jobs/{job}/files", {"data": {"ops": "grayscale"}}, 422, "file: Field required"),
+        (
+            "POST",
+            f"/jobs/{job}/files",
+            {"data": {"ops": "grayscale"}},
+            422,
+            "file: Field required (send the files as multipart/form-data, one part named "
+            "'file' per file, with its filename)",
+        ),
         (
             "POST",
             f"/jobs/{job}/files",
@@ -390,3 +397,57 @@ async def test_a_file_truncated_after_its_header_is_queued_and_its_task_fails_wi
     cut = next(t for t in done["tasks"] if t["filename"] == "cut.png")
     assert cut["state"] == "failed" and cut["result"] is None
     assert cut["error"].startswith("truncated or corrupt PNG image")
+
+
+def multipart(*parts: bytes, boundary: bytes = b"sdbound") -> dict[str, Any]:
+    """A hand-made multipart/form-data body, for what httpx would never send."""
+    body = b"".join(b"--" + boundary + b"\r\n" + part for part in parts)
+    return {
+        "content": body,
+        "headers": {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"},
+    }
+
+
+def part(name: bytes, data: bytes, filename: bytes | None = None) -> bytes:
+    disposition = b'form-data; name="' + name + b'"'
+    if filename is not None:
+        disposition += b'; filename="' + filename + b'"'
+    return b"Content-Disposition: " + disposition + b"\r\n\r\n" + data + b"\r\n"
+
+
+async def test_a_batch_body_keeps_its_files_skips_other_parts_and_refuses_malformed_ones(
+    api: httpx.AsyncClient,
+) -> None:
+    job = (await new_job(api))["job_id"]
+    url = f"/jobs/{job}/files"
+    png = png_bytes()
+    kept = await api.post(
+        url,
+        **multipart(
+            part(b"note", b"not a file"),
+            part(b"file", png, "días/ñandú.png".encode()),
+            part(b"file", png, b"copy.png") + b"--sdbound--\r\n",
+        ),
+    )
+    assert kept.status_code == 202, kept.text
+    names = [f["name"] for f in kept.json()["files"]]
+    assert names == ["días/ñandú.png", "copy.png"]
+
+    refused = {
+        "cut before its closing boundary": (multipart(part(b"file", png, b"a.png")), 400),
+        "a part without a name": (
+            multipart(b"Content-Disposition: form-data\r\n\r\nx\r\n--sdbound--\r\n"),
+            400,
+        ),
+        "no boundary": ({"content": b"x", "headers": {"Content-Type": "multipart/form-data"}}, 422),
+        "too many parts": (
+            multipart(*[part(b"note", b"x") for _ in range(111)], b"--sdbound--\r\n"),
+            422,
+        ),
+    }
+    for case, (request, status) in refused.items():
+        answer = await api.post(url, **request)
+        assert answer.status_code == status, (case, answer.text)
+        assert detail_of(answer), case
+    tasks = await all_tasks(api, job)
+    assert len(tasks) == 2, "a refused body adds nothing"

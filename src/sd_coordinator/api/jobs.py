@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from sd_common.pipeline import catalog
 from sd_common.result_names import clean_name
 from sd_common.tasks import IMAGE_TASK, task_types
 from sd_coordinator.api.deps import ServicesDep, UserRoute
+from sd_coordinator.api.file_parts import multipart_body, read_file_parts
 from sd_coordinator.errors import NotFound
 from sd_coordinator.submit import MAX_FILES_PER_UPLOAD, Upload
 
 router = APIRouter(route_class=UserRoute, tags=["jobs"])
+
+# Parts besides a batch's files that a client may send (and that are skipped); past that, a
+# body is refused before more of it is read.
+EXTRA_PARTS = 10
 
 TaskState = Literal["queued", "running", "done", "failed", "cancelled"]
 
@@ -88,20 +93,18 @@ async def create_job(request: NewJob, services: ServicesDep) -> dict[str, Any]:
     return await services.jobs.create(request.ops, request.copies, request.name)
 
 
-@router.post("/jobs/{job_id}/files", status_code=202)
-async def add_files(
-    job_id: str,
-    services: ServicesDep,
-    file: Annotated[
-        list[UploadFile],
-        File(
-            description="images; each part's filename is its name in the job, e.g. trip/day1/a.jpg"
-        ),
-    ],
-) -> dict[str, Any]:
+@router.post(
+    "/jobs/{job_id}/files",
+    status_code=202,
+    openapi_extra=multipart_body(
+        "file", "images; each part's filename is its name in the job, e.g. trip/day1/a.jpg"
+    ),
+)
+async def add_files(job_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Add a batch of files to an open job: the valid ones are queued at once, the others
     listed with their reasons (`files`: one entry per file)."""
-    uploads = [Upload(clean_name(f.filename), await f.read()) for f in file]
+    parts = await read_file_parts(request, "file", MAX_FILES_PER_UPLOAD + EXTRA_PARTS)
+    uploads = [Upload(clean_name(filename), data) for filename, data in parts]
     return await services.jobs.add_files(job_id, uploads)
 
 
