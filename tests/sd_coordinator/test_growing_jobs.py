@@ -399,9 +399,10 @@ async def test_a_file_truncated_after_its_header_is_queued_and_its_task_fails_wi
     assert cut["error"].startswith("truncated or corrupt PNG image")
 
 
-def multipart(*parts: bytes, boundary: bytes = b"sdbound") -> dict[str, Any]:
+def multipart(*parts: bytes, closed: bool = True, boundary: bytes = b"sdbound") -> dict[str, Any]:
     """A hand-made multipart/form-data body, for what httpx would never send."""
     body = b"".join(b"--" + boundary + b"\r\n" + part for part in parts)
+    body += b"--" + boundary + b"--\r\n" if closed else b""
     return {
         "content": body,
         "headers": {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"},
@@ -426,28 +427,48 @@ async def test_a_batch_body_keeps_its_files_skips_other_parts_and_refuses_malfor
         **multipart(
             part(b"note", b"not a file"),
             part(b"file", png, "días/ñandú.png".encode()),
-            part(b"file", png, b"copy.png") + b"--sdbound--\r\n",
+            part(b"file", png, b"copy.png"),
         ),
     )
     assert kept.status_code == 202, kept.text
     names = [f["name"] for f in kept.json()["files"]]
     assert names == ["días/ñandú.png", "copy.png"]
 
+    malformed = "malformed multipart body: "
     refused = {
-        "cut before its closing boundary": (multipart(part(b"file", png, b"a.png")), 400),
-        "a part without a name": (
-            multipart(b"Content-Disposition: form-data\r\n\r\nx\r\n--sdbound--\r\n"),
+        "cut before its closing boundary": (
+            multipart(part(b"file", png, b"a.png"), closed=False),
             400,
+            malformed + "it ends before its closing boundary",
         ),
-        "no boundary": ({"content": b"x", "headers": {"Content-Type": "multipart/form-data"}}, 422),
-        "too many parts": (
-            multipart(*[part(b"note", b"x") for _ in range(111)], b"--sdbound--\r\n"),
+        "a part without a name": (
+            multipart(b"Content-Disposition: form-data\r\n\r\nx\r\n"),
+            400,
+            'each multipart part needs a Content-Disposition with a "name"',
+        ),
+        "no boundary": (
+            {"content": b"x", "headers": {"Content-Type": "multipart/form-data"}},
+            400,
+            malformed + "its Content-Type has no boundary",
+        ),
+        "a file sent as a text field": (
+            multipart(part(b"file", png)),
             422,
+            "file: must be a file part (multipart with a filename)",
+        ),
+        "no part named file": (
+            multipart(part(b"note", b"x")),
+            422,
+            "no file: send one or more multipart parts named 'file'",
+        ),
+        "too many parts": (
+            multipart(*[part(b"note", b"x") for _ in range(111)]),
+            422,
+            "too many parts: at most 110 in one body",
         ),
     }
-    for case, (request, status) in refused.items():
+    for case, (request, status, detail) in refused.items():
         answer = await api.post(url, **request)
-        assert answer.status_code == status, (case, answer.text)
-        assert detail_of(answer), case
+        assert (answer.status_code, detail_of(answer)) == (status, detail), case
     tasks = await all_tasks(api, job)
     assert len(tasks) == 2, "a refused body adds nothing"

@@ -2,8 +2,8 @@
 
 A batch of photos ends up in memory in any case (it is hashed, checked and stored at once), and
 the body is capped by MAX_UPLOAD_MB before it is read. Starlette's form parser would spool each
-part to its own temporary file object through several awaits per chunk and read it back: a
-third of the coordinator's Python time in a folder's uploads, for nothing kept.
+part to a temporary file object (on disk past 1 MB) through several awaits per chunk, to be read
+back at once (benchmarks/OPTIMISATIONS.md, session 13).
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ class _Parts:
         self.field = field
         self.max_parts = max_parts
         self.charset = "utf-8"
-        self.found: list[tuple[str | None, bytes]] = []  # (filename, data) of `field` parts
+        self.found: list[tuple[str, bytes]] = []  # (filename, data) of `field` parts
         self.parts = 0
         self._name = b""
         self._value = b""
         self._disposition = b""
-        self._filename: str | None = None
+        self._filename = ""
         self._chunks: list[bytes] | None = None  # None: a part we skip
         self.ended = False  # the closing boundary was read
 
@@ -82,7 +82,9 @@ class _Parts:
         named = options[b"name"].decode(self.charset, errors="replace")
         self._chunks = [] if named == self.field else None
         filename = options.get(b"filename")
-        self._filename = None if filename is None else filename.decode(self.charset, "replace")
+        if self._chunks is not None and filename is None:
+            raise Invalid(f"{self.field}: must be a file part (multipart with a filename)")
+        self._filename = "" if filename is None else filename.decode(self.charset, "replace")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._chunks is not None:
@@ -97,18 +99,18 @@ class _Parts:
         self.ended = True
 
 
-async def read_file_parts(
-    request: Request, field: str, max_parts: int
-) -> list[tuple[str | None, bytes]]:
+async def read_file_parts(request: Request, field: str, max_parts: int) -> list[tuple[str, bytes]]:
     """(filename, bytes) of every part named `field`, in body order; other parts are skipped.
     Invalid (422) for a body that is not multipart/form-data, BadRequest (400) for one that is
     malformed, as FastAPI's own form parsing answers."""
     kind, params = parse_options_header(request.headers.get("content-type", ""))
-    if kind != b"multipart/form-data" or not params.get(b"boundary"):
+    if kind != b"multipart/form-data":
         raise Invalid(
             f"{field}: Field required (send the files as multipart/form-data, one part named "
             f"'{field}' per file, with its filename)"
         )
+    if not params.get(b"boundary"):
+        raise BadRequest("malformed multipart body: its Content-Type has no boundary")
     parts = _Parts(field, max_parts)
     charset = params.get(b"charset", b"utf-8").decode("latin-1")
     try:
