@@ -82,12 +82,13 @@ def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
         raise
 
 
-def write_new(path: str, data: bytes) -> None:
+def write_new(path: str, data: bytes, *, exclusive: bool = False) -> None:
     """Write `data` as the file `path`, removed if writing fails. For a fresh name that nobody
     reads before its writer says so (a worker's `.incoming-` result; only a re-run of the same
     call, after its pool broke, writes it again): no temporary sibling and rename, which cost a
-    pool process more kernel time than the write itself."""
-    with open(path, "wb") as f:
+    pool process more kernel time than the write itself. `exclusive`: FileExistsError if there
+    is a file there already."""
+    with open(path, "xb" if exclusive else "wb") as f:
         try:
             f.write(data)
         except BaseException:

@@ -31,18 +31,6 @@ def _write_atomic(path: Path | str, data: bytes | memoryview) -> None:
         f.write(data)
 
 
-def _create(path: str, data: bytes) -> None:
-    """Write `data` as the new file `path` (FileExistsError if there is one), removed if
-    writing fails."""
-    with open(path, "xb") as f:
-        try:
-            f.write(data)
-        except BaseException:
-            f.close()
-            os.unlink(path)
-            raise
-
-
 def open_regular(path: Path | str) -> tuple[int, int] | None:
     """(descriptor, size) of the regular file at `path`, opened without following a symlink
     and without blocking (a FIFO planted there would hang the reader); None for anything else."""
@@ -115,7 +103,7 @@ class Blobs:
         path = os.path.join(self.inputs_dir, sha256[:2], sha256)
         for attempt in range(2):
             try:
-                _create(path, data)
+                storage.write_new(path, data, exclusive=True)
                 return sha256
             except FileNotFoundError:  # the first input of its folder
                 if attempt:
