@@ -108,7 +108,9 @@ def test_an_interrupted_run_resumes_without_sending_or_downloading_anything_twic
 ) -> None:
     embedded_cluster.start_coordinator()
     trip = tmp_path / "trip"
-    made = photos(trip, 120, size=(640, 480))
+    # Work enough for several of sd-submit's result polls (0.5 s apart): a job that finished
+    # between two of them would be written whole at once, before the interrupt.
+    made = photos(trip, 120, size=(1280, 960))
     out = tmp_path / "out"
     command = [
         console_script("sd-submit"),
