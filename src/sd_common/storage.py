@@ -82,7 +82,7 @@ def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
         raise
 
 
-def write_new(path: str, data: bytes, *, exclusive: bool = False) -> None:
+def write_new(path: str | os.PathLike[str], data: bytes, *, exclusive: bool = False) -> None:
     """Write `data` as the file `path`, removed if writing fails. For a fresh name that nobody
     reads before its writer says so (a worker's `.incoming-` result; only a re-run of the same
     call, after its pool broke, writes it again): no temporary sibling and rename, which cost a

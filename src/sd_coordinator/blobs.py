@@ -100,7 +100,7 @@ class Blobs:
         by a concurrent upload: it is written again whole, atomically. A worker checks every
         input's hash before it uses it in any case."""
         sha256 = hashlib.sha256(data).hexdigest()
-        path = os.path.join(self.inputs_dir, sha256[:2], sha256)
+        path = storage.input_path(self.data_dir, sha256)
         for attempt in range(2):
             try:
                 storage.write_new(path, data, exclusive=True)
