@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from sd_common.cli import fail, load_settings
 from sd_common.result_names import result_relpath
 
 STATE_FILE = ".sd-submit.json"
-WRITES_AT_ONCE = 8  # result files being written while the next results arrive
+RESULTS_HELD = 64  # results received and not yet written into --out
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
 
@@ -212,14 +212,8 @@ class Submission:
 
         async def upload(batch: list[Source]) -> None:
             try:
-                files = []
-                for source in batch:
-                    try:
-                        files.append((source.name, await asyncio.to_thread(source.path.read_bytes)))
-                    except OSError as exc:
-                        self.run.skipped.append(
-                            Skipped(str(source.path), f"unreadable: {exc.strerror}", True)
-                        )
+                files, unreadable = await asyncio.to_thread(read_batch, batch)
+                self.run.skipped += unreadable
                 if files:
                     for answer in await self.client.add_files(job.job_id, files):
                         if answer.status == "rejected":
@@ -247,33 +241,17 @@ class Submission:
                     self.progress.tasks -= 1
 
     async def _receive(self, job_id: str) -> None:
-        """Write each result as it finishes (written in threads while the next ones arrive);
-        note each failure."""
-        slots = asyncio.Semaphore(WRITES_AT_ONCE)
-
-        async def save(task: Task, png: bytes) -> None:
-            try:
-                await asyncio.to_thread(write_atomic, self.out / task.result_path, png)
-                self.run.written += 1
-                self.progress.done += 1
-            except OSError as exc:
-                self.run.failed.append(
-                    Failure(task.filename or task.task_id, f"result not written: {exc}")
-                )
-                self.progress.failed += 1
-            finally:
-                slots.release()
-                self.progress.draw()
-
-        async with asyncio.TaskGroup() as group:
+        """Write each result as it finishes (in a thread, while the next ones arrive); note
+        each failure."""
+        writer = ResultWriter(self.out, self._written)
+        try:
             async for task, png in self.client.finished_results(job_id):
                 target = task.result_path
                 if target not in self.wanted:
                     continue
                 self.wanted.discard(target)
                 if png is not None:
-                    await slots.acquire()
-                    group.create_task(save(task, png))
+                    await writer.put(task, png)
                 else:
                     reason = task.error or (
                         "its result file is missing" if task.state == "done" else task.state
@@ -281,11 +259,82 @@ class Submission:
                     self.run.failed.append(Failure(self._file_of(task), reason))
                     self.progress.failed += 1
                     self.progress.draw()
+        finally:
+            await writer.drain()
+
+    def _written(self, task: Task, error: OSError | None) -> None:
+        if error is None:
+            self.run.written += 1
+            self.progress.done += 1
+        else:
+            self.run.failed.append(
+                Failure(task.filename or task.task_id, f"result not written: {error}")
+            )
+            self.progress.failed += 1
+        self.progress.draw()
 
     def _file_of(self, task: Task) -> str:
         source = self.by_name.get(task.filename or "")
         name = str(source.path) if source else (task.filename or task.task_id)
         return f"{name} (copy {task.copy + 1})" if task.copy else name
+
+
+def read_batch(batch: list[Source]) -> tuple[list[tuple[str, bytes]], list[Skipped]]:
+    """A batch's files as `(name, bytes)`, and those that could not be read."""
+    files, unreadable = [], []
+    for source in batch:
+        try:
+            files.append((source.name, source.path.read_bytes()))
+        except OSError as exc:
+            unreadable.append(Skipped(str(source.path), f"unreadable: {exc.strerror}", True))
+    return files, unreadable
+
+
+class ResultWriter:
+    """Writes results into a folder in a thread, each hop taking every result that arrived
+    while the previous one wrote: one thread hop per group, not per file."""
+
+    def __init__(
+        self, out: Path, written: Callable[[Task, OSError | None], None], held: int = RESULTS_HELD
+    ) -> None:
+        self.out = out
+        self.written = written
+        self.slots = asyncio.Semaphore(held)  # results in memory, not yet written
+        self.pending: list[tuple[Task, bytes]] = []
+        self.flushing: asyncio.Task[None] | None = None
+
+    async def put(self, task: Task, png: bytes) -> None:
+        await self.slots.acquire()
+        self.pending.append((task, png))
+        if self.flushing is None or self.flushing.done():
+            if self.flushing is not None:
+                self.flushing.result()  # an unexpected error in the last flush surfaces here
+            self.flushing = asyncio.create_task(self._flush())
+
+    async def drain(self) -> None:
+        """Wait until every result put is written (or has failed)."""
+        while self.flushing is not None and not self.flushing.done():
+            await asyncio.shield(self.flushing)
+        if self.flushing is not None and not self.flushing.cancelled():
+            self.flushing.result()  # an unexpected error in a flush surfaces here
+
+    async def _flush(self) -> None:
+        while self.pending:
+            group, self.pending = self.pending, []
+            outcomes = await asyncio.to_thread(self._write, group)
+            for (task, _), error in zip(group, outcomes, strict=True):
+                self.slots.release()
+                self.written(task, error)
+
+    def _write(self, group: list[tuple[Task, bytes]]) -> list[OSError | None]:
+        outcomes: list[OSError | None] = []
+        for task, png in group:
+            try:
+                write_atomic(self.out / task.result_path, png)
+                outcomes.append(None)
+            except OSError as exc:
+                outcomes.append(exc)
+        return outcomes
 
 
 def failure_table(failures: list[Failure]) -> str:
