@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -93,14 +92,14 @@ def run_ours(ours: Ours, folder: Path, out: Path) -> float:
 
 def run_fresh(root: Path, folder: Path, out: Path) -> float:
     """`run_ours` against a coordinator and worker started for it (not timed), then stopped:
-    every round stores every photo, as a first run of sd-submit on a folder does."""
+    every round stores every photo, as a first run of sd-submit on a folder does. Its files
+    are kept until the end (see `main`)."""
     ours = Ours(root)
     ours.start()
     try:
         return run_ours(ours, folder, out)
     finally:
         ours.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def destinations(paths: list[Path], folder: Path, out: Path) -> list[str]:
@@ -204,6 +203,9 @@ def main() -> None:
     folder = make_folder(args.photos)
     paths = sources(folder)
     rounds: list[dict[str, float]] = []
+    # Nothing is deleted until every round has run: on an ext4 without a journal (this VM's
+    # disk) creating a file within minutes of deleting thousands costs up to a millisecond in
+    # the kernel (`recently_deleted`), which would tax whichever system runs next.
     with tempfile.TemporaryDirectory(prefix="sd-folder-") as tmp:
         work = Path(tmp)
         bare = BarePool(2)
@@ -228,8 +230,6 @@ def main() -> None:
                     )
                 if rnd == 0:
                     differ = check_same(work / "out-ours-0", work / "out-bare-pool-0")
-                for name in spent:
-                    shutil.rmtree(work / f"out-{name.replace(' ', '-')}-{rnd}", ignore_errors=True)
                 rounds.append(spent)
         finally:
             celery.stop()
