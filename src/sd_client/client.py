@@ -20,6 +20,11 @@ FINISHED_STATES = frozenset({"done", "failed", "cancelled"})
 PART_OVERHEAD = 512
 # Finished tasks asked for at once, with their result images (GET /jobs/{id}/results).
 RESULTS_PAGE = 200
+# The longest the coordinator holds a results request while nothing finishes (a long poll).
+RESULTS_WAIT_S = 10.0
+RESULTS_WAIT_SLACK_S = 30.0  # beyond it, before a silent answer counts as lost
+# Files in a job's first batch; each next batch may hold twice as many (`batch_files`).
+FIRST_BATCH_FILES = 8
 
 
 class SdError(Exception):
@@ -227,32 +232,31 @@ class Client:
             await asyncio.sleep(poll_s)
 
     async def finished_results(
-        self, job_id: str, poll_s: float = 0.5
+        self, job_id: str, poll_s: float = RESULTS_WAIT_S
     ) -> AsyncIterator[tuple[Task, bytes | None]]:
         """Tasks as they finish, each done one with its result image (None for the others),
-        many in one request, until the job has finished."""
+        many in one request, until the job has finished. While nothing new has finished, the
+        coordinator holds each request (up to `poll_s`), so results come as they are stored."""
         cursor = 0
         while True:
             job = await self.job(job_id)  # read first: tasks finished before it are sent
-            while True:
-                count = 0
-                async for task, png in self._results_page(job_id, cursor):
-                    count += 1
-                    cursor = task.finished_seq or cursor
-                    yield task, png
-                if not count:
-                    break
-            if job.finished:
+            count, wait = 0, 0.0 if job.finished else poll_s
+            async for task, png in self._results_page(job_id, cursor, wait):
+                count += 1
+                cursor = task.finished_seq or cursor
+                yield task, png
+            if job.finished and not count:
                 return
-            await asyncio.sleep(poll_s)
 
     async def _results_page(
-        self, job_id: str, cursor: int
+        self, job_id: str, cursor: int, wait: float = 0
     ) -> AsyncIterator[tuple[Task, bytes | None]]:
-        """One GET /jobs/{id}/results: the tasks finished after `cursor`, with their images."""
+        """One GET /jobs/{id}/results: the tasks finished after `cursor`, with their images;
+        with `wait`, the coordinator answers once one has (or the job has finished)."""
         url = f"{self.url}/jobs/{job_id}/results"
-        params = {"cursor": cursor, "limit": RESULTS_PAGE}
-        async with self.session.get(url, params=params) as response:
+        params = {"cursor": cursor, "limit": RESULTS_PAGE, "wait": wait}
+        timeout = aiohttp.ClientTimeout(sock_read=wait + RESULTS_WAIT_SLACK_S) if wait else None
+        async with self.session.get(url, params=params, timeout=timeout) as response:
             if response.status >= 400:
                 raise SdError(response.status, await _detail(response))
             body = response.content
@@ -308,6 +312,7 @@ class Client:
         answers: list[FileAnswer] = []
         batch: list[tuple[str, bytes]] = []
         size = 0
+        sent = 0
         for item in items:
             if isinstance(item, tuple):
                 file_name, data = item
@@ -315,8 +320,10 @@ class Client:
                 path = Path(item)
                 file_name, data = path.name, await asyncio.to_thread(path.read_bytes)
             cost = len(data) + len(file_name.encode()) + PART_OVERHEAD
-            if batch and (size + cost > job.max_upload_bytes or len(batch) >= job.max_files):
+            full = len(batch) >= batch_files(sent, job.max_files)
+            if batch and (size + cost > job.max_upload_bytes or full):
                 answers += await self.add_files(job.job_id, batch)
+                sent += 1
                 batch, size = [], 0
             batch.append((file_name, data))
             size += cost
@@ -333,6 +340,13 @@ class Client:
                 await asyncio.to_thread(write_atomic, target, png)
                 written.append(target)
         return written
+
+
+def batch_files(sent: int, max_files: int) -> int:
+    """Files in the next batch once `sent` batches went: FIRST_BATCH_FILES, doubling up to the
+    coordinator's `max_files`. Workers start on a job's first photos while the later, larger
+    batches upload, instead of after a whole batch of 100 was sent, checked and stored."""
+    return min(max_files, FIRST_BATCH_FILES << min(sent, 16))
 
 
 def write_atomic(target: Path, data: bytes) -> None:

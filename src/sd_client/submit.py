@@ -20,7 +20,15 @@ from typing import Any
 
 import aiohttp
 
-from sd_client.client import PART_OVERHEAD, Client, Job, SdError, Task, write_atomic
+from sd_client.client import (
+    PART_OVERHEAD,
+    Client,
+    Job,
+    SdError,
+    Task,
+    batch_files,
+    write_atomic,
+)
 from sd_client.progress import Progress
 from sd_client.walk import Skipped, Source, walk
 from sd_common.cli import fail, load_settings
@@ -188,17 +196,21 @@ class Submission:
         return (first + (f" +{more}" if more else ""))[:200]
 
     def _batches(self, job: Job, send: list[Source]) -> Iterator[list[Source]]:
+        """Batches within the coordinator's limits, the first ones small (`batch_files`)."""
         limit = job.max_upload_bytes
         batch: list[Source] = []
         size = 0
+        sent = 0
         for source in send:
             cost = source.size + len(source.name.encode()) + PART_OVERHEAD
             if limit and cost > limit:
                 reason = "larger than the coordinator's upload limit (MAX_UPLOAD_MB)"
                 self.run.skipped.append(Skipped(str(source.path), reason, True))
                 continue
-            if batch and ((limit and size + cost > limit) or len(batch) >= job.max_files):
+            full = len(batch) >= batch_files(sent, job.max_files)
+            if batch and ((limit and size + cost > limit) or full):
                 yield batch
+                sent += 1
                 batch, size = [], 0
             batch.append(source)
             size += cost

@@ -8,6 +8,7 @@ Callers import the rows and the values writes take from here. Writes go through
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -53,6 +54,18 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._sql = BatchedSqlite(path, SCHEMA, name="sd-store")
+        # Set (and replaced) after each write that may finish a task or a job.
+        self._finishing = asyncio.Event()
+
+    def next_finish(self) -> asyncio.Event:
+        """An event set after the next write that may finish tasks or a job (outcomes stored,
+        a job cancelled or closed, files mirroring finished ones): take it before reading, then
+        wait on it, and nothing stored in between is missed."""
+        return self._finishing
+
+    def _finished(self) -> None:
+        self._finishing.set()
+        self._finishing = asyncio.Event()
 
     async def start(self) -> None:
         """Open the database, create the schema, start the batching writer."""
@@ -111,7 +124,10 @@ class Store:
         """`finish` for a batch, in one transaction. One answer per outcome, in order; a task
         reported twice in the batch is stored once."""
         now = time.time()
-        return await self._write(lambda db: store_writes.finish_many(db, outcomes, now))
+        try:
+            return await self._write(lambda db: store_writes.finish_many(db, outcomes, now))
+        finally:
+            self._finished()
 
     async def note_reruns(self, tasks: Sequence[tuple[str, str]], reason: str) -> None:
         """Record that these (task_id, job_id) were published again, and why (the job view
@@ -129,7 +145,10 @@ class Store:
         self, job_id: str, files: Sequence[tuple[str, str]]
     ) -> job_files.Appended:
         """Add `(name, sha256)` files to an open job (JobGone, JobShut)."""
-        return await self._write(lambda db: job_files.append(db, job_id, files, time.time()))
+        try:
+            return await self._write(lambda db: job_files.append(db, job_id, files, time.time()))
+        finally:
+            self._finished()
 
     async def undo_append(self, job_id: str, added: job_files.Appended) -> None:
         """Take back a batch that could not be published."""
@@ -137,11 +156,17 @@ class Store:
 
     async def close_job(self, job_id: str) -> None:
         """A growing job takes no more files (JobGone)."""
-        await self._write(lambda db: job_files.close(db, job_id, time.time()))
+        try:
+            await self._write(lambda db: job_files.close(db, job_id, time.time()))
+        finally:
+            self._finished()
 
     async def cancel_job(self, job_id: str) -> None:
         """Unfinished tasks end cancelled (JobGone; JobShut if already finished)."""
-        await self._write(lambda db: job_files.cancel(db, job_id, time.time()))
+        try:
+            await self._write(lambda db: job_files.cancel(db, job_id, time.time()))
+        finally:
+            self._finished()
 
     async def recently_cancelled(self, limit: int = 1000) -> list[tuple[str, float]]:
         """(job_id, cancelled_at) of the most recently cancelled jobs, newest first."""

@@ -395,3 +395,64 @@ async def test_finished_results_come_with_their_images_in_finishing_order_a_page
 
     unknown = await client.get(f"/jobs/{uuid.uuid4().hex}/results")
     assert unknown.status_code == 404
+
+
+def finished_frames(body: bytes) -> list[tuple[dict[str, Any], bytes | None]]:
+    """The tasks of a GET /jobs/{id}/results body, each with its PNG (or None)."""
+    out, at = [], 0
+    while at < len(body):
+        (length,) = result_frames.LENGTH.unpack_from(body, at)
+        at += result_frames.LENGTH.size
+        header = orjson.loads(body[at : at + length])
+        at += length
+        size = header.pop("size", None)
+        out.append((header, None if size is None else body[at : at + size]))
+        at += size or 0
+    return out
+
+
+async def test_a_results_request_that_waits_answers_as_soon_as_a_task_finishes(
+    client: httpx.AsyncClient,
+) -> None:
+    job_id, tasks = await queued_image_tasks(client, 2)
+    url = f"/jobs/{job_id}/results"
+    waiting = asyncio.create_task(client.get(url, params={"wait": 20}))
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "nothing has finished: the request waits"
+    red, green = png_bytes(colour="red"), png_bytes(colour="green")
+    assert (await client.post("/results", **frames((tasks[0], red)))).status_code == 200
+
+    first = await asyncio.wait_for(waiting, 5)
+    assert first.status_code == 200
+    assert [(t["task_id"], png) for t, png in finished_frames(first.content)] == [(tasks[0], red)]
+    cursor = first.headers["X-Next-Cursor"]
+
+    waiting = asyncio.create_task(client.get(url, params={"wait": 20, "cursor": cursor}))
+    assert (await client.post("/results", **frames((tasks[1], green)))).status_code == 200
+    second = await asyncio.wait_for(waiting, 5)
+    assert [(t["task_id"], png) for t, png in finished_frames(second.content)] == [
+        (tasks[1], green)
+    ]
+
+    # The job is done: nothing more will finish, so a waiting request answers at once, empty.
+    last = second.headers["X-Next-Cursor"]
+    done = await asyncio.wait_for(client.get(url, params={"wait": 20, "cursor": last}), 5)
+    assert (done.status_code, done.content, done.headers["X-Next-Cursor"]) == (200, b"", last)
+
+
+async def test_a_wait_times_out_empty_is_bounded_and_an_unknown_job_is_refused_at_once(
+    client: httpx.AsyncClient,
+) -> None:
+    job_id, _ = await queued_image_tasks(client, 1)
+    url = f"/jobs/{job_id}/results"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    empty = await client.get(url, params={"wait": 0.5})
+    assert (empty.status_code, empty.content) == (200, b"")
+    assert 0.5 <= loop.time() - started < 5
+    too_long = await client.get(url, params={"wait": 31})
+    assert too_long.status_code == 422
+    unknown = await asyncio.wait_for(
+        client.get(f"/jobs/{uuid.uuid4().hex}/results", params={"wait": 20}), 5
+    )
+    assert unknown.status_code == 404

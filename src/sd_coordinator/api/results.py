@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import weakref
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from sd_common.result_names import result_relpath
 from sd_coordinator.api.deps import BrowserLoadRoute, ServicesDep
 from sd_coordinator.api.files import stored_file
 from sd_coordinator.errors import NotFound, Unavailable
-from sd_coordinator.store import TaskView
+from sd_coordinator.store import FINISHED, TaskView
 from sd_coordinator.zipstream import ZipStream
 
 router = APIRouter(route_class=BrowserLoadRoute, tags=["results"])
@@ -141,6 +142,7 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
     )
 
 
+MAX_WAIT_S = 30  # of a long poll of GET /jobs/{id}/results
 RESULTS_PAGE_BYTES = 8 * 1024 * 1024  # of result images in one answer (the first always goes)
 RESULTS_READ_BYTES = 4 * 1024 * 1024  # of result images read per thread hop
 
@@ -167,6 +169,15 @@ async def job_results(
         int, Query(ge=0, description="the last finished_seq already received (0: from the start)")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="tasks at most")] = 200,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="seconds to wait for a task to finish when none has since `cursor` "
+            "and the job is not finished (0: answer at once)",
+        ),
+    ] = 0,
 ) -> StreamingResponse:
     """The job's tasks that finished after `cursor`, in the order they finished, each with its
     result image: many results in one request, for a client that saves them as they come.
@@ -174,11 +185,23 @@ async def job_results(
     The body is frames: a 4-byte big-endian length, the task as JSON (as GET
     /jobs/{job_id}/tasks lists it, plus `size` when its PNG follows), then `size` bytes of PNG.
     At most `limit` tasks and about 8 MB of images; `X-Next-Cursor` says where to ask from next
-    (the same cursor when nothing new finished)."""
-    if await services.store.job_summary(job_id) is None:
-        raise NotFound(f"unknown job {job_id}")
+    (the same cursor when nothing new finished). With `wait`, an answer that would be empty
+    waits until a task finishes or the job does (a long poll), so results come as they are
+    stored instead of at the client's next poll."""
+    store = services.store
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        finish = store.next_finish()  # taken before the reads: nothing stored after is missed
+        job = await store.job_summary(job_id)
+        if job is None:
+            raise NotFound(f"unknown job {job_id}")
+        page = await store.tasks_page(job_id, limit=limit, cursor=cursor, order="finished")
+        remaining = deadline - asyncio.get_running_loop().time()
+        if page.tasks or job.state in FINISHED or remaining <= 0:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finish.wait(), remaining)
     blobs = services.blobs
-    page = await services.store.tasks_page(job_id, limit=limit, cursor=cursor, order="finished")
 
     def sized() -> list[tuple[TaskView, str | None, int]]:
         """The page's tasks up to RESULTS_PAGE_BYTES of images, each with its file and size."""
