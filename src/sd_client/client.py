@@ -21,7 +21,7 @@ PART_OVERHEAD = 512
 # Finished tasks asked for at once, with their result images (GET /jobs/{id}/results).
 RESULTS_PAGE = 200
 # The longest the coordinator holds a results request while nothing finishes (a long poll).
-RESULTS_WAIT_S = 10.0
+RESULTS_WAIT_S = 2.0  # short: a coordinator that stops waits for the requests it holds
 RESULTS_WAIT_SLACK_S = 30.0  # beyond it, before a silent answer counts as lost
 # Files in a job's first batch; each next batch may hold twice as many (`batch_files`).
 FIRST_BATCH_FILES = 8

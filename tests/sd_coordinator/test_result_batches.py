@@ -416,27 +416,27 @@ async def test_a_results_request_that_waits_answers_as_soon_as_a_task_finishes(
 ) -> None:
     job_id, tasks = await queued_image_tasks(client, 2)
     url = f"/jobs/{job_id}/results"
-    waiting = asyncio.create_task(client.get(url, params={"wait": 20}))
+    waiting = asyncio.create_task(client.get(url, params={"wait": 4}))
     await asyncio.sleep(0.3)
     assert not waiting.done(), "nothing has finished: the request waits"
     red, green = png_bytes(colour="red"), png_bytes(colour="green")
     assert (await client.post("/results", **frames((tasks[0], red)))).status_code == 200
 
-    first = await asyncio.wait_for(waiting, 5)
+    first = await asyncio.wait_for(waiting, 3)  # woken by the store, well before its 4 s
     assert first.status_code == 200
     assert [(t["task_id"], png) for t, png in finished_frames(first.content)] == [(tasks[0], red)]
     cursor = first.headers["X-Next-Cursor"]
 
-    waiting = asyncio.create_task(client.get(url, params={"wait": 20, "cursor": cursor}))
+    waiting = asyncio.create_task(client.get(url, params={"wait": 4, "cursor": cursor}))
     assert (await client.post("/results", **frames((tasks[1], green)))).status_code == 200
-    second = await asyncio.wait_for(waiting, 5)
+    second = await asyncio.wait_for(waiting, 3)
     assert [(t["task_id"], png) for t, png in finished_frames(second.content)] == [
         (tasks[1], green)
     ]
 
     # The job is done: nothing more will finish, so a waiting request answers at once, empty.
     last = second.headers["X-Next-Cursor"]
-    done = await asyncio.wait_for(client.get(url, params={"wait": 20, "cursor": last}), 5)
+    done = await asyncio.wait_for(client.get(url, params={"wait": 4, "cursor": last}), 3)
     assert (done.status_code, done.content, done.headers["X-Next-Cursor"]) == (200, b"", last)
 
 
@@ -450,9 +450,9 @@ async def test_a_wait_times_out_empty_is_bounded_and_an_unknown_job_is_refused_a
     empty = await client.get(url, params={"wait": 0.5})
     assert (empty.status_code, empty.content) == (200, b"")
     assert 0.5 <= loop.time() - started < 5
-    too_long = await client.get(url, params={"wait": 31})
+    too_long = await client.get(url, params={"wait": 5})
     assert too_long.status_code == 422
     unknown = await asyncio.wait_for(
-        client.get(f"/jobs/{uuid.uuid4().hex}/results", params={"wait": 20}), 5
+        client.get(f"/jobs/{uuid.uuid4().hex}/results", params={"wait": 4}), 5
     )
     assert unknown.status_code == 404

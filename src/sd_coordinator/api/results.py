@@ -142,7 +142,9 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
     )
 
 
-MAX_WAIT_S = 30  # of a long poll of GET /jobs/{id}/results
+# The longest a results request waits (a long poll): under uvicorn's graceful-shutdown timeout
+# (5 s, __main__), so a waiting request never holds a stopping coordinator past it.
+MAX_WAIT_S = 4
 RESULTS_PAGE_BYTES = 8 * 1024 * 1024  # of result images in one answer (the first always goes)
 RESULTS_READ_BYTES = 4 * 1024 * 1024  # of result images read per thread hop
 
