@@ -87,6 +87,13 @@ class Store:
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         return await self._sql.write(op)
 
+    async def _write_finishing(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """A write that may finish tasks or a job: `next_finish()` waiters wake after it."""
+        try:
+            return await self._sql.write(op)
+        finally:
+            self._finished()
+
     # -- writes (store_writes) --------------------------------------------------------------
 
     async def create_job(
@@ -124,10 +131,7 @@ class Store:
         """`finish` for a batch, in one transaction. One answer per outcome, in order; a task
         reported twice in the batch is stored once."""
         now = time.time()
-        try:
-            return await self._write(lambda db: store_writes.finish_many(db, outcomes, now))
-        finally:
-            self._finished()
+        return await self._write_finishing(lambda db: store_writes.finish_many(db, outcomes, now))
 
     async def note_reruns(self, tasks: Sequence[tuple[str, str]], reason: str) -> None:
         """Record that these (task_id, job_id) were published again, and why (the job view
@@ -145,10 +149,8 @@ class Store:
         self, job_id: str, files: Sequence[tuple[str, str]]
     ) -> job_files.Appended:
         """Add `(name, sha256)` files to an open job (JobGone, JobShut)."""
-        try:
-            return await self._write(lambda db: job_files.append(db, job_id, files, time.time()))
-        finally:
-            self._finished()
+        now = time.time()
+        return await self._write_finishing(lambda db: job_files.append(db, job_id, files, now))
 
     async def undo_append(self, job_id: str, added: job_files.Appended) -> None:
         """Take back a batch that could not be published."""
@@ -156,17 +158,11 @@ class Store:
 
     async def close_job(self, job_id: str) -> None:
         """A growing job takes no more files (JobGone)."""
-        try:
-            await self._write(lambda db: job_files.close(db, job_id, time.time()))
-        finally:
-            self._finished()
+        await self._write_finishing(lambda db: job_files.close(db, job_id, time.time()))
 
     async def cancel_job(self, job_id: str) -> None:
         """Unfinished tasks end cancelled (JobGone; JobShut if already finished)."""
-        try:
-            await self._write(lambda db: job_files.cancel(db, job_id, time.time()))
-        finally:
-            self._finished()
+        await self._write_finishing(lambda db: job_files.cancel(db, job_id, time.time()))
 
     async def recently_cancelled(self, limit: int = 1000) -> list[tuple[str, float]]:
         """(job_id, cancelled_at) of the most recently cancelled jobs, newest first."""
