@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.main import STARTUP_FAILURE
 
 from sd_common.cli import check_python, fail, load_settings, settle_heap, setup_logging
 from sd_common.settings import Settings
@@ -16,7 +19,25 @@ from sd_common.topology import BrokerUnavailable, check_broker
 from sd_common.version import VERSION
 from sd_coordinator.security import listens_beyond_loopback
 
+if TYPE_CHECKING:
+    from sd_coordinator.lifespan import Services
+
 log = logging.getLogger("sd.coordinator")
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server that, told to stop, first ends the app's answers that last (dashboard
+    event streams, results long polls): it waits for open requests before the app's own
+    shutdown, and would otherwise wait out its graceful-shutdown timeout, then cancel them
+    with an error and a traceback."""
+
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.services.request_stop()
+        await super().shutdown(sockets)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         "dashboard and API on http://%s:%d (API docs at /docs)", shown, settings.coordinator_port
     )
     settle_heap()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.bind_host,
         port=settings.coordinator_port,
@@ -111,6 +132,11 @@ def main(argv: list[str] | None = None) -> None:
         loop="asyncio" if settings.portable_runtime else "auto",
         timeout_graceful_shutdown=5,
     )
+    server = Server(config, app.state.services)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # as uvicorn.run: it could not start (the port taken, say)
+        sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

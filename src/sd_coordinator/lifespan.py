@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
@@ -29,6 +30,8 @@ from sd_coordinator.submit import Submitter
 
 log = logging.getLogger("sd.coordinator")
 
+T = TypeVar("T")
+
 
 @dataclass
 class Services:
@@ -44,12 +47,33 @@ class Services:
     submitter: Submitter
     local_worker: LocalWorker | None = None
     started_at: float = field(default_factory=time.time)
-    stopping: bool = False
+    # Set once the server begins to stop: answers that last (event streams, results long
+    # polls) end at once instead of holding the shutdown (`request_stop`).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     extras: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     academic: AcademicRuntime | None = None
     growing: GrowingJobs | None = None
     rescuer: Rescuer | None = None  # distributed mode: backup runs of lost workers' tasks
+
+    def request_stop(self) -> None:
+        """The server is stopping: end the answers that last. Called by the server before it
+        waits for open requests (`__main__`), and again by the app's shutdown."""
+        self.stopping.set()
+        self.store.wake_waiters()
+
+    async def unless_stopping(self, aw: Awaitable[T], timeout_s: float) -> T | None:
+        """What `aw` gives within `timeout_s`; None if the time passes or the server begins to
+        stop first (then `aw` is cancelled)."""
+        task = asyncio.ensure_future(aw)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait((task, stop), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+        return task.result() if task.done() and not task.cancelled() else None
 
     @property
     def jobs(self) -> GrowingJobs:
@@ -127,7 +151,7 @@ async def start_services(services: Services) -> None:
 
 async def stop_services(services: Services) -> None:
     """Stop in reverse order (each stop is idempotent)."""
-    services.stopping = True
+    services.request_stop()
     if services.rescuer is not None:
         await services.rescuer.stop()
     if services.local_worker is not None:

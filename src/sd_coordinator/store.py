@@ -63,6 +63,10 @@ class Store:
         wait on it, and nothing stored in between is missed."""
         return self._finishing
 
+    def wake_waiters(self) -> None:
+        """Wake every `next_finish()` waiter now (the server is stopping)."""
+        self._finished()
+
     def _finished(self) -> None:
         self._finishing.set()
         self._finishing = asyncio.Event()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -32,10 +31,9 @@ async def academic_events(
     async def stream() -> AsyncIterator[bytes]:
         with academic.hub.subscribe() as queue:
             yield b"retry: 2000\n\nevent: ready\ndata: {}\n\n"
-            while not services.stopping and not await request.is_disconnected():
-                try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
+            while not services.stopping.is_set() and not await request.is_disconnected():
+                event = await services.unless_stopping(queue.get(), KEEPALIVE_S)
+                if event is None:
                     yield b": keep-alive\n\n"
                     continue
                 yield b"event: change\ndata: " + orjson.dumps(event) + b"\n\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,7 +39,7 @@ async def events(request: Request, services: ServicesDep) -> StreamingResponse:
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 2000\n\n"
         sent: dict[str, Any] | None = None
-        while not services.stopping and not await request.is_disconnected():
+        while not services.stopping.is_set() and not await request.is_disconnected():
             snapshot = await cache.get()
             if sent is None:
                 yield b"event: snapshot\ndata: " + orjson.dumps(snapshot) + b"\n\n"
@@ -46,7 +47,8 @@ async def events(request: Request, services: ServicesDep) -> StreamingResponse:
                 delta = cache.delta(sent, snapshot)
                 yield b"event: delta\ndata: " + orjson.dumps(delta) + b"\n\n"
             sent = snapshot
-            await asyncio.sleep(PUSH_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):  # the next push, or the server stopping
+                await asyncio.wait_for(services.stopping.wait(), PUSH_INTERVAL_S)
 
     return CountedStream(
         streams,

@@ -142,8 +142,8 @@ async def job_zip(job_id: str, services: ServicesDep) -> StreamingResponse:
     )
 
 
-# The longest a results request waits (a long poll): under uvicorn's graceful-shutdown timeout
-# (5 s, __main__), so a waiting request never holds a stopping coordinator past it.
+# The longest a results request waits (a long poll). A stopping server ends the wait at once
+# (`Services.request_stop`); the cap also stays under uvicorn's graceful-shutdown timeout.
 MAX_WAIT_S = 4
 RESULTS_PAGE_BYTES = 8 * 1024 * 1024  # of result images in one answer (the first always goes)
 RESULTS_READ_BYTES = 4 * 1024 * 1024  # of result images read per thread hop
@@ -199,7 +199,7 @@ async def job_results(
             raise NotFound(f"unknown job {job_id}")
         page = await store.tasks_page(job_id, limit=limit, cursor=cursor, order="finished")
         remaining = deadline - asyncio.get_running_loop().time()
-        if page.tasks or job.state in FINISHED or remaining <= 0:
+        if page.tasks or job.state in FINISHED or remaining <= 0 or services.stopping.is_set():
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finish.wait(), remaining)
