@@ -11,7 +11,11 @@ Needs root (network namespaces; tests/support/netns.py builds the hosts) and Rab
 - **local, HTTP**: the same worker with SHARED_STORAGE=off (inputs and results over HTTP on
   loopback): what the HTTP result path costs without any link;
 - **3 hosts, 40 ms**: three workers, each in its own network namespace behind a veth link with
-  40 ms round trip (the delaying proxy), no shared DATA_DIR; together on the same cores.
+  40 ms round trip (the delaying proxy), no shared DATA_DIR; each with a pool of one process per
+  core, so six pool processes share the two cores;
+- **3 hosts, 40 ms, a core each**: the same, each host's worker on one core of its own
+  (`taskset`, round robin: on two cores two hosts share one), as on one-core machines: one pool
+  process a host. Three machines each have their own cores; this is the closer simulation.
 
 Each job uses inputs no worker has cached yet. Throughput is the job's task count over the
 coordinator's own created_at → finished_at. Writes benchmarks/LINKS.md (or --out).
@@ -39,7 +43,9 @@ from support.broker import delete_queues_sync  # noqa: E402
 from support.netns import HostCluster, probe  # noqa: E402
 
 HOSTS = ("h1", "h2", "h3")
-SYSTEMS = ("local", "local, HTTP", "3 hosts, 40 ms")
+SPREAD = "3 hosts, 40 ms"
+PINNED = "3 hosts, 40 ms, a core each"
+SYSTEMS = ("local", "local, HTTP", SPREAD, PINNED)
 
 
 class Bench:
@@ -51,7 +57,9 @@ class Bench:
         self.seed = 0
         self.link_bytes: dict[str, list[float]] = {}
         self.workers: list[str] = []
+        self.system = ""
         self.reruns: dict[str, list[float]] = {}  # share of a job's tasks run again (hosts)
+        self.cores = [str(c) for c in sorted(os.sched_getaffinity(0))]
 
     def start(self) -> None:
         self.cluster.start_coordinator()
@@ -65,9 +73,10 @@ class Bench:
 
     def _workers(self, system: str) -> list[str]:
         c = self.cluster
-        if system == "3 hosts, 40 ms":
-            for name in HOSTS:
-                c.start_host_worker(name)
+        if system in (SPREAD, PINNED):
+            for i, name in enumerate(HOSTS):
+                cpus = self.cores[i % len(self.cores)] if system == PINNED else None
+                c.start_host_worker(name, cpus=cpus)
             return list(HOSTS)
         name = "local" if system == "local" else "localhttp"
         extra = {} if system == "local" else {"SHARED_STORAGE": "off"}
@@ -122,7 +131,7 @@ class Bench:
         cpu_ms = {k: (cpu_after[k] - cpu_before[k]) * 1000 / job["total"] for k in cpu_before}
         if len(self.workers) > 1:
             reruns = sum(1 for t in job["tasks"] if t.get("rerun"))
-            self.reruns.setdefault(kind, []).append(reruns / job["total"])
+            self.reruns.setdefault(f"{kind} ({self.system})", []).append(reruns / job["total"])
         moved = sum(h.tx_bytes() + h.rx_bytes() for h in hosts) - before
         return job["total"] / (job["finished_at"] - job["created_at"]), cpu_ms, moved
 
@@ -131,6 +140,7 @@ class Bench:
         out: dict[str, dict[str, float]] = {}
         for system in order:
             names = self.workers = self._workers(system)
+            self.system = system
             try:
                 for kind, count in sizes.items():
                     rate, cpu_ms, moved = self.job(kind, count)
@@ -138,8 +148,8 @@ class Bench:
                     out.setdefault(f"{kind} cpu", {})[system] = sum(cpu_ms.values())
                     for part, ms in cpu_ms.items():
                         out.setdefault(f"{kind} cpu {part}", {})[system] = ms
-                    if system == "3 hosts, 40 ms":
-                        self.link_bytes.setdefault(kind, []).append(moved / count)
+                    if len(names) > 1:
+                        self.link_bytes.setdefault(f"{kind} ({system})", []).append(moved / count)
             finally:
                 self._stop_workers(names)
         return out
@@ -165,7 +175,8 @@ def main() -> None:
         try:
             bench.start()
             for r in range(args.rounds):
-                order = list(SYSTEMS[r % 3 :] + SYSTEMS[: r % 3])
+                shift = r % len(SYSTEMS)
+                order = list(SYSTEMS[shift:] + SYSTEMS[:shift])
                 rounds.append(bench.round(order, sizes))
                 print(f"round {r + 1}: {rounds[-1]}", flush=True)
         finally:
@@ -186,16 +197,17 @@ def main() -> None:
 WHERE_THE_REST_GOES = (
     "Where the rest goes, on the three hosts: each host fetches every input over its link once "
     "(three fetches of each input instead of none: the local worker reads the coordinator's "
-    "files), and every result crosses a link as an HTTP upload that the coordinator reads, "
-    "checks and writes (the local worker writes it in place); the bytes above are those "
-    "transfers. Three workers also mean three event loops, three sets of reports and tunings, "
-    "and six pool processes where the local worker has two. The 40 ms of each round trip cost "
-    "no CPU and, with prefetch covering the round trips, little wall-clock time; the local "
-    "worker over HTTP (no link) isolates the HTTP path's share. The table by part above puts "
-    "each in its process: the coordinator's extra is the uploads it reads and writes, the "
-    "worker loops' the inputs they fetch, results they send and their reports, the pools' the "
-    "six processes' contention for two cores. With three rounds the pools' figure, the largest, "
-    "moves by several per cent from round to round on this shared machine."
+    "files), and every result crosses a link as an HTTP upload that the coordinator reads, checks"
+    " and writes (the local worker writes it in place); the bytes above are those transfers. "
+    "Three workers also mean three event loops, three sets of reports and tunings, and six pool "
+    "processes where the local worker has two (three with a core each). The 40 ms of each round "
+    "trip cost no CPU and, with prefetch covering the round trips, little wall-clock time; the "
+    "local worker over HTTP (no link) isolates the HTTP path's share. The table by part above "
+    "puts each in its process: the coordinator's extra is the uploads it reads and writes, the "
+    "worker loops' the inputs they fetch, results they send and their reports, the pools' the six"
+    " processes' contention for two cores (with a core each, three processes: the closer "
+    "simulation of three machines, each with cores of its own). Over a few rounds the pools' "
+    "figure, the largest, moves by several per cent from round to round on this shared machine."
 )
 
 
@@ -224,16 +236,18 @@ def render(
         "# Throughput across links (issue 16)",
         "",
         f"Written by `benchmarks/links.py` in {took_s / 60:.1f} min: {len(rounds)} rounds, the "
-        "three systems one after another in each, the order rotating each round; ratios are "
-        f"paired within a round, medians with min–max. Load average {load_start} at start, "
-        f"{load_end} at end, on {os.cpu_count()} cores (above the core count, other work shared "
-        "the machine and wall-clock rates are noisy).",
+        f"{len(SYSTEMS)} systems one after another in each, the order rotating each round; "
+        "ratios are paired within a round, medians with min–max. Load average "
+        f"{load_start} at start, {load_end} at end, on {os.cpu_count()} cores (above the core "
+        "count, other work shared the machine and wall-clock rates are noisy).",
         "",
         "CPU per task (coordinator + workers + their pools, from /proc; the delaying proxy that "
         "stands in for the network is not counted) does not depend on what else runs: "
         "**local CPU ÷ system CPU is the throughput ratio on the same cores**, the figure to "
-        "read. On a loaded machine the wall-clock ratio favours the three hosts: their six pool "
-        "processes win a larger share of the contended cores than the local worker's two.",
+        "read. The wall-clock ratio is skewed both ways: on a loaded machine the hosts' six pool "
+        "processes (spread over the cores) win a larger share of the contended cores than the "
+        "local worker's two, while hosts on a core each cannot use the other core when it idles "
+        "(two of them share one).",
         "",
         "| job | system | CPU ms/task | same cores ÷ local | tasks/s (wall) | wall ÷ local |",
         "|---|---|---|---|---|---|",

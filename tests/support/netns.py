@@ -143,14 +143,19 @@ class HostCluster(Cluster):
         if line.strip() != "ready":
             raise RuntimeError(f"delay proxy did not start: {line}{self.proxy.stdout.read()}")
 
-    def start_host_worker(self, name: str, timeout_s: float = 60, **env: str) -> None:
-        """Start sd-worker on host `name`, reaching everything through its link only."""
+    def start_host_worker(
+        self, name: str, timeout_s: float = 60, *, cpus: str | None = None, **env: str
+    ) -> None:
+        """Start sd-worker on host `name`, reaching everything through its link only; with
+        `cpus` (a `taskset -c` list) it runs on those cores alone, as on a machine that has
+        only them (its pool gets one process per core)."""
         host = self.hosts[name]
         args = [
             "ip",
             "netns",
             "exec",
             host.netns,
+            *(["taskset", "-c", cpus] if cpus is not None else []),
             console_script("sd-worker"),
             "--async",
             "--name",
