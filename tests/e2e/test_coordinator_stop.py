@@ -33,9 +33,7 @@ def test_ctrl_c_ends_event_streams_and_long_polls_and_stops_cleanly(
     def long_poll() -> None:
         with cluster.client() as client:
             streaming.wait(timeout=30)
-            ended["results"] = client.get(
-                f"/jobs/{job_id}/results", params={"wait": 4}
-            ).status_code
+            ended["results"] = client.get(f"/jobs/{job_id}/results", params={"wait": 4}).status_code
 
     threads = [
         threading.Thread(target=read_stream, args=("events", "/events")),
