@@ -23,6 +23,21 @@ REPLY_TTL_S = 24 * 3600
 SQL_BATCH = 500  # values bound in one IN (...)
 
 
+def wal_mode(conn: sqlite3.Connection, timeout_s: float = BUSY_TIMEOUT_S) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while the file is busy: when another process is
+    setting up the same new file (two services started at once), SQLite answers "database is
+    locked" at once instead of waiting, as waiting for that lock could deadlock."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class AcademicStore:
     """SQLite file of profesores and grupos (see the module docstring)."""
 
@@ -38,7 +53,7 @@ class AcademicStore:
         )
         conn.row_factory = sqlite3.Row
         conn.create_function("fold", 1, fold, deterministic=True)
-        conn.execute("PRAGMA journal_mode=WAL")
+        wal_mode(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
         self._conn = conn
