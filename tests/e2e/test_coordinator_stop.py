@@ -28,7 +28,9 @@ def test_ctrl_c_ends_event_streams_and_long_polls_and_stops_cleanly(
     def read_stream(name: str, path: str) -> None:
         with cluster.client() as client, client.stream("GET", path) as answer:
             streaming.wait(timeout=30)
-            ended[name] = (answer.status_code, sum(1 for _ in answer.iter_bytes()) >= 0)
+            for _ in answer.iter_bytes():  # a stream cut off by the server raises here
+                pass
+            ended[name] = answer.status_code
 
     def long_poll() -> None:
         with cluster.client() as client:
@@ -52,7 +54,7 @@ def test_ctrl_c_ends_event_streams_and_long_polls_and_stops_cleanly(
     for thread in threads:
         thread.join(timeout=10)
     log = cluster.logs["coordinator"].read_text()
-    assert ended == {"events": (200, True), "academic": (200, True), "results": 200}, (ended, log)
+    assert ended == {"events": 200, "academic": 200, "results": 200}, (ended, log)
     # Waiting out uvicorn's timeout logs "Cancel 3 running task(s), timeout graceful shutdown
     # exceeded" and a traceback for each request it cancels.
     assert "graceful shutdown exceeded" not in log and "Traceback" not in log, log
