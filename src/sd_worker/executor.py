@@ -37,6 +37,7 @@ class Pool(Protocol):
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]: ...
     def shutdown(self, wait: bool = True, cancel_futures: bool = True) -> None: ...
+    def hand_back(self) -> int: ...
 
 
 class PoolUnavailable(RuntimeError):
@@ -243,6 +244,11 @@ class Executor:
                 f"the process pool ({self.kind}) could not start: {exc}. Check that TASK_MODULES "
                 "import in a fresh Python process; PORTABLE_RUNTIME=true takes the portable pool"
             ) from exc
+
+    def hand_back(self) -> int:
+        """Fail with NotStarted every call no pool process has started, now and from now on
+        (a draining worker returns those tasks to the queue); how many were waiting."""
+        return self._pool.hand_back() if self._pool is not None else 0
 
     def stop(self) -> None:
         """Shut the pool down (idempotent)."""

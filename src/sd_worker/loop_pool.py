@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sd_worker.pool_limits import TaskTimedOut, timed_out_message
+from sd_worker.pool_limits import NotStarted, TaskTimedOut, timed_out_message
 
 # Non-blocking pipes watched by add_reader: POSIX loops only (the Executor takes it on Linux).
 assert sys.platform != "win32", "sd_worker.loop_pool is not for Windows: see portable_pool"
@@ -247,6 +247,7 @@ class LoopPool:
         self.loop = asyncio.get_running_loop()
         self._waiting: deque[Call] = deque()
         self._closed = False
+        self._handing_back = False
         # Started now, so the first task does not wait for a process to start.
         self._procs: list[_Worker] = [_Worker(self) for _ in range(workers)]
 
@@ -256,6 +257,9 @@ class LoopPool:
         if self._closed:
             raise RuntimeError("LoopPool used after shutdown()")
         future: asyncio.Future[Any] = self.loop.create_future()
+        if self._handing_back:
+            future.set_exception(NotStarted("the worker is draining"))
+            return future
         self._waiting.append((fn, args, future))
         self._dispatch()
         return future
@@ -302,6 +306,16 @@ class LoopPool:
             log.warning("a pool process died (exit code %s); started a fresh one", code)
         self._procs.append(_Worker(self))
         self._dispatch()
+
+    def hand_back(self) -> int:
+        """From now on fail with NotStarted every call no process has started (those waiting
+        and those to come); the calls in processes finish. How many were waiting."""
+        self._handing_back = True
+        waiting = [future for _, _, future in self._waiting if not future.done()]
+        self._waiting.clear()
+        for future in waiting:
+            future.set_exception(NotStarted("the worker is draining"))
+        return len(waiting)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = True) -> None:
         """Stop the processes (each finishes the call it is running first when `wait`)."""

@@ -11,3 +11,7 @@ class TaskTimedOut(Exception):
 def timed_out_message(limit_s: float) -> str:
     """The reason a task that passed the time limit fails with."""
     return f"the task ran longer than the time limit of {limit_s:g} s; its pool process was stopped"
+
+
+class NotStarted(Exception):
+    """A call the pool handed back before any process started it (the worker is draining)."""

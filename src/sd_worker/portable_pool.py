@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from sd_worker.pool_limits import TaskTimedOut, timed_out_message
+from sd_worker.pool_limits import NotStarted, TaskTimedOut, timed_out_message
 
 log = logging.getLogger("sd.worker.pool")
 
@@ -113,6 +113,8 @@ class PortablePool:
         # At most one call a process in the pool's own queue, so a call's time limit counts
         # from when a process takes it, not while it waits behind others.
         self._slots = asyncio.Semaphore(workers)
+        self._handing_back = False
+        self._waiting = 0  # calls waiting for a slot
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -132,8 +134,23 @@ class PortablePool:
         while the call was there."""
         if self._closed:
             raise RuntimeError("PortablePool used after shutdown()")
-        async with self._slots:
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            if self._handing_back:
+                raise NotStarted("the worker is draining")
             return await self._submit(fn, args)
+        finally:
+            self._slots.release()
+
+    def hand_back(self) -> int:
+        """From now on fail with NotStarted every call no process has started (those waiting
+        for a slot and those to come); the calls in processes finish. How many were waiting."""
+        self._handing_back = True
+        return self._waiting
 
     async def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         pool = self._pool

@@ -25,7 +25,7 @@ from sd_worker.cache import InputCache, InputMismatch
 from sd_worker.executor import Executor, PoolCrashed
 from sd_worker.link import Link, LinkRefused
 from sd_worker.ops import process_image_file, process_image_into
-from sd_worker.pool_limits import TaskTimedOut
+from sd_worker.pool_limits import NotStarted, TaskTimedOut
 from sd_worker.shared import SharedStorage
 
 log = logging.getLogger("sd.worker.processing")
@@ -93,6 +93,8 @@ class TaskProcessor:
                 await self._report(message, error=str(exc), started=started)
             except PoolCrashed as exc:
                 await self._report(message, error=str(exc), started=started, retry=True)
+                raise RetryLater(str(exc)) from exc
+            except NotStarted as exc:  # draining: back to the queue for another worker
                 raise RetryLater(str(exc)) from exc
             except (RetryLater, LinkRefused):
                 raise
@@ -219,7 +221,7 @@ class TaskProcessor:
             if task_type.cpu:
                 return await self.executor.run(task_type.run, params)
             return await task_type.run(params)
-        except PoolCrashed:
+        except (PoolCrashed, NotStarted):
             raise
         except MemoryError as exc:
             raise TaskFailed(self._out_of_memory()) from exc

@@ -130,9 +130,18 @@ class AsyncWorker:
         """Stop taking tasks and wait for the ones in flight (graceful shutdown)."""
         if self.consumers.draining:
             return
-        in_flight = len(self.deliveries.inflight)
-        log.info("draining: %d task(s) in flight, waiting up to %.0f s", in_flight, timeout_s)
         await self.consumers.drain()
+        # The tasks no pool process has started go back to the queue at once, for the other
+        # workers; only the running ones are waited for.
+        handed_back = self.executor.hand_back()
+        running = len(self.deliveries.inflight) - handed_back
+        log.info(
+            "draining: %d task(s) running, %d not started returned to the queue; waiting up "
+            "to %.0f s",
+            running,
+            handed_back,
+            timeout_s,
+        )
         # Deliveries that were on their way when consuming stopped join the wait.
         if not await self.deliveries.settled_within(timeout_s):
             left = len(self.deliveries.inflight)

@@ -135,3 +135,34 @@ def test_a_second_signal_while_draining_stops_at_once_and_returns_the_tasks(
             10,
             "the unfinished tasks to return to the queue",
         )
+
+
+def test_a_draining_worker_returns_the_tasks_it_has_not_started(cluster: Cluster) -> None:
+    # A worker holds its whole prefetch window, far more tasks than its pool runs at once. On
+    # SIGTERM it finishes the running ones and hands the rest back at once, so a host that
+    # leaves mid-job does not keep its share of the job to itself while it drains.
+    cluster.env.update(
+        TASK_MODULES="support.nap_tasks",
+        PYTHONPATH=os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p),
+    )
+    cluster.start_coordinator()
+    cluster.start_worker("leaving")
+    job_id = cluster.submit_task("pool_nap", {"seconds": 1.0}, copies=40)["job_id"]
+    cluster.wait_until(
+        lambda: cluster.worker("leaving").get("holding", 0) >= 20,
+        30,
+        "the worker to hold most of the job",
+    )
+    asked = time.monotonic()
+    code = cluster.send_signal("leaving", signal.SIGTERM, timeout_s=45)
+    drained_in = time.monotonic() - asked
+    assert_stopped_cleanly(cluster, "leaving", code, "leaving")
+    assert "not started returned to the queue" in log_of(cluster, "leaving")
+    # Waiting for the 40 naps on its two pool processes would take ~20 s.
+    assert drained_in < 10, drained_in
+    done_before = cluster.job(job_id)["done"]
+    assert done_before < 20, done_before
+
+    cluster.start_worker("staying")
+    job = cluster.wait_job(job_id, 120)
+    assert (job["state"], job["done"], job["failed"]) == ("done", 40, 0), job
