@@ -105,6 +105,8 @@ def test_a_signal_while_the_process_pool_starts_stops_cleanly(
 def test_a_signal_to_an_idle_consuming_worker_stops_it_at_once(cluster: Cluster) -> None:
     cluster.start_coordinator()
     cluster.start_worker("idle")
+    # Registered is not yet consuming: a signal still connecting to RabbitMQ is another phase.
+    cluster.wait_consuming("idle")
     asked = time.monotonic()
     code = stop_with(cluster, "idle", (signal.SIGTERM,))
     assert time.monotonic() - asked < 15
