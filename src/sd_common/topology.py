@@ -7,7 +7,12 @@ import ssl
 from typing import Any, NamedTuple
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractQueue,
+    AbstractRobustConnection,
+    TimeoutType,
+)
 
 from sd_common.settings import Settings
 
@@ -156,9 +161,23 @@ def connection_options(settings: Settings) -> dict[str, Any]:
     return _connection_options(settings)
 
 
+class _RobustConnection(aio_pika.RobustConnection):
+    """aio-pika's robust connection, closed when its first connect is cancelled or fails.
+    aio-pika's own keeps connecting in a task of its own: a worker stopped while RabbitMQ had
+    not answered yet said "stopped" and then never exited."""
+
+    async def connect(self, timeout: TimeoutType = None) -> None:  # noqa: ASYNC109 (its base)
+        try:
+            await super().connect(timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+
 async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:
     """Open a robust, named connection to the configured broker."""
     return await aio_pika.connect_robust(
+        connection_class=_RobustConnection,
         **_connection_options(settings),
         client_properties={"connection_name": connection_name},
         # aio-pika retries every 5 s by default; a restarted broker should be used again at once.

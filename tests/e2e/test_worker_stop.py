@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,57 @@ def test_a_signal_while_the_process_pool_starts_stops_cleanly(
     code = stop_with(cluster, "slow", signals)
     assert_stopped_cleanly(cluster, "slow", code, "during the process pool's start")
     assert cluster.worker("slow") == {}, "it registered after it was told to stop"
+
+
+@pytest.fixture
+def broker_once() -> Iterator[int]:
+    """A port that forwards its first TCP connection to RabbitMQ (the worker's broker check)
+    and holds every later one silent (the consuming connection waits for a greeting)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        held: list[socket.socket] = []
+
+        def serve() -> None:
+            first = True
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    return
+                if not first:
+                    held.append(client)
+                    continue
+                first = False
+                upstream = socket.create_connection(("127.0.0.1", 5672))
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+        yield listener.getsockname()[1]
+    for client in held:
+        client.close()
+
+
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("signals", SIGNALS)
+def test_a_signal_while_connecting_to_rabbitmq_stops_cleanly(
+    cluster: Cluster, broker_once: int, signals: tuple[int, ...]
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("connecting", RABBIT_PORT=str(broker_once))  # registered, not consuming
+    time.sleep(0.5)
+    code = stop_with(cluster, "connecting", signals)
+    assert_stopped_cleanly(cluster, "connecting", code, "during the connection to RabbitMQ")
 
 
 def test_a_signal_to_an_idle_consuming_worker_stops_it_at_once(cluster: Cluster) -> None:
