@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import ssl
 from typing import Any, NamedTuple
 
@@ -136,6 +138,7 @@ def broker_display(settings: Settings) -> str:
 
 
 RECONNECT_INTERVAL_S = 1.0
+CONNECT_TIMEOUT_S = 10  # a connection attempt that gets no answer in time fails
 
 
 def _connection_options(settings: Settings) -> dict[str, Any]:
@@ -149,7 +152,7 @@ def _connection_options(settings: Settings) -> dict[str, Any]:
         "virtualhost": settings.rabbit_vhost,
         "ssl": settings.rabbit_tls,
         "ssl_context": _ssl_context(settings) if settings.rabbit_tls else None,
-        "timeout": 10,
+        "timeout": CONNECT_TIMEOUT_S,
         # Negotiated with the broker (the lower of the two wins): a worker whose link is cut
         # gives its unacked tasks back after ~2 intervals, not the broker's default minutes.
         **({"heartbeat": settings.rabbit_heartbeat_s} if settings.rabbit_heartbeat_s else {}),
@@ -185,6 +188,24 @@ async def connect(settings: Settings, connection_name: str) -> AbstractRobustCon
     )
 
 
+def _why(exc: BaseException) -> str:
+    """What a failed connection attempt means, in words (aiormq wraps socket errors in its own
+    AMQPConnectionError, errno kept; a timeout has no words at all)."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ECONNREFUSED:
+        return "connection refused: nothing listens on that port there"
+    if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"no route to that host ({exc}): is the VPN (Tailscale) up on both machines?"
+    if isinstance(exc, socket.gaierror) or (isinstance(code, int) and code < 0):
+        return f"unknown host ({getattr(exc, 'strerror', None) or exc})"
+    if isinstance(exc, TimeoutError):
+        return (
+            f"no answer within {CONNECT_TIMEOUT_S} s: a firewall dropping packets, or something "
+            "other than RabbitMQ on that port"
+        )
+    return str(exc) or type(exc).__name__
+
+
 class BrokerUnavailable(Exception):
     """The broker cannot be used; the message says what to check."""
 
@@ -203,7 +224,7 @@ async def check_broker(settings: Settings) -> None:
         ) from exc
     except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, ssl.SSLError) as exc:
         raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {where} ({exc or type(exc).__name__}): is it running, "
+            f"cannot reach RabbitMQ at {where} ({_why(exc)}): is it running, "
             f"is port {settings.rabbit_port} open from here, is RABBIT_HOST right?"
         ) from exc
     finally:
