@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             "sd-coordinator alone already runs the academic service in its process."
         )
     try:
-        asyncio.run(check_broker(settings))
+        asyncio.run(check_broker(settings, work_queue=False))
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass

@@ -243,7 +243,7 @@ class RpcClient:
                 ) as exc:
                     raise Unavailable(
                         f"cannot send the command to the academic service through RabbitMQ "
-                        f"({exc or type(exc).__name__}); try again shortly"
+                        f"({str(exc) or type(exc).__name__}); try again shortly"
                     ) from exc
                 reply = await future
         except TimeoutError:

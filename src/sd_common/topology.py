@@ -15,10 +15,12 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     TimeoutType,
 )
+from aiormq.exceptions import ChannelAccessRefused
 
 from sd_common.settings import Settings
 
 FAILED_SUFFIX = ".failed"
+FAILED_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
 def failed_queue_name(queue_name: str) -> str:
@@ -112,7 +114,7 @@ async def declare_failed_queue(
         failed_queue_name(queue_name),
         durable=True,
         robust=robust,
-        arguments={"x-queue-type": "quorum"},
+        arguments=FAILED_QUEUE_ARGUMENTS,
     )
 
 
@@ -210,8 +212,11 @@ class BrokerUnavailable(Exception):
     """The broker cannot be used; the message says what to check."""
 
 
-async def check_broker(settings: Settings) -> None:
-    """Connect once, plainly, to turn a bad RABBIT_* setting into one actionable line."""
+async def check_broker(settings: Settings, *, work_queue: bool = True) -> None:
+    """Connect once, plainly, to turn a bad RABBIT_* setting into one actionable line; with
+    `work_queue`, also declare the work queue and its dead letters (as the coordinator and the
+    workers do), so that a user without permissions on them, or a queue of that name made
+    with other arguments, is one line too and not a traceback at start-up."""
     where = broker_display(settings)
     quiet = logging.getLogger("aiormq.connection")
     level, quiet.level = quiet.level, logging.CRITICAL  # the line below says it better
@@ -229,4 +234,27 @@ async def check_broker(settings: Settings) -> None:
         ) from exc
     finally:
         quiet.setLevel(level)
-    await connection.close()
+    async with connection:
+        if work_queue:
+            await _check_work_queue(connection, settings)
+
+
+async def _check_work_queue(connection: aio_pika.abc.AbstractConnection, s: Settings) -> None:
+    try:
+        channel = await connection.channel()  # a plain channel: declare_work_queue's steps
+        failed = failed_queue_name(s.queue_name)
+        await channel.declare_queue(failed, durable=True, arguments=FAILED_QUEUE_ARGUMENTS)
+        arguments = work_queue_arguments(s.queue_name, s.delivery_limit)
+        await channel.declare_queue(s.queue_name, durable=True, arguments=arguments)
+    except ChannelAccessRefused as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ refused user {s.rabbit_user!r} the queue {s.queue_name!r} or its "
+            f"dead letters: on the broker run `rabbitmqctl set_permissions -p {s.rabbit_vhost} "
+            f"{s.rabbit_user} '.*' '.*' '.*'`"
+        ) from exc
+    except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ has a queue {s.queue_name!r} (or its dead letters) made with other "
+            f"arguments ({exc.args[0] if exc.args else exc}): set the same QUEUE_NAME and "
+            "DELIVERY_LIMIT as the coordinator, or a new QUEUE_NAME"
+        ) from exc

@@ -147,7 +147,7 @@ class Checker:
             return self._add(
                 "FAIL",
                 hop,
-                f"{host}:{port} unreachable ({exc or 'no answer in 5 s'})",
+                f"{host}:{port} unreachable ({str(exc) or 'no answer in 5 s'})",
                 f"a firewall drops port {port} "
                 f"(open it on {what}'s machine, or check Tailscale ACLs), or "
                 f"{setting} is not its Tailscale IP",
@@ -169,7 +169,7 @@ class Checker:
             )
             return self._skip("work queue")
         except Exception as exc:
-            reason = exc or type(exc).__name__
+            reason = str(exc) or type(exc).__name__
             self._add(
                 "FAIL",
                 "broker login",
@@ -212,7 +212,7 @@ class Checker:
             self._add(
                 "FAIL",
                 "work queue",
-                f"could not declare {s.queue_name!r} ({exc or type(exc).__name__})",
+                f"could not declare {s.queue_name!r} ({str(exc) or type(exc).__name__})",
                 "see the broker's log for the reason",
             )
 
@@ -233,7 +233,7 @@ class Checker:
                     "FAIL",
                     "coordinator",
                     f"{s.coordinator_url} did not answer as "
-                    f"sd-coordinator ({exc or type(exc).__name__})",
+                    f"sd-coordinator ({str(exc) or type(exc).__name__})",
                     "is COORDINATOR_PORT the coordinator's port (8000 by default)?",
                 )
                 return self._skip("cluster token", "clock", "seen as")

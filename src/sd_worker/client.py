@@ -147,7 +147,7 @@ class CoordinatorClient:
                         "coordinator at %s unreachable (%s); holding results and retrying. "
                         "Check COORDINATOR_IP/COORDINATOR_PORT and that sd-coordinator runs.",
                         self.base_url,
-                        exc or type(exc).__name__,
+                        str(exc) or type(exc).__name__,
                     )
                 await asyncio.sleep(compute_backoff(attempt, **RETRY_BACKOFF))
                 attempt += 1

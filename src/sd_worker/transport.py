@@ -271,7 +271,7 @@ class Consumer:
                         log.info(
                             "could not cancel consumer %s (%s); it stops with its channel",
                             tag,
-                            exc or type(exc).__name__,
+                            str(exc) or type(exc).__name__,
                         )
                 return
             if self.tag is not None and self._underlay is not None:
@@ -290,5 +290,5 @@ class Consumer:
                         log.info(
                             "could not cancel consumer %s (%s); it stops with its channel",
                             tag,
-                            exc or type(exc).__name__,
+                            str(exc) or type(exc).__name__,
                         )
