@@ -311,10 +311,14 @@ class LoopPool:
         """From now on fail with NotStarted every call no process has started (those waiting
         and those to come); the calls in processes finish. How many were waiting."""
         self._handing_back = True
+        return self._fail_waiting(NotStarted("the worker is draining"))
+
+    def _fail_waiting(self, error: Exception) -> int:
+        """Fail every call waiting for a process with `error`; how many there were."""
         waiting = [future for _, _, future in self._waiting if not future.done()]
         self._waiting.clear()
         for future in waiting:
-            future.set_exception(NotStarted("the worker is draining"))
+            future.set_exception(error)
         return len(waiting)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = True) -> None:
@@ -328,10 +332,7 @@ class LoopPool:
                 if cancel_futures and not future.done():
                     future.set_exception(error)
             worker.close(stop=True)
-        for _, _, future in self._waiting:
-            if not future.done():
-                future.set_exception(error)
-        self._waiting.clear()
+        self._fail_waiting(error)
         for worker in self._procs:
             if not wait:  # it ends after its current call; reap it off the loop
                 self.loop.run_in_executor(None, worker.process.join, STOP_TIMEOUT_S)
