@@ -1,4 +1,4 @@
-"""What both command-line programs share: settings with one-line errors, logging, the heap."""
+"""What the command-line programs share: settings with one-line errors, logging, the heap."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import gc
 import logging
 import platform
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -32,6 +34,20 @@ def fail(message: str) -> NoReturn:
     """Stop the program with one clear line on stderr."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def check_data_dir(data_dir: Path, fix: str = "set DATA_DIR") -> None:
+    """Stop with one line unless `data_dir` is (or can be made) a folder this user writes."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        why = "a file, not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        fail(
+            f"cannot use DATA_DIR {data_dir} ({why}): it must be a folder this user can "
+            f"create and write; {fix}."
+        )
 
 
 MIN_PYTHON = (3, 11)

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 import uvicorn
 from uvicorn.main import STARTUP_FAILURE
 
-from sd_common.cli import check_python, fail, load_settings, settle_heap, setup_logging
+from sd_common.cli import (
+    check_data_dir,
+    check_python,
+    fail,
+    load_settings,
+    settle_heap,
+    setup_logging,
+)
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, check_broker
 from sd_common.version import VERSION
@@ -71,6 +78,7 @@ def check_startup(settings: Settings) -> None:
             "beyond this machine, without CLUSTER_TOKEN: anyone could post results. Set "
             "CLUSTER_TOKEN (the same on every worker), or --host 127.0.0.1."
         )
+    check_data_dir(settings.data_dir, "set DATA_DIR or --data-dir")  # all it keeps is there
     with socket.socket(socket.AF_INET6 if ":" in settings.bind_host else socket.AF_INET) as probe:
         if sys.platform != "win32":  # there it would let the probe bind over a listening port
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -11,7 +11,14 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from sd_common.cli import check_python, fail, load_settings, settle_heap, setup_logging
+from sd_common.cli import (
+    check_data_dir,
+    check_python,
+    fail,
+    load_settings,
+    settle_heap,
+    setup_logging,
+)
 from sd_common.settings import Settings
 from sd_common.tasks import load_task_modules
 from sd_common.topology import BrokerUnavailable, broker_display, check_broker
@@ -194,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                 "RABBIT_HOST is not set: a worker needs the cluster's RabbitMQ. On one machine, "
                 "sd-coordinator alone already runs a local worker."
             )
+        check_data_dir(settings.data_dir)  # the worker's input cache lives there
         load_task_modules(settings.task_modules)
         run_loop(serve(settings), portable=settings.portable_runtime)
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ each failure, exit 1 when any hop fails."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,14 @@ def test_a_worker_refused_says_why_in_one_line_and_exits_or_retries_saying_so(
     assert in_use.returncode == -1
     assert "worker name 'taken' is in use by a live worker" in in_use.stderr
     assert "retrying in 2 s" in in_use.stderr
+
+
+def test_a_worker_whose_data_dir_cannot_be_a_folder_says_so_in_one_line(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    cluster.launch_worker("nowhere", DATA_DIR=str(tmp_path / "a-file"))
+    code = cluster.send_signal("nowhere", 0, timeout_s=30)
+    log = cluster.logs["nowhere"].read_text()
+    assert code == 2 and "Traceback" not in log, log
+    assert log.strip().splitlines()[-1].startswith("error: cannot use DATA_DIR"), log

@@ -501,3 +501,12 @@ async def test_an_allowed_origin_may_edit_academic_records_with_their_etag(tmp_p
                 assert "if-match" in preflight.headers["access-control-allow-headers"].lower()
             read = await client.get("/profesores", headers={"origin": allowed})
             assert "etag" in read.headers["access-control-expose-headers"].lower()
+
+
+def test_a_data_dir_that_cannot_be_a_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    done = run_coordinator(tmp_path, [], DATA_DIR=str(tmp_path / "a-file" / "data"))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot use DATA_DIR {tmp_path / 'a-file' / 'data'}"), last
