@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--copies must be between 1 and 1000")
     if not 1 <= args.parallel <= 32:
         parser.error("--parallel must be between 1 and 32")
+    try:  # before anything is sent: results would have nowhere to go
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        parser.error(f"--out {args.out} is a file, not a folder")
+    except OSError as exc:
+        parser.error(f"cannot create --out {args.out}: {exc.strerror or exc}")
     return args
 
 
@@ -383,11 +389,13 @@ def main(argv: list[str] | None = None) -> None:
         )
     except SdError as exc:
         fail(f"the coordinator at {url} answered {exc.status}: {exc.detail}")
-    except (aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         fail(
-            f"cannot reach the coordinator at {url} ({exc}); is sd-coordinator running? "
-            "Use --coordinator URL"
+            f"cannot reach the coordinator at {url} ({str(exc) or type(exc).__name__}); is "
+            "sd-coordinator running? Use --coordinator URL"
         )
+    except OSError as exc:  # on this machine: a photo that vanished, --out full or read-only
+        fail(f"{exc.strerror or exc}: {exc.filename or args.out}")
     problems = run.problems
     if code == 0 and problems:
         code = EXIT_FAILURES

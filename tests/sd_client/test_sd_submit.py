@@ -214,3 +214,19 @@ def test_sd_submit_works_against_rabbitmq_with_two_workers(
     with cluster.client() as client:
         tasks = client.get(f"/jobs/{summary(result)['job_id']}/tasks").json()["tasks"]
     assert {t["worker"] for t in tasks} == {"alfa", "beta"}
+
+
+def test_an_out_that_is_a_file_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    photos(folder, 1)
+    (tmp_path / "out").write_text("a file")
+    result = subprocess.run(
+        [console_script("sd-submit"), str(folder), "-r", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "API_TOKEN": "", "COORDINATOR_PORT": "1"},  # nothing to reach
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"--out {tmp_path / 'out'} is a file, not a folder" in result.stderr
+    assert "cannot reach" not in result.stderr
