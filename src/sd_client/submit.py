@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-r", "--recursive", action="store_true", help="walk into subfolders")
     parser.add_argument(
         "--coordinator",
-        help="coordinator URL (default: http://COORDINATOR_IP:"
+        help="coordinator URL, or HOST:PORT (default: http://COORDINATOR_IP:"
         "COORDINATOR_PORT from the environment or .env)",
     )
     parser.add_argument("--token", help="API token (default: API_TOKEN)")
@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--copies must be between 1 and 1000")
     if not 1 <= args.parallel <= 32:
         parser.error("--parallel must be between 1 and 32")
+    if args.coordinator is not None:
+        if "://" not in args.coordinator:  # 100.64.0.1:8000, as a Tailscale address is given
+            args.coordinator = f"http://{args.coordinator}"
+        if not args.coordinator.startswith(("http://", "https://")):
+            parser.error(f"--coordinator {args.coordinator}: the URL must be http:// or https://")
     try:  # before anything is sent: results would have nowhere to go
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except FileExistsError:

@@ -230,3 +230,22 @@ def test_an_out_that_is_a_file_is_refused_before_anything_is_sent(tmp_path: Path
     assert result.returncode == 2, result.stderr
     assert f"--out {tmp_path / 'out'} is a file, not a folder" in result.stderr
     assert "cannot reach" not in result.stderr
+
+
+def test_a_coordinator_given_as_host_and_port_is_reached_over_http(
+    tmp_path: Path, embedded_cluster: Cluster
+) -> None:
+    embedded_cluster.start_coordinator()
+    folder = tmp_path / "in"
+    photos(folder, 1)
+    bare = embedded_cluster.url.removeprefix("http://")
+    command = [console_script("sd-submit"), str(folder), "-r", "--out", str(tmp_path / "o")]
+    result = subprocess.run(
+        [*command, "--coordinator", bare],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "API_TOKEN": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "o").rglob("*.png"))) == 1
