@@ -71,7 +71,8 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings.model_validate({**base.model_dump(), **flags}) if flags else base
     except ValidationError as exc:
         problems = "; ".join(
-            f"{str(e['loc'][0]).upper() if e['loc'] else 'setting'}={e.get('input')!r}: {e['msg']}"
+            f"{str(e['loc'][0]).upper() if e['loc'] else 'setting'}={e.get('input')!r}: "
+            + e["msg"].removeprefix("Value error, ")  # our validators' words, as they are
             for e in exc.errors()
         )
         fail(f"invalid setting: {problems} (see .env.example)")

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, FilePath, field_validator, model_validator
+from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -158,6 +158,21 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("coordinator_ip", "rabbit_host")
+    @classmethod
+    def _a_host_alone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # "http://1.2.3.4:8000" or "1.2.3.4:5672" would fail later as a host name that does
+        # not resolve; the port has its own setting (an IPv6 address has several colons).
+        if value is None:
+            return value
+        port = "COORDINATOR_PORT" if info.field_name == "coordinator_ip" else "RABBIT_PORT"
+        if "://" in value:
+            raise ValueError(f"give the address or name alone, not a URL (the port in {port})")
+        host, colon, digits = value.rpartition(":")
+        if colon and digits.isdigit() and ":" not in host:
+            raise ValueError(f"give the address alone: {host}, and the port in {port}={digits}")
+        return value
 
     @model_validator(mode="after")
     def _amqps_port(self) -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -18,3 +20,24 @@ def test_pillow_blocks_max_is_read_from_pillows_own_variable(
     monkeypatch.setenv("PILLOW_BLOCKS_MAX", "-1")
     with pytest.raises(ValidationError, match="pillow_blocks_max"):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("coordinator_ip", "100.64.0.1:8000", "alone: 100.64.0.1, and the port in COORDINATOR_"),
+        ("coordinator_ip", "http://100.64.0.1:8000", "not a URL (the port in COORDINATOR_PORT)"),
+        ("rabbit_host", "100.64.0.1:5672", "the port in RABBIT_PORT=5672"),
+        ("rabbit_host", "amqp://guest@host/", "not a URL"),
+    ],
+)
+def test_a_host_given_with_its_port_or_as_a_url_says_where_the_port_goes(
+    field: str, value: str, words: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        Settings(_env_file=None, **{field: value})
+
+
+@pytest.mark.parametrize("value", ["fd7a:115c:a1e0::1", "lab-pc-3", "100.64.0.1"])
+def test_an_ipv6_address_or_a_name_is_a_host_alone(value: str) -> None:
+    assert Settings(_env_file=None, coordinator_ip=value, rabbit_host=value).rabbit_host == value
