@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sd_academic.runtime import AcademicServer
 from sd_academic.topology import db_path
-from sd_common.cli import fail, load_settings, setup_logging
+from sd_common.cli import check_data_dir, fail, load_settings, setup_logging
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, broker_display, check_broker
 from sd_worker.stop_signals import stop_signals
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
             "RABBIT_HOST is not set: sd-academic answers over RabbitMQ. On one machine, "
             "sd-coordinator alone already runs the academic service in its process."
         )
+    check_data_dir(
+        db_path(settings).parent, "set DATA_DIR, --data-dir or --db", "the database's folder"
+    )
     try:
         asyncio.run(check_broker(settings, work_queue=False))
         asyncio.run(serve(settings))

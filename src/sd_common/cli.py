@@ -36,17 +36,17 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def check_data_dir(data_dir: Path, fix: str = "set DATA_DIR") -> None:
-    """Stop with one line unless `data_dir` is (or can be made) a folder this user writes."""
+def check_data_dir(folder: Path, fix: str = "set DATA_DIR", what: str = "DATA_DIR") -> None:
+    """Stop with one line unless `folder` is (or can be made) a folder this user writes."""
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=data_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         why = "a file, not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
         fail(
-            f"cannot use DATA_DIR {data_dir} ({why}): it must be a folder this user can "
-            f"create and write; {fix}."
+            f"cannot use {what} {folder} ({why}): it must be a folder this user can create "
+            f"and write; {fix}."
         )
 
 

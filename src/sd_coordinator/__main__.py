@@ -79,6 +79,8 @@ def check_startup(settings: Settings) -> None:
             "CLUSTER_TOKEN (the same on every worker), or --host 127.0.0.1."
         )
     check_data_dir(settings.data_dir, "set DATA_DIR or --data-dir")  # all it keeps is there
+    if settings.academic_db is not None:  # the academic records run in this process
+        check_data_dir(settings.academic_db.parent, "set ACADEMIC_DB", "ACADEMIC_DB's folder")
     with socket.socket(socket.AF_INET6 if ":" in settings.bind_host else socket.AF_INET) as probe:
         if sys.platform != "win32":  # there it would let the probe bind over a listening port
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -45,6 +45,16 @@ def test_an_unreachable_broker_is_one_actionable_line(tmp_path: Path) -> None:
     assert "cannot reach RabbitMQ" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_database_folder_that_is_a_file_is_one_actionable_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run(
+        ["--db", str(tmp_path / "a-file" / "x.sqlite3")], tmp_path, RABBIT_HOST="127.0.0.1"
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: cannot use the database's folder"), result.stderr
+    assert "--db" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_sigterm_stops_it_cleanly(tmp_path: Path, rabbitmq: None) -> None:
     tag = uuid.uuid4().hex[:10]
     queue, exchange = f"sdtest-academico-{tag}.rpc", f"sdtest-academico-{tag}.events"
