@@ -6,10 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sd_common.settings import NAME_PATTERN
+
 MESSAGE_VERSION = 1
 HEX64 = r"^[0-9a-f]{64}$"
 ID = r"^[0-9a-f]{32}$"
-NAME = r"^[\w.\-@]{1,64}$"
+NAME = NAME_PATTERN
 HELD_MAX = 20_000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+NAME_PATTERN = r"^[\w.\-@]{1,64}$"  # a node's name, in settings and on the wire
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 AMQPS_PORT = 5671
 
@@ -158,6 +160,16 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("node_name")
+    @classmethod
+    def _a_name_the_wire_takes(cls, value: str) -> str:
+        # The same rule as the worker's messages (sd_common.messages.NAME), said in words.
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError(
+                "a node name is letters, digits, '.', '-', '_' or '@', with no spaces or '/'"
+            )
+        return value
 
     @field_validator("coordinator_ip", "rabbit_host")
     @classmethod

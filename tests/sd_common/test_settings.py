@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from sd_common.settings import Settings
+from support.cluster import console_script
 
 
 def test_pillow_blocks_max_is_read_from_pillows_own_variable(
@@ -41,3 +45,23 @@ def test_a_host_given_with_its_port_or_as_a_url_says_where_the_port_goes(
 @pytest.mark.parametrize("value", ["fd7a:115c:a1e0::1", "lab-pc-3", "100.64.0.1"])
 def test_an_ipv6_address_or_a_name_is_a_host_alone(value: str) -> None:
     assert Settings(_env_file=None, coordinator_ip=value, rabbit_host=value).rabbit_host == value
+
+
+@pytest.mark.parametrize("name", ["a b", "lab/pc", "pc:1", ""])
+def test_a_node_name_the_wire_would_refuse_is_refused_in_words(name: str) -> None:
+    with pytest.raises(ValidationError, match="node_name"):
+        Settings(_env_file=None, node_name=name)
+
+
+def test_a_node_name_with_spaces_is_one_line_from_the_worker(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [console_script("sd-worker"), "--async", "--name", "lab pc 3"],
+        env={**os.environ, "RABBIT_HOST": "127.0.0.1"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "NODE_NAME='lab pc 3': a node name is letters, digits" in result.stderr
