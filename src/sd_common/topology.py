@@ -171,12 +171,16 @@ class _RobustConnection(aio_pika.RobustConnection):
     aio-pika's own keeps connecting in a task of its own: a worker stopped while RabbitMQ had
     not answered yet said "stopped" and then never exited."""
 
+    _was_connected = False
+
     async def connect(self, timeout: TimeoutType = None) -> None:  # noqa: ASYNC109 (its base)
         try:
             await super().connect(timeout)
         except BaseException:
-            await self.close()
+            if not self._was_connected:  # a later reconnect() keeps aio-pika's own ways
+                await self.close()
             raise
+        self._was_connected = True
 
 
 async def connect(settings: Settings, connection_name: str) -> AbstractRobustConnection:
