@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import sys
@@ -89,9 +90,20 @@ def check_startup(settings: Settings) -> None:
         except OSError as exc:
             fail(
                 f"cannot listen on {settings.bind_host}:{settings.coordinator_port} "
-                f"({exc.strerror}); is another sd-coordinator running? Choose another port "
-                "with --port."
+                f"({exc.strerror}); {_listen_fix(exc, settings.bind_host)}"
             )
+
+
+def _listen_fix(exc: OSError, host: str) -> str:
+    """What to do when the coordinator cannot listen where it was told."""
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine: use one it has (its Tailscale IP, "
+            "`tailscale ip -4`), 0.0.0.0 for all of them or 127.0.0.1, with --host."
+        )
+    if exc.errno == errno.EACCES:
+        return "ports below 1024 need administrator rights: choose another with --port."
+    return "is another sd-coordinator running? Choose another port with --port."
 
 
 def exposure_warning(settings: Settings) -> str | None:

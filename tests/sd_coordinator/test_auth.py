@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -510,3 +511,21 @@ def test_a_data_dir_that_cannot_be_a_folder_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot use DATA_DIR {tmp_path / 'a-file' / 'data'}"), last
+
+
+def test_an_address_this_machine_does_not_have_is_named_as_such(tmp_path: Path) -> None:
+    done = run_coordinator(tmp_path, ["--host", "192.0.2.10"])
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "192.0.2.10 is not an address of this machine" in done.stderr, done.stderr
+
+
+def test_a_port_in_use_asks_for_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = run_coordinator(tmp_path, ["--host", "127.0.0.1", "--port", str(port)])
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr, done.stderr
+    assert "is another sd-coordinator running? Choose another port with --port" in done.stderr
