@@ -30,7 +30,7 @@ from sd_client.client import (
     write_atomic,
 )
 from sd_client.progress import Progress
-from sd_client.walk import Skipped, Source, walk
+from sd_client.walk import NOT_WALKED, Skipped, Source, walk
 from sd_common.cli import fail, load_settings
 from sd_common.result_names import result_relpath
 
@@ -408,12 +408,16 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run.summary(code), ensure_ascii=False, indent=2))
     else:
         skipped = [s for s in run.skipped if not s.problem]
+        folders = sum(s.reason == NOT_WALKED for s in skipped)
         print(
             f"{run.written} result(s) written to {args.out}, {run.already} already there; "
-            f"{len(problems)} failed, {len(skipped)} skipped (not images)"
+            f"{len(problems)} failed, {len(skipped) - folders} skipped (not images)"
+            + (f", {folders} subfolder(s) not walked (use -r)" if folders else "")
             + (f"; job {run.job_id}" if run.job_id else ""),
             file=sys.stderr,
         )
+        if not run.files and not problems:
+            print(f"no image files in {' '.join(args.paths)}: nothing was sent", file=sys.stderr)
         if problems:
             print(failure_table(problems), file=sys.stderr)
     raise SystemExit(code)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sd_common.result_names import clean_name, result_relpath
 
+NOT_WALKED = "a folder (use --recursive)"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
 
 
@@ -43,7 +44,7 @@ def _candidates(root: Path, recursive: bool, skipped: list[Skipped]) -> list[tup
         here = Path(folder)
         if not recursive:
             for d in dirs:
-                skipped.append(Skipped(str(here / d), "a folder (use --recursive)"))
+                skipped.append(Skipped(str(here / d), NOT_WALKED))
             dirs.clear()
         for name in sorted(names):
             path = here / name

@@ -249,3 +249,14 @@ def test_a_coordinator_given_as_host_and_port_is_reached_over_http(
     )
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "o").rglob("*.png"))) == 1
+
+
+def test_a_folder_whose_photos_are_in_subfolders_says_to_use_r(
+    tmp_path: Path, embedded_cluster: Cluster
+) -> None:
+    embedded_cluster.start_coordinator()
+    photos(tmp_path / "trip", 2)  # trip/day0/..., trip/day1/...: nothing at the top
+    result = sd_submit(embedded_cluster, str(tmp_path / "trip"), "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert "2 subfolder(s) not walked (use -r)" in result.stderr, result.stderr
+    assert f"no image files in {tmp_path / 'trip'}: nothing was sent" in result.stderr
