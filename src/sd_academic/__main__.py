@@ -12,6 +12,7 @@ from sd_academic.topology import db_path
 from sd_common.cli import check_data_dir, fail, load_settings, setup_logging
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, broker_display, check_broker
+from sd_common.version import VERSION
 from sd_worker.stop_signals import stop_signals
 
 log = logging.getLogger("sd.academic")
@@ -30,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="directory of the database (DATA_DIR)")
     parser.add_argument("--db", type=Path, help="the SQLite file itself (ACADEMIC_DB)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
 

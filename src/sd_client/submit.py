@@ -33,6 +33,7 @@ from sd_client.progress import Progress
 from sd_client.walk import NOT_WALKED, Skipped, Source, walk
 from sd_common.cli import fail, load_settings
 from sd_common.result_names import result_relpath
+from sd_common.version import VERSION
 
 STATE_FILE = ".sd-submit.json"
 RESULTS_HELD = 64  # results received and not yet written into --out
@@ -68,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parallel", type=int, default=3, help="batches uploading at once (default 3)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     args = parser.parse_args(argv)
     if not 1 <= args.copies <= 1000:
         parser.error("--copies must be between 1 and 1000")

@@ -17,8 +17,8 @@ from support.cluster import console_script
 INSTALLED = version("sistema-distribuido")
 
 
-@pytest.mark.parametrize("program", ["sd-coordinator", "sd-worker"])
-def test_both_programs_print_the_installed_version(program: str) -> None:
+@pytest.mark.parametrize("program", ["sd-coordinator", "sd-worker", "sd-submit", "sd-academic"])
+def test_every_program_prints_the_installed_version(program: str) -> None:
     done = subprocess.run(
         [console_script(program), "--version"],
         capture_output=True,
