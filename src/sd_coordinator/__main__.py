@@ -25,6 +25,7 @@ from sd_common.cli import (
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, check_broker
 from sd_common.version import VERSION
+from sd_coordinator.data_lock import DataDirInUse, lock_data_dir
 from sd_coordinator.security import listens_beyond_loopback
 
 if TYPE_CHECKING:
@@ -127,6 +128,14 @@ def main(argv: list[str] | None = None) -> None:
         coordinator_bind=args.host, coordinator_port=args.port, data_dir=args.data_dir
     )
     check_startup(settings)
+    try:  # held until the process exits
+        data_lock = lock_data_dir(settings.data_dir)
+    except DataDirInUse as exc:
+        holder = f" (pid {exc})" if str(exc) else ""
+        fail(
+            f"DATA_DIR {settings.data_dir} is in use by another sd-coordinator{holder}: stop "
+            "it, or give this one a DATA_DIR of its own (--data-dir)."
+        )
     if (warning := exposure_warning(settings)) is not None:
         log.warning(warning)
     if not settings.embedded:
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     server = Server(config, app.state.services)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
+    data_lock.close()  # stopped: DATA_DIR is free for the next coordinator
     if not server.started:  # as uvicorn.run: it could not start (the port taken, say)
         sys.exit(STARTUP_FAILURE)
 
