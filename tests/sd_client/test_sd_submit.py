@@ -20,9 +20,13 @@ pytestmark = pytest.mark.e2e
 
 
 def sd_submit(
-    cluster: Cluster, *args: str, token: str | None = None, timeout_s: float = 300
+    cluster: Cluster,
+    *args: str,
+    token: str | None = None,
+    timeout_s: float = 300,
+    coordinator: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    command = [console_script("sd-submit"), *args, "--coordinator", cluster.url]
+    command = [console_script("sd-submit"), *args, "--coordinator", coordinator or cluster.url]
     if token is not None:
         command += ["--token", token]
     return subprocess.run(
@@ -239,13 +243,8 @@ def test_a_coordinator_given_as_host_and_port_is_reached_over_http(
     folder = tmp_path / "in"
     photos(folder, 1)
     bare = embedded_cluster.url.removeprefix("http://")
-    command = [console_script("sd-submit"), str(folder), "-r", "--out", str(tmp_path / "o")]
-    result = subprocess.run(
-        [*command, "--coordinator", bare],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "API_TOKEN": ""},
+    result = sd_submit(
+        embedded_cluster, str(folder), "-r", "--out", str(tmp_path / "o"), coordinator=bare
     )
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "o").rglob("*.png"))) == 1
