@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -159,17 +158,13 @@ class Submission:
         self._save_state(list(jobs))
         self.run.job_id = (target or previous[-1]).job_id
         self.progress.files, self.progress.tasks = len(send), len(self.wanted)
-        uploads = asyncio.create_task(self._send(target, send)) if target else None
-        try:
-            async with asyncio.TaskGroup() as group:
-                for job_id in jobs:
-                    group.create_task(self._receive(job_id))
-        finally:
-            if uploads is not None:
-                if not uploads.done():
-                    uploads.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await uploads
+        # In one group: an upload the coordinator refuses (its disk full, say) ends the run
+        # with its reason, instead of leaving the results waited for a job never closed.
+        async with asyncio.TaskGroup() as group:
+            if target is not None:
+                group.create_task(self._send(target, send))
+            for job_id in jobs:
+                group.create_task(self._receive(job_id))
         self.progress.end()
         (self.out / STATE_FILE).unlink(missing_ok=True)
 
@@ -377,6 +372,13 @@ async def submit(args: argparse.Namespace, url: str, token: str | None, run: Run
         await Submission(args, client, run).go(sources)
 
 
+def _first(error: BaseException) -> BaseException:
+    """The first error of a (nested) exception group: the one to tell the user."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the sd-submit console script."""
     args = parse_args(argv)
@@ -386,7 +388,10 @@ def main(argv: list[str] | None = None) -> None:
     run = Run()
     code = 0
     try:
-        asyncio.run(submit(args, url, token, run))
+        try:
+            asyncio.run(submit(args, url, token, run))
+        except BaseExceptionGroup as group:  # uploads and downloads run in task groups
+            raise _first(group) from None
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
         print(

@@ -10,9 +10,11 @@ the same folder, not merely one with the same name on another machine.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -108,6 +110,17 @@ def file_has_sha256(path: Path, sha256: str) -> bool:
     except OSError:
         return False
     return digest.hexdigest() == sha256
+
+
+# Errors of a write that failed for want of space (EDQUOT: a quota; not on every platform).
+DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write that failed for want of space (a file, or SQLite's own "disk is full")."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
 INCOMING_PREFIX = ".incoming-"

@@ -185,8 +185,14 @@ class EmbeddedBroker:
     async def requeue(self, message: TaskMessage, deliveries: int, reason: str) -> None:
         """Return a message after a failed attempt; at the delivery limit it dead-letters."""
         if deliveries >= self.settings.delivery_limit:
-            await self.on_dead_letter(
-                message.task_id, f"{reason}; gave up after {deliveries} tries"
-            )
+            try:
+                await self.on_dead_letter(
+                    message.task_id, f"{reason}; gave up after {deliveries} tries"
+                )
+            except Exception:
+                # Not even its failure could be stored (a full disk): it stays queued, and
+                # runs again once it can be stored.
+                self._ready_queue().put_nowait((message, deliveries - 1))
+                raise
             return
         self._ready_queue().put_nowait((message, deliveries))

@@ -7,8 +7,9 @@ import asyncio
 import logging
 import uuid
 
-from sd_common.messages import IngestAnswer, TaskOutcome, WorkerHello, Working
+from sd_common.messages import IngestAnswer, TaskMessage, TaskOutcome, WorkerHello, Working
 from sd_common.settings import Settings
+from sd_common.storage import is_disk_full
 from sd_common.version import VERSION
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import EmbeddedBroker
@@ -115,11 +116,28 @@ class LocalWorker:
             try:
                 await self.processor.handle(message)
             except RetryLater as exc:
-                await self.broker.requeue(message, deliveries + 1, str(exc))
+                await self._give_back(message, deliveries + 1, str(exc))
             except Exception as exc:  # even reporting the outcome failed: try the task again
-                log.exception("task %s: could not store its outcome", message.task_id)
+                full = is_disk_full(exc)  # said in one line: its traceback tells nothing more
+                log.error(
+                    "task %s: could not store its outcome: %s",
+                    message.task_id,
+                    exc,
+                    exc_info=None if full else exc,
+                )
                 reason = f"unexpected {type(exc).__name__}: {exc}"
-                await self.broker.requeue(message, deliveries + 1, reason)
+                await self._give_back(message, deliveries + 1, reason)
+                if full:  # nothing can be stored until the disk has room: do not spin
+                    await asyncio.sleep(LOOP_RESTART_S)
+
+    async def _give_back(self, message: TaskMessage, deliveries: int, reason: str) -> None:
+        try:
+            await self.broker.requeue(message, deliveries, reason)
+        except Exception as exc:
+            # Its failure could not be stored either (a full disk): the broker kept it queued;
+            # a pause keeps this loop from spinning on it until the disk has room again.
+            log.error("task %s stays queued: its failure was not stored (%s)", message.task_id, exc)
+            await asyncio.sleep(LOOP_RESTART_S)
 
     def _hello(self) -> WorkerHello:
         p = self.processor
@@ -157,7 +175,13 @@ class LocalWorker:
             mark = asyncio.ensure_future(self.store.mark_running(list(started), self.name))
             started.clear()
             self._marks.add(mark)
-            mark.add_done_callback(self._marks.discard)
+            mark.add_done_callback(self._marked)
+
+    def _marked(self, mark: asyncio.Future[None]) -> None:
+        self._marks.discard(mark)
+        if not mark.cancelled() and (error := mark.exception()) is not None:
+            # Only the dashboard's "running" is lost; the outcome is stored on its own.
+            log.warning("could not mark tasks running: %s", error)
 
     async def _report(self) -> None:
         while True:

@@ -115,12 +115,15 @@ class BatchedSqlite:
                         results.append((True, _kept_here(op(db))))
                         db.execute("RELEASE op")
                     except Exception as exc:  # one bad op must not sink the batch
+                        if not db.in_transaction:  # SQLite ended it (a full disk): it sank
+                            raise
                         db.execute("ROLLBACK TO op")
                         db.execute("RELEASE op")
                         results.append((False, exc))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # a failed COMMIT (disk full) has rolled back already
+                    db.execute("ROLLBACK")
                 raise
             return results
 

@@ -103,7 +103,9 @@ class TaskProcessor:
                 # attempt fails with its reason and the task goes back to the queue, where the
                 # delivery limit ends it if it keeps failing. The consuming loop goes on.
                 reason = f"unexpected {type(exc).__name__}: {exc}"
-                log.error("task %s: %s", message.task_id, reason, exc_info=exc)
+                # A full disk is said in one line: its traceback tells nothing more.
+                full = storage.is_disk_full(exc)
+                log.error("task %s: %s", message.task_id, reason, exc_info=None if full else exc)
                 await self._report(message, error=reason, started=started, retry=True)
                 raise RetryLater(reason) from exc
         except LinkRefused as exc:

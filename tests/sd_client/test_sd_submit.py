@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +261,45 @@ def test_a_folder_whose_photos_are_in_subfolders_says_to_use_r(
     assert result.returncode == 0, result.stderr
     assert "2 subfolder(s) not walked (use -r)" in result.stderr, result.stderr
     assert f"no image files in {tmp_path / 'trip'}: nothing was sent" in result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB tmpfs: a DATA_DIR that fills up (root only; unmounted afterwards)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (root is needed): {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_coordinator_disk_is_a_clear_507_and_a_second_run_after_freeing_space_loses_nothing(
+    tmp_path: Path, embedded_cluster: Cluster, small_disk: Path
+) -> None:
+    embedded_cluster.start_coordinator(DATA_DIR=str(small_disk))
+    made = photos(tmp_path / "big", 30, size=(800, 600))  # ~180 KB each: more than 3 MB
+    out = tmp_path / "out"
+    full = sd_submit(embedded_cluster, str(tmp_path / "big"), "-r", "--out", str(out))
+    assert full.returncode == 2, full.stderr
+    assert "answered 507: the coordinator's disk is full" in full.stderr, full.stderr
+    with embedded_cluster.client() as client:
+        assert client.get("/health").status_code == 200
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    done = sd_submit(embedded_cluster, str(tmp_path / "big"), "-r", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(
+        n.removesuffix(".jpg") + ".png" for n in made
+    )
+    name, data = next(iter(made.items()))
+    expected = ImageOps.grayscale(Image.open(io.BytesIO(data)))
+    result = (out / name).with_suffix(".png")
+    assert same_pixels(decode(result.read_bytes()), expected)
+    log = embedded_cluster.logs["coordinator"].read_text()
+    assert "Traceback" not in log, log[-3000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,7 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sd_common import storage
 from sd_coordinator.errors import ServiceError
+
+log = logging.getLogger("sd.coordinator")
 
 # FastAPI's text when a body fails to parse for a reason other than bad JSON syntax.
 _FASTAPI_UNPARSABLE = "There was an error parsing the body"
@@ -58,6 +63,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def disk_full(request: Request, exc: Exception) -> JSONResponse:
+        if not storage.is_disk_full(exc):
+            raise exc  # anything else is the 500 it was
+        data_dir = request.app.state.services.settings.data_dir
+        where = f"{request.method} {request.url.path}"
+        log.error("%s: the disk of DATA_DIR %s is full (%s)", where, data_dir, exc)
+        return JSONResponse(
+            {
+                "detail": "the coordinator's disk is full: free space in its DATA_DIR, then "
+                "send this again"
+            },
+            status_code=507,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
