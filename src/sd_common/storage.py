@@ -14,7 +14,6 @@ import errno
 import hashlib
 import os
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -118,9 +117,12 @@ DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 def is_disk_full(exc: BaseException) -> bool:
     """A write that failed for want of space (a file, or SQLite's own "disk is full")."""
-    if isinstance(exc, sqlite3.OperationalError):
-        return "disk is full" in str(exc)
-    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL
+    # sqlite3 is not imported here: pool processes import this module, and with SQLite loaded
+    # their PNG encoding failed under POOL_MEMORY_MB=300 (tests/sd_worker/test_pool_limits).
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3 is not None and isinstance(exc, sqlite3.Error) and "disk is full" in str(exc)
 
 
 INCOMING_PREFIX = ".incoming-"
