@@ -6,12 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sd_common.settings import NAME_PATTERN
+from sd_common.settings import NAME_PATTERN as NAME
 
 MESSAGE_VERSION = 1
 HEX64 = r"^[0-9a-f]{64}$"
 ID = r"^[0-9a-f]{32}$"
-NAME = NAME_PATTERN
 HELD_MAX = 20_000
 
 

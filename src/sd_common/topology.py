@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
     TimeoutType,
 )
@@ -20,7 +21,6 @@ from aiormq.exceptions import ChannelAccessRefused
 from sd_common.settings import Settings
 
 FAILED_SUFFIX = ".failed"
-FAILED_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
 def failed_queue_name(queue_name: str) -> str:
@@ -45,12 +45,17 @@ async def declare_work_queue(
     each queue declared on it and declares it again after a reconnection; `robust=False`
     declares on the broker only (the queues are already in the channel's list)."""
     await declare_failed_queue(channel, queue_name, robust=robust)
-    return await channel.declare_queue(  # type: ignore[call-arg]
+    return await channel.declare_queue(
         queue_name,
         durable=True,
-        robust=robust,
         arguments=work_queue_arguments(queue_name, delivery_limit),
+        **_robust(channel, robust),
     )
+
+
+def _robust(channel: AbstractChannel, robust: bool) -> Any:
+    """`robust=` for a robust channel's declare_queue; a plain channel (a check) takes none."""
+    return {"robust": robust} if isinstance(channel, AbstractRobustChannel) else {}
 
 
 BACKUP_INFIX = ".backup."
@@ -110,11 +115,11 @@ async def declare_failed_queue(
     channel: AbstractChannel, queue_name: str, *, robust: bool = True
 ) -> AbstractQueue:
     """Declare (idempotently) and return the dead-letter queue of `queue_name`."""
-    return await channel.declare_queue(  # type: ignore[call-arg]
+    return await channel.declare_queue(
         failed_queue_name(queue_name),
         durable=True,
-        robust=robust,
-        arguments=FAILED_QUEUE_ARGUMENTS,
+        arguments={"x-queue-type": "quorum"},
+        **_robust(channel, robust),
     )
 
 
@@ -245,11 +250,7 @@ async def check_broker(settings: Settings, *, work_queue: bool = True) -> None:
 
 async def _check_work_queue(connection: aio_pika.abc.AbstractConnection, s: Settings) -> None:
     try:
-        channel = await connection.channel()  # a plain channel: declare_work_queue's steps
-        failed = failed_queue_name(s.queue_name)
-        await channel.declare_queue(failed, durable=True, arguments=FAILED_QUEUE_ARGUMENTS)
-        arguments = work_queue_arguments(s.queue_name, s.delivery_limit)
-        await channel.declare_queue(s.queue_name, durable=True, arguments=arguments)
+        await declare_work_queue(await connection.channel(), s.queue_name, s.delivery_limit)
     except ChannelAccessRefused as exc:
         raise BrokerUnavailable(
             f"RabbitMQ refused user {s.rabbit_user!r} the queue {s.queue_name!r} or its "
