@@ -22,6 +22,8 @@ from sd_worker.embedded import LinkRefused, LocalProcessor, RetryLater
 log = logging.getLogger("sd.coordinator.local_worker")
 
 LOOP_RESTART_S = 1.0
+# While the disk stays full, one line this often says so (every loop retries each second).
+DISK_FULL_LOG_S = 30.0
 
 
 class LocalRefused(LinkRefused):
@@ -78,6 +80,8 @@ class LocalWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self.loops = 0
         self._marks: set[asyncio.Task[None]] = set()
+        self._full_since: float | None = None  # loop time the disk was first found full
+        self._full_logged_at = 0.0
 
     async def start(self) -> None:
         """Start the pool, register as the coordinator's own node, start consuming."""
@@ -115,20 +119,42 @@ class LocalWorker:
             message, deliveries = await self.broker.get()
             try:
                 await self.processor.handle(message)
-            except RetryLater as exc:
-                await self._give_back(message, deliveries + 1, str(exc))
-            except Exception as exc:  # even reporting the outcome failed: try the task again
-                full = is_disk_full(exc)  # said in one line: its traceback tells nothing more
-                log.error(
-                    "task %s: could not store its outcome: %s",
-                    message.task_id,
-                    exc,
-                    exc_info=None if full else exc,
-                )
-                reason = f"unexpected {type(exc).__name__}: {exc}"
-                await self._give_back(message, deliveries + 1, reason)
+            except Exception as exc:  # RetryLater, or not even its outcome could be stored
+                retry = isinstance(exc, RetryLater)
+                cause = exc.__cause__ if retry else exc
+                full = cause is not None and is_disk_full(cause)
+                if cause is not None and full:  # now and then: its traceback tells no more
+                    self._disk_full(cause)
+                elif not retry:
+                    log.exception("task %s: could not store its outcome: %s", message.task_id, exc)
+                reason = str(exc) if retry else f"unexpected {type(exc).__name__}: {exc}"
+                # A full disk is the coordinator's fault, not the task's: not a delivery that
+                # counts towards DELIVERY_LIMIT, or a long one would fail every task queued.
+                await self._give_back(message, deliveries + (not full), reason)
                 if full:  # nothing can be stored until the disk has room: do not spin
                     await asyncio.sleep(LOOP_RESTART_S)
+            else:
+                if self._full_since is not None:
+                    waited = asyncio.get_running_loop().time() - self._full_since
+                    self._full_since = None
+                    log.warning(
+                        "DATA_DIR has room again: results are stored (after %.0f s)", waited
+                    )
+
+    def _disk_full(self, exc: BaseException) -> None:
+        """Say that the disk is full when it first is, then every DISK_FULL_LOG_S."""
+        now = asyncio.get_running_loop().time()
+        if self._full_since is None:
+            self._full_since = now
+        elif now - self._full_logged_at < DISK_FULL_LOG_S:
+            return
+        self._full_logged_at = now
+        log.error(
+            "the disk of DATA_DIR (%s) is full: the local worker cannot store results, so its "
+            "tasks stay queued; free space there and they run again (%s)",
+            self.settings.data_dir,
+            exc,
+        )
 
     async def _give_back(self, message: TaskMessage, deliveries: int, reason: str) -> None:
         try:
@@ -136,7 +162,12 @@ class LocalWorker:
         except Exception as exc:
             # Its failure could not be stored either (a full disk): the broker kept it queued;
             # a pause keeps this loop from spinning on it until the disk has room again.
-            log.error("task %s stays queued: its failure was not stored (%s)", message.task_id, exc)
+            if is_disk_full(exc):
+                self._disk_full(exc)
+            else:
+                log.error(
+                    "task %s stays queued: its failure was not stored (%s)", message.task_id, exc
+                )
             await asyncio.sleep(LOOP_RESTART_S)
 
     def _hello(self) -> WorkerHello:
@@ -181,7 +212,10 @@ class LocalWorker:
         self._marks.discard(mark)
         if not mark.cancelled() and (error := mark.exception()) is not None:
             # Only the dashboard's "running" is lost; the outcome is stored on its own.
-            log.warning("could not mark tasks running: %s", error)
+            if is_disk_full(error):
+                self._disk_full(error)
+            else:
+                log.warning("could not mark tasks running: %s", error)
 
     async def _report(self) -> None:
         while True:

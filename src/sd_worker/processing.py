@@ -31,6 +31,8 @@ from sd_worker.shared import SharedStorage
 log = logging.getLogger("sd.worker.processing")
 
 STARTED_MAX = 1000
+# A full disk is logged at most this often (every task fails alike until it has room).
+DISK_FULL_SAID_S = 30.0
 
 
 class RetryLater(Exception):
@@ -69,6 +71,7 @@ class TaskProcessor:
         # Jobs the coordinator cancelled: their tasks are acked without being run.
         self.cancelled_jobs: Container[str] = frozenset()
         self.skipped = 0
+        self._full_said_at = -DISK_FULL_SAID_S  # when a full disk was last logged
 
     @property
     def current_task(self) -> str | None:
@@ -103,10 +106,22 @@ class TaskProcessor:
                 # attempt fails with its reason and the task goes back to the queue, where the
                 # delivery limit ends it if it keeps failing. The consuming loop goes on.
                 reason = f"unexpected {type(exc).__name__}: {exc}"
-                # A full disk is said in one line: its traceback tells nothing more.
-                full = storage.is_disk_full(exc)
-                log.error("task %s: %s", message.task_id, reason, exc_info=None if full else exc)
-                await self._report(message, error=reason, started=started, retry=True)
+                if not storage.is_disk_full(exc):
+                    log.error("task %s: %s", message.task_id, reason, exc_info=exc)
+                    await self._report(message, error=reason, started=started, retry=True)
+                    raise RetryLater(reason) from exc
+                # A full disk fails every task alike until it has room: one line now and then
+                # (its traceback tells nothing more).
+                if time.monotonic() - self._full_said_at >= DISK_FULL_SAID_S:
+                    self._full_said_at = time.monotonic()
+                    log.error(
+                        "task %s: %s: the disk is full, so tasks go back to the queue until it "
+                        "has room (said again every %.0f s while it lasts)",
+                        message.task_id,
+                        reason,
+                        DISK_FULL_SAID_S,
+                    )
+                await self._report(message, error=reason, started=started, retry=True, quiet=True)
                 raise RetryLater(reason) from exc
         except LinkRefused as exc:
             # 404: the coordinator no longer knows the task (its data was reset); drop it.
@@ -116,9 +131,21 @@ class TaskProcessor:
             self.on_change()
 
     async def _report(
-        self, message: TaskMessage, *, error: str, started: float, retry: bool = False
+        self,
+        message: TaskMessage,
+        *,
+        error: str,
+        started: float,
+        retry: bool = False,
+        quiet: bool = False,
     ) -> None:
-        log.info("task %s %s: %s", message.task_id, "will retry" if retry else "failed", error)
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "task %s %s: %s",
+            message.task_id,
+            "will retry" if retry else "failed",
+            error,
+        )
         await self.link.post_outcome(
             TaskOutcome(
                 task_id=message.task_id,

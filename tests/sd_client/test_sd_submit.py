@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -261,22 +260,6 @@ def test_a_folder_whose_photos_are_in_subfolders_says_to_use_r(
     assert result.returncode == 0, result.stderr
     assert "2 subfolder(s) not walked (use -r)" in result.stderr, result.stderr
     assert f"no image files in {tmp_path / 'trip'}: nothing was sent" in result.stderr
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 3 MB tmpfs: a DATA_DIR that fills up (root only; unmounted afterwards)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root is needed): {made.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_coordinator_disk_is_a_clear_507_and_a_second_run_after_freeing_space_loses_nothing(

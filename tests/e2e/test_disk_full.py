@@ -1,0 +1,56 @@
+"""The embedded default's local worker when the disk of DATA_DIR fills up in the middle of a job:
+its tasks wait queued (not failed, however long it lasts), the log says so in a line now and
+then, and the job finishes once there is room again."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from support.cluster import Cluster
+from support.images import decode, same_pixels, sample_image
+
+FULL_LINE = "is full: the local worker cannot store results"
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """A file that takes all of `disk` but `leave` bytes."""
+    stat = os.statvfs(disk)
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
+    return filler
+
+
+def test_a_full_disk_keeps_the_local_workers_tasks_queued_and_says_so_once(
+    embedded_cluster: Cluster, small_disk: Path
+) -> None:
+    # Two deliveries at most: a full disk that counted as a failed try would fail the tasks.
+    embedded_cluster.start_coordinator(DATA_DIR=str(small_disk), DELIVERY_LIMIT="2")
+    photo = sample_image(400, 300, seed=1)  # ~46 KB; each grayscale result ~110 KB
+    filler = fill(small_disk, leave=600 * 1024)
+    job_id = embedded_cluster.upload([("p.jpg", photo)], copies=12)["job_id"]
+
+    log_file = embedded_cluster.logs["coordinator"]
+    embedded_cluster.wait_until(lambda: FULL_LINE in log_file.read_text(), 30, "a full disk")
+    time.sleep(5)  # every loop tries again each second: several tries of each task
+    log = log_file.read_text()
+    said = [line for line in log.splitlines() if "[Errno 28]" in line or "disk is full" in line]
+    # The local worker's line and the task processor's, each once in 30 s.
+    assert log.count(FULL_LINE) == 1 and len(said) <= 2, log[-3000:]
+    assert embedded_cluster.job(job_id)["failed"] == 0
+
+    filler.unlink()
+    job = embedded_cluster.wait_job(job_id)
+    assert (job["state"], job["done"], job["failed"]) == ("done", 12, 0), job
+    log = log_file.read_text()
+    assert "DATA_DIR has room again" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    with embedded_cluster.client() as client:
+        result = client.get(f"/result/{job['tasks'][-1]['result']}")
+    assert result.status_code == 200
+    expected = ImageOps.grayscale(Image.open(io.BytesIO(photo)))
+    assert same_pixels(decode(result.content), expected)
