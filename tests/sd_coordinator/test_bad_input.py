@@ -899,3 +899,15 @@ async def test_a_real_server_answers_413_without_waiting_for_the_body(
         answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert sent < announced / 4  # it answered long before the client could send everything
+
+
+async def test_the_openapi_page_documents_the_error_answers_of_the_routes_that_store_work(
+    api: Api,
+) -> None:
+    paths = (await api.client.get("/openapi.json")).json()["paths"]
+    files = paths["/jobs/{job_id}/files"]["post"]["responses"]
+    assert {"400", "404", "409", "413", "503", "507"} <= set(files)
+    upload = paths["/upload"]["post"]["responses"]
+    assert "disk is full" in upload["507"]["description"]
+    problem = upload["422"]["content"]["application/json"]["schema"]["$ref"]
+    assert problem.endswith("/Problem")  # {"detail": str}, as every error answer is

@@ -12,6 +12,7 @@ from sd_common.result_names import clean_name
 from sd_common.tasks import IMAGE_TASK, task_types
 from sd_coordinator.api.deps import ServicesDep, UserRoute
 from sd_coordinator.api.file_parts import multipart_body, read_file_parts
+from sd_coordinator.api.problems import problems
 from sd_coordinator.errors import NotFound
 from sd_coordinator.submit import MAX_FILES_PER_UPLOAD, Upload
 
@@ -47,7 +48,12 @@ def _clean_name(filename: str | None) -> str:
     return "".join(c for c in name if c.isprintable())[:200] or "image"
 
 
-@router.post("/upload", status_code=202, response_model=Sent)
+@router.post(
+    "/upload",
+    status_code=202,
+    response_model=Sent,
+    responses=problems(400, 413, 422, 503, 507),
+)
 async def upload(
     services: ServicesDep,
     file: Annotated[list[UploadFile], File(description="one or more images")],
@@ -59,7 +65,7 @@ async def upload(
     return await services.submitter.submit_images(uploads, ops, copies)
 
 
-@router.post("/task", status_code=202, response_model=Sent)
+@router.post("/task", status_code=202, response_model=Sent, responses=problems(400, 422, 503, 507))
 async def submit_task(request: TaskRequest, services: ServicesDep) -> dict[str, Any]:
     """Queue a custom task of a registered type (GET /task-types lists them)."""
     return await services.submitter.submit_task(request.type, request.payload, request.copies)
@@ -87,7 +93,7 @@ class NewJob(BaseModel):
     name: str = Field("", max_length=200, examples=["trip"])
 
 
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", status_code=201, responses=problems(400, 422, 507))
 async def create_job(request: NewJob, services: ServicesDep) -> dict[str, Any]:
     """Create an open job with its pipeline; send files with POST /jobs/{job_id}/files."""
     return await services.jobs.create(request.ops, request.copies, request.name)
@@ -96,6 +102,7 @@ async def create_job(request: NewJob, services: ServicesDep) -> dict[str, Any]:
 @router.post(
     "/jobs/{job_id}/files",
     status_code=202,
+    responses=problems(400, 404, 409, 413, 503, 507),
     openapi_extra=multipart_body(
         "file", "images; each part's filename is its name in the job, e.g. trip/day1/a.jpg"
     ),

@@ -9,12 +9,37 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sd_common import storage
 from sd_coordinator.errors import ServiceError
 
 log = logging.getLogger("sd.coordinator")
+
+
+class Problem(BaseModel):
+    """An error answer: one sentence that says what went wrong and what to do."""
+
+    detail: str
+
+
+# What each error status of a route that stores work means, for the OpenAPI page (/docs).
+MEANINGS = {
+    400: "bad input (not an image, an unknown operation, no file): nothing was stored",
+    404: "unknown job",
+    409: "the job is closed or cancelled: it takes no more files",
+    413: "the body is larger than MAX_UPLOAD_MB",
+    422: "a field is missing or out of range",
+    503: "the task queue (RabbitMQ) is unavailable: nothing was queued, send it again",
+    507: "the coordinator's disk is full: free space in its DATA_DIR, then send it again",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for the error answers it can give, each `{"detail": str}`."""
+    return {code: {"model": Problem, "description": MEANINGS[code]} for code in codes}
+
 
 # FastAPI's text when a body fails to parse for a reason other than bad JSON syntax.
 _FASTAPI_UNPARSABLE = "There was an error parsing the body"
