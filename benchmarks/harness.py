@@ -108,18 +108,24 @@ def unique_queue(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def delete_queues(*names: str) -> None:
-    """Delete queues of this run (those that exist)."""
+def delete_queues(queue: str) -> None:
+    """Delete a run's queues (work, dead letters, the academic service's) and its academic
+    exchange, those that exist."""
 
     async def delete() -> None:
         connection = await aio_pika.connect(BROKER.url)
         async with connection:
-            for name in names:
+            for name in (queue, failed_queue_name(queue), f"{queue}.academico.rpc"):
                 channel = await connection.channel()
                 try:
                     await channel.queue_delete(name)
                 except aio_pika.exceptions.AMQPError:
                     pass
+            channel = await connection.channel()
+            try:
+                await channel.exchange_delete(f"{queue}.academico.events")
+            except aio_pika.exceptions.AMQPError:
+                pass
 
     asyncio.run(delete())
 
@@ -329,7 +335,7 @@ class Ours:
     def stop(self) -> None:
         self.http.close()
         self.cluster.stop()
-        delete_queues(self.queue, failed_queue_name(self.queue))
+        delete_queues(self.queue)
 
     def coordinator(self) -> list[psutil.Process]:
         proc = self.cluster.procs.get("coordinator")

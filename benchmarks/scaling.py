@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks import workload  # noqa: E402
 from benchmarks.harness import delete_queues, tree, unique_queue  # noqa: E402
-from sd_common.topology import failed_queue_name  # noqa: E402
 from support.cluster import Cluster  # noqa: E402
 from support.nodes import SimulatedNodes  # noqa: E402
 
@@ -107,7 +106,7 @@ def new_cluster(root: Path, **env: str) -> Cluster:
 def stop_cluster(cluster: Cluster) -> None:
     cluster.stop()
     assert cluster.queue is not None
-    delete_queues(cluster.queue, failed_queue_name(cluster.queue))
+    delete_queues(cluster.queue)
 
 
 class Dashboard:
