@@ -47,6 +47,7 @@ class Consumers:
         self.backup: Consumer | None = None
         self.prefetch = 0
         self.paused = False
+        self._pauses: set[str] = set()  # why consuming is paused ("cpu", "disk")
         self.draining = False
         self._retired: list[Consumer] = []  # closing once their deliveries are settled
         self._closing: list[asyncio.Task[None]] = []
@@ -153,9 +154,15 @@ class Consumers:
         else:
             await consumer.start(prefetch)  # sets the new prefetch, then consumes again
 
-    async def set_paused(self, paused: bool) -> bool:
-        """Pause or resume every consumer; False if that changed nothing (or draining)."""
+    async def set_paused(self, paused: bool, why: str = "cpu") -> bool:
+        """Pause every consumer for `why`, or lift that reason: consuming resumes once no
+        reason is left. False if that changed nothing (or draining)."""
         async with self._reconfiguring:
+            if paused:
+                self._pauses.add(why)
+            else:
+                self._pauses.discard(why)
+            paused = bool(self._pauses)
             if paused == self.paused or self.draining:
                 return False
             self.paused = paused

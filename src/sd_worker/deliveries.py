@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
 from sd_common.messages import TaskMessage
+from sd_common.storage import is_disk_full
 from sd_worker.acks import AckCoalescer
 from sd_worker.processing import RetryLater, TaskProcessor
 from sd_worker.transport import Delivery
@@ -31,11 +32,13 @@ class Deliveries:
         delivery_limit: int,
         on_delivered: Callable[[str, int], None],
         on_done: Callable[[], None],
+        on_disk_full: Callable[[BaseException], Awaitable[None]] | None = None,
     ) -> None:
         self.processor = processor
         self.delivery_limit = delivery_limit
         self.on_delivered = on_delivered
         self.on_done = on_done
+        self.on_disk_full = on_disk_full
         self.acks = AckCoalescer()
         self.inflight: set[asyncio.Task[None]] = set()
         # Task id → the handlers of its deliveries here (a backup copy may land beside the
@@ -101,8 +104,10 @@ class Deliveries:
         ack = True
         try:
             await self.processor.handle(task)
-        except RetryLater:
+        except RetryLater as exc:
             ack = False
+            if exc.__cause__ is not None and is_disk_full(exc.__cause__):
+                await self._disk_full(exc.__cause__)
         except asyncio.CancelledError:
             if task.task_id not in self.settled_elsewhere or current is None:
                 raise
@@ -111,18 +116,26 @@ class Deliveries:
                 "task %s was finished elsewhere meanwhile: acked without running it here",
                 task.task_id,
             )
-        except Exception:
+        except Exception as exc:
             # Even its outcome could not be stored: the delivery must not hold a prefetch slot
             # until the channel closes, so it goes back to the queue (the delivery limit ends
             # a task that keeps failing).
-            log.exception(
-                "task %s: could not store its outcome; returned to the queue", task.task_id
-            )
             ack = False
+            if is_disk_full(exc):
+                await self._disk_full(exc)
+            else:
+                log.exception(
+                    "task %s: could not store its outcome; returned to the queue", task.task_id
+                )
         finally:
             if current is not None:
                 self._processing.discard(current)
         await self._settle(message, ack=ack)
+
+    async def _disk_full(self, exc: BaseException) -> None:
+        """Consuming pauses before the task goes back, or it could come straight back here."""
+        if self.on_disk_full is not None:
+            await self.on_disk_full(exc)
 
     async def _handle_copy(self, message: Delivery, task_id: str) -> None:
         """A second delivery of a task already running here: a backup meant for another worker

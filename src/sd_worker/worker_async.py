@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aio_pika.abc import AbstractRobustConnection
 
@@ -16,6 +17,7 @@ from sd_worker.cache import InputCache
 from sd_worker.client import CoordinatorClient
 from sd_worker.consumers import Consumers
 from sd_worker.deliveries import Deliveries
+from sd_worker.disk_full import DiskPause
 from sd_worker.executor import Executor
 from sd_worker.params import get_optimal_params
 from sd_worker.processing import TaskProcessor
@@ -60,10 +62,15 @@ class AsyncWorker:
             self.name, settings, self.client, cache, self.executor, changed.set
         )
         self.deliveries = Deliveries(
-            self.processor, settings.delivery_limit, self._delivered, self.client.in_flight_changed
+            self.processor,
+            settings.delivery_limit,
+            self._delivered,
+            self.client.in_flight_changed,
+            lambda exc: self.disk_pause.hit(exc),
         )
         backups = topology.backup_queue_name(settings.queue_name, self.name, uuid.uuid4().hex)
         self.consumers = Consumers(settings, self.deliveries.on_message, changed.set, backups)
+        self.disk_pause = DiskPause(self._disks, self.consumers)
         self.tuner = Tuner(
             settings, cores, self.consumers, self.client, lambda: len(self.deliveries.inflight)
         )
@@ -83,6 +90,12 @@ class AsyncWorker:
         self._stopped = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
         self.phase = "start-up"  # what start() is doing, for the line a stop during it logs
+
+    def _disks(self) -> list[Path]:
+        """Where this worker writes: its DATA_DIR (the input cache), the coordinator's if
+        shared (results)."""
+        shared = self.processor.shared
+        return [self.settings.data_dir, *([shared.data_dir] if shared is not None else [])]
 
     def _delivered(self, job_id: str, in_flight: int) -> None:
         self.tuner.delivered(job_id, in_flight)
@@ -160,7 +173,11 @@ class AsyncWorker:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(
-            *self._loops, self.consumers.stop(), self.deliveries.stop(), return_exceptions=True
+            *self._loops,
+            self.consumers.stop(),
+            self.deliveries.stop(),
+            self.disk_pause.stop(),
+            return_exceptions=True,
         )
         if self.connection is not None:
             await self.connection.close()

@@ -54,3 +54,34 @@ def test_a_full_disk_keeps_the_local_workers_tasks_queued_and_says_so_once(
     assert result.status_code == 200
     expected = ImageOps.grayscale(Image.open(io.BytesIO(photo)))
     assert same_pixels(decode(result.content), expected)
+
+
+def test_a_worker_whose_disk_fills_up_pauses_and_its_tasks_wait_for_it(
+    cluster: Cluster, small_disk: Path
+) -> None:
+    # Two deliveries at most: a worker that kept consuming would hand every task back, failed.
+    cluster.start_coordinator(DELIVERY_LIMIT="2")
+    cluster.start_worker("w1", DATA_DIR=str(small_disk), SHARED_STORAGE="off", DELIVERY_LIMIT="2")
+    filler = fill(small_disk, leave=16 * 1024)  # its input cache cannot take a ~46 KB photo
+    photos = [(f"p{i}.jpg", sample_image(400, 300, seed=i)) for i in range(6)]
+    job_id = cluster.upload(photos, copies=2)["job_id"]
+
+    log_file = cluster.logs["w1"]
+    cluster.wait_until(lambda: "consuming paused" in log_file.read_text(), 30, "a paused worker")
+    time.sleep(4)  # paused, it takes nothing more: no task reaches its delivery limit
+    job = cluster.job(job_id)
+    assert (job["failed"], job["done"]) == (0, 0), job
+    assert cluster.worker("w1")["status"] == "paused"
+    assert log_file.read_text().count("consuming paused") == 1
+
+    filler.unlink()
+    job = cluster.wait_job(job_id)
+    assert (job["state"], job["done"], job["failed"]) == ("done", 12, 0), job
+    log = log_file.read_text()
+    assert "consuming resumes" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    task = next(t for t in job["tasks"] if t["filename"] == "p3.jpg")
+    with cluster.client() as client:
+        result = client.get(f"/result/{task['result']}")
+    expected = ImageOps.grayscale(Image.open(io.BytesIO(photos[3][1])))
+    assert same_pixels(decode(result.content), expected)
