@@ -53,6 +53,22 @@ class CoordinatorRejected(LinkRefused):
     """The coordinator answered 4xx: retrying the same request cannot help."""
 
 
+class CoordinatorFailed(aiohttp.ClientResponseError):
+    """The coordinator answered 5xx (a full disk, a failure of its own): worth retrying."""
+
+    def __init__(self, response: aiohttp.ClientResponse, detail: str) -> None:
+        super().__init__(response.request_info, (), status=response.status, message=detail)
+        self.detail = detail
+
+
+def _detail(body: bytes) -> str:
+    """The `detail` of an error answer, or its first bytes."""
+    try:
+        return str(orjson.loads(body).get("detail"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return body[:200].decode(errors="replace")
+
+
 class CoordinatorClient:
     """aiohttp session to the coordinator; `start()` before use, `stop()` is idempotent."""
 
@@ -80,6 +96,7 @@ class CoordinatorClient:
         self._nudged = asyncio.Event()
         self._sending = 0
         self._unreachable = False
+        self._failing: set[str] = set()  # paths answered 5xx, until one succeeds again
 
     async def start(self) -> None:
         """Open the keep-alive session and the outcome batcher."""
@@ -114,15 +131,9 @@ class CoordinatorClient:
         async with self.session.request(method, self.base_url + path, **kwargs) as response:
             body = await response.read()
             if response.status >= 500:
-                raise aiohttp.ClientResponseError(
-                    response.request_info, (), status=response.status, message=body[:200].decode()
-                )
+                raise CoordinatorFailed(response, _detail(body))
             if response.status >= 400:
-                try:
-                    detail = str(orjson.loads(body).get("detail"))
-                except (orjson.JSONDecodeError, AttributeError):
-                    detail = body[:200].decode(errors="replace")
-                raise CoordinatorRejected(response.status, detail)
+                raise CoordinatorRejected(response.status, _detail(body))
             if response.content_type == "application/json":
                 return orjson.loads(body)
             return body
@@ -137,7 +148,26 @@ class CoordinatorClient:
                 if self._unreachable:
                     self._unreachable = False
                     log.info("coordinator at %s is reachable again", self.base_url)
+                if path in self._failing:
+                    self._failing.discard(path)
+                    log.info("coordinator at %s takes %s %s again", self.base_url, method, path)
                 return result
+            except CoordinatorFailed as exc:
+                if not retry:
+                    raise
+                # It answers, but cannot take this now: said once until it takes it again.
+                if path not in self._failing:
+                    self._failing.add(path)
+                    log.warning(
+                        "coordinator at %s answered %d to %s %s (%s); holding it and retrying",
+                        self.base_url,
+                        exc.status,
+                        method,
+                        path,
+                        exc.detail,
+                    )
+                await asyncio.sleep(compute_backoff(attempt, **RETRY_BACKOFF))
+                attempt += 1
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 if not retry:
                     raise

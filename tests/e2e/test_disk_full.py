@@ -85,3 +85,30 @@ def test_a_worker_whose_disk_fills_up_pauses_and_its_tasks_wait_for_it(
         result = client.get(f"/result/{task['result']}")
     expected = ImageOps.grayscale(Image.open(io.BytesIO(photos[3][1])))
     assert same_pixels(decode(result.content), expected)
+
+
+def test_a_worker_holds_its_results_while_the_coordinators_disk_is_full(
+    cluster: Cluster, small_disk: Path, tmp_path: Path
+) -> None:
+    cluster.start_coordinator(DATA_DIR=str(small_disk))
+    photos = [(f"p{i}.jpg", sample_image(400, 300, seed=i)) for i in range(4)]
+    job_id = cluster.upload(photos, copies=2)["job_id"]
+    filler = fill(small_disk, leave=0)  # each result (~110 KB) answers 507
+    cluster.start_worker("w1", DATA_DIR=str(tmp_path / "w1-data"), SHARED_STORAGE="off")
+
+    log_file = cluster.logs["w1"]
+    cluster.wait_until(lambda: "answered 507" in log_file.read_text(), 30, "a 507")
+    time.sleep(3)
+    assert cluster.job(job_id)["done"] == 0
+
+    filler.unlink()
+    job = cluster.wait_job(job_id)
+    assert (job["state"], job["done"], job["failed"]) == ("done", 8, 0), job
+    log = log_file.read_text()
+    assert "the coordinator's disk is full" in log, log[-3000:]
+    assert "unreachable" not in log, log[-3000:]
+    task = next(t for t in job["tasks"] if t["filename"] == "p2.jpg")
+    with cluster.client() as client:
+        result = client.get(f"/result/{task['result']}")
+    expected = ImageOps.grayscale(Image.open(io.BytesIO(photos[2][1])))
+    assert same_pixels(decode(result.content), expected)
