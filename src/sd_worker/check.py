@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from sd_worker.resources import ip_towards
 from sd_worker.transport import ChannelAccessRefused
 
 TCP_TIMEOUT_S = 5.0
+DISK_LOW_BYTES = 1 << 30  # below this, DATA_DIR's disk is worth a look
+DISK_FULL_BYTES = 64 << 20  # below this, the input cache soon cannot take a photo
 CLOCK_SKEW_MAX_S = 2.0
 TAILNET = ipaddress.ip_network("100.64.0.0/10")
 
@@ -70,6 +73,7 @@ class Checker:
                 "set RABBIT_HOST to the broker's address (its Tailscale IP, 100.x.y.z)",
             )
             return self.hops
+        self._disk()
         broker_ok = self._resolve("dns broker", s.rabbit_host, "RABBIT_HOST")
         coordinator_ok = self._resolve("dns coordinator", s.coordinator_ip, "COORDINATOR_IP")
         self._tailnet()
@@ -89,6 +93,28 @@ class Checker:
         return self.hops
 
     # -- the hops ---------------------------------------------------------------------------
+
+    def _disk(self) -> None:
+        """Room on the disk of DATA_DIR (the input cache; a full one pauses the worker)."""
+        folder = self.s.data_dir.absolute()
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent  # the worker creates DATA_DIR at its start
+        try:
+            free = shutil.disk_usage(probe).free
+        except OSError as exc:
+            self._add(
+                "FAIL", "disk", f"DATA_DIR {folder}: {exc}", "set DATA_DIR to a folder of yours"
+            )
+            return
+        room = f"{free / (1 << 30):.1f} GB free for DATA_DIR {folder}"
+        fix = "free space there, or set DATA_DIR to a folder on a disk with room"
+        if free < DISK_FULL_BYTES:
+            self._add("FAIL", "disk", room, fix)
+        elif free < DISK_LOW_BYTES:
+            self._add("warn", "disk", room + " (a full disk pauses the worker)", fix)
+        else:
+            self._add("ok", "disk", room)
 
     def _resolve(self, hop: str, host: str, setting: str) -> bool:
         try:

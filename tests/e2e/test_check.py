@@ -36,6 +36,7 @@ def test_every_hop_works_on_a_good_setup(cluster: Cluster) -> None:
     code, hops = check(cluster)
     assert code == 0, hops
     for hop in (
+        "disk",
         "tcp broker",
         "broker login",
         "work queue",
@@ -132,3 +133,12 @@ def test_a_worker_whose_data_dir_cannot_be_a_folder_says_so_in_one_line(
     log = cluster.logs["nowhere"].read_text()
     assert code == 2 and "Traceback" not in log, log
     assert log.strip().splitlines()[-1].startswith("error: cannot use DATA_DIR"), log
+
+
+def test_a_data_dir_on_a_full_disk_is_a_failed_hop(cluster: Cluster, small_disk: Path) -> None:
+    cluster.start_coordinator()
+    code, hops = check(cluster, DATA_DIR=str(small_disk / "worker"))
+    assert code == 1, hops
+    assert hops["disk"].startswith("FAIL 0.0 GB free for DATA_DIR"), hops
+    assert "free space there" in hops["disk"]
+    assert hops["seen as"].startswith("ok"), hops  # the other hops are still checked
