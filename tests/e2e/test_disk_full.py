@@ -25,14 +25,37 @@ def fill(disk: Path, leave: int) -> Path:
     return filler
 
 
+def free_and_finish(
+    cluster: Cluster,
+    filler: Path,
+    job: tuple[str, list[tuple[str, bytes]], int],
+    log_file: Path,
+) -> str:
+    """Free the disk, then wait for the job (id, photos, copies): every task done, none
+    failed, each photo's result Pillow's own grayscale, no traceback in `log_file`; its text."""
+    filler.unlink()
+    job_id, photos, copies = job
+    done = cluster.wait_job(job_id)
+    assert (done["state"], done["done"], done["failed"]) == ("done", len(photos) * copies, 0), done
+    with cluster.client() as client:
+        for name, data in photos:
+            task = next(t for t in done["tasks"] if t["filename"] == name)
+            result = client.get(f"/result/{task['result']}")
+            expected = ImageOps.grayscale(Image.open(io.BytesIO(data)))
+            assert same_pixels(decode(result.content), expected), name
+    log = log_file.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    return log
+
+
 def test_a_full_disk_keeps_the_local_workers_tasks_queued_and_says_so_once(
     embedded_cluster: Cluster, small_disk: Path
 ) -> None:
     # Two deliveries at most: a full disk that counted as a failed try would fail the tasks.
     embedded_cluster.start_coordinator(DATA_DIR=str(small_disk), DELIVERY_LIMIT="2")
-    photo = sample_image(400, 300, seed=1)  # ~46 KB; each grayscale result ~110 KB
+    photos = [("p.jpg", sample_image(400, 300, seed=1))]  # ~46 KB; each result ~110 KB
     filler = fill(small_disk, leave=600 * 1024)
-    job_id = embedded_cluster.upload([("p.jpg", photo)], copies=12)["job_id"]
+    job_id = embedded_cluster.upload(photos, copies=12)["job_id"]
 
     log_file = embedded_cluster.logs["coordinator"]
     embedded_cluster.wait_until(lambda: FULL_LINE in log_file.read_text(), 30, "a full disk")
@@ -43,17 +66,8 @@ def test_a_full_disk_keeps_the_local_workers_tasks_queued_and_says_so_once(
     assert log.count(FULL_LINE) == 1 and len(said) <= 2, log[-3000:]
     assert embedded_cluster.job(job_id)["failed"] == 0
 
-    filler.unlink()
-    job = embedded_cluster.wait_job(job_id)
-    assert (job["state"], job["done"], job["failed"]) == ("done", 12, 0), job
-    log = log_file.read_text()
+    log = free_and_finish(embedded_cluster, filler, (job_id, photos, 12), log_file)
     assert "DATA_DIR has room again" in log, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
-    with embedded_cluster.client() as client:
-        result = client.get(f"/result/{job['tasks'][-1]['result']}")
-    assert result.status_code == 200
-    expected = ImageOps.grayscale(Image.open(io.BytesIO(photo)))
-    assert same_pixels(decode(result.content), expected)
 
 
 def test_a_worker_whose_disk_fills_up_pauses_and_its_tasks_wait_for_it(
@@ -74,17 +88,8 @@ def test_a_worker_whose_disk_fills_up_pauses_and_its_tasks_wait_for_it(
     assert cluster.worker("w1")["status"] == "paused"
     assert log_file.read_text().count("consuming paused") == 1
 
-    filler.unlink()
-    job = cluster.wait_job(job_id)
-    assert (job["state"], job["done"], job["failed"]) == ("done", 12, 0), job
-    log = log_file.read_text()
+    log = free_and_finish(cluster, filler, (job_id, photos, 2), log_file)
     assert "consuming resumes" in log, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
-    task = next(t for t in job["tasks"] if t["filename"] == "p3.jpg")
-    with cluster.client() as client:
-        result = client.get(f"/result/{task['result']}")
-    expected = ImageOps.grayscale(Image.open(io.BytesIO(photos[3][1])))
-    assert same_pixels(decode(result.content), expected)
 
 
 def test_a_worker_holds_its_results_while_the_coordinators_disk_is_full(
@@ -101,14 +106,6 @@ def test_a_worker_holds_its_results_while_the_coordinators_disk_is_full(
     time.sleep(3)
     assert cluster.job(job_id)["done"] == 0
 
-    filler.unlink()
-    job = cluster.wait_job(job_id)
-    assert (job["state"], job["done"], job["failed"]) == ("done", 8, 0), job
-    log = log_file.read_text()
+    log = free_and_finish(cluster, filler, (job_id, photos, 2), log_file)
     assert "the coordinator's disk is full" in log, log[-3000:]
     assert "unreachable" not in log, log[-3000:]
-    task = next(t for t in job["tasks"] if t["filename"] == "p2.jpg")
-    with cluster.client() as client:
-        result = client.get(f"/result/{task['result']}")
-    expected = ImageOps.grayscale(Image.open(io.BytesIO(photos[2][1])))
-    assert same_pixels(decode(result.content), expected)
