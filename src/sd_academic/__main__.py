@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sd_academic.runtime import AcademicServer
 from sd_academic.topology import db_path
-from sd_common.cli import check_data_dir, fail, load_settings, setup_logging
+from sd_common.cli import check_data_dir, check_database, fail, load_settings, setup_logging
 from sd_common.settings import Settings
 from sd_common.topology import BrokerUnavailable, broker_display, check_broker
 from sd_common.version import VERSION
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     check_data_dir(
         db_path(settings).parent, "set DATA_DIR, --data-dir or --db", "the database's folder"
     )
+    check_database(db_path(settings), "the academic records' database")
     try:
         asyncio.run(check_broker(settings, work_queue=False))
         asyncio.run(serve(settings))

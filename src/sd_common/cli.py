@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import platform
@@ -47,6 +48,26 @@ def check_data_dir(folder: Path, fix: str = "set DATA_DIR", what: str = "DATA_DI
         fail(
             f"cannot use {what} {folder} ({why}): it must be a folder this user can create "
             f"and write; {fix}."
+        )
+
+
+def check_database(path: Path, what: str) -> None:
+    """Stop with one line if the SQLite file at `path` exists but SQLite cannot read it (a
+    damaged file, or another program's under that name); a missing one is made at start."""
+    import sqlite3  # here: the worker's pool processes import this module's neighbours
+
+    if not path.exists():
+        return
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True)
+        ) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        fail(
+            f"cannot read {what} {path} ({exc}): it is damaged, or not a database of "
+            "Sistema Distribuido. Restore it from a backup, or move it away to start with an "
+            "empty one (what it held is then forgotten)."
         )
 
 

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 import uvicorn
 from uvicorn.main import STARTUP_FAILURE
 
+from sd_academic.topology import db_path
 from sd_common.cli import (
     check_data_dir,
+    check_database,
     check_python,
     fail,
     load_settings,
@@ -27,6 +29,7 @@ from sd_common.topology import BrokerUnavailable, check_broker
 from sd_common.version import VERSION
 from sd_coordinator.data_lock import DataDirInUse, lock_data_dir
 from sd_coordinator.security import listens_beyond_loopback
+from sd_coordinator.store import STORE_FILE
 
 if TYPE_CHECKING:
     from sd_coordinator.lifespan import Services
@@ -83,6 +86,9 @@ def check_startup(settings: Settings) -> None:
     check_data_dir(settings.data_dir, "set DATA_DIR or --data-dir")  # all it keeps is there
     if settings.academic_db is not None:  # the academic records run in this process
         check_data_dir(settings.academic_db.parent, "set ACADEMIC_DB", "ACADEMIC_DB's folder")
+    check_database(settings.data_dir / STORE_FILE, "the coordinator's database")
+    if settings.embedded or settings.academic_in_process:  # the academic service runs here
+        check_database(db_path(settings), "the academic records' database")
     with socket.socket(socket.AF_INET6 if ":" in settings.bind_host else socket.AF_INET) as probe:
         if sys.platform != "win32":  # there it would let the probe bind over a listening port
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -25,7 +25,7 @@ from sd_coordinator.metrics import Metrics
 from sd_coordinator.rates import RateWindow
 from sd_coordinator.registry import Registry
 from sd_coordinator.rescue import Rescuer
-from sd_coordinator.store import Store
+from sd_coordinator.store import STORE_FILE, Store
 from sd_coordinator.submit import Submitter
 
 log = logging.getLogger("sd.coordinator")
@@ -85,7 +85,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Wire the parts together (nothing started yet)."""
-    store = Store(settings.data_dir / "sd.sqlite3")
+    store = Store(settings.data_dir / STORE_FILE)
     blobs = Blobs(settings.data_dir)
     rates = RateWindow(window_s=5.0)
     registry = Registry(settings.report_interval_s)

@@ -47,6 +47,8 @@ __all__ = [
 
 T = TypeVar("T")
 
+STORE_FILE = "sd.sqlite3"  # in DATA_DIR
+
 
 class Store:
     """SQLite-backed jobs and tasks. `start()` before use; `stop()` is idempotent."""

@@ -55,6 +55,17 @@ def test_a_database_folder_that_is_a_file_is_one_actionable_line(tmp_path: Path)
     assert "--db" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_damaged_database_is_one_actionable_line(tmp_path: Path) -> None:
+    (tmp_path / "x.sqlite3").write_bytes(b"this is no SQLite database" * 100)
+    result = run(["--db", str(tmp_path / "x.sqlite3")], tmp_path, RABBIT_HOST="127.0.0.1")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"error: cannot read the academic records' database {tmp_path / 'x.sqlite3'} "
+        "(file is not a database)"
+    ), result.stderr
+    assert "move it away" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_sigterm_stops_it_cleanly(tmp_path: Path, rabbitmq: None) -> None:
     tag = uuid.uuid4().hex[:10]
     queue, exchange = f"sdtest-academico-{tag}.rpc", f"sdtest-academico-{tag}.events"

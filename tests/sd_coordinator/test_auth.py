@@ -513,6 +513,29 @@ def test_a_data_dir_that_cannot_be_a_folder_is_one_line(tmp_path: Path) -> None:
     assert last.startswith(f"error: cannot use DATA_DIR {tmp_path / 'a-file' / 'data'}"), last
 
 
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("sd.sqlite3", "the coordinator's database"),
+        ("academico.sqlite3", "the academic records' database"),
+    ],
+)
+def test_a_damaged_database_is_one_line_and_left_as_it_is(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    damaged = b"this is no SQLite database" * 100
+    (data / name).write_bytes(damaged)
+    done = run_coordinator(tmp_path, [], DATA_DIR=str(data))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot read {what} {data / name} (file is not"), last
+    assert "Restore it from a backup, or move it away" in last
+    assert (data / name).read_bytes() == damaged
+
+
 def test_an_address_this_machine_does_not_have_is_named_as_such(tmp_path: Path) -> None:
     done = run_coordinator(tmp_path, ["--host", "192.0.2.10"])
     assert done.returncode == 2, done.stderr
