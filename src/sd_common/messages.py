@@ -50,6 +50,11 @@ class WorkerHello(BaseModel):
     ip: str = Field("", max_length=64)
     cpus: int = Field(1, ge=1, le=4096)
     status: Literal["free", "busy", "paused", "draining"] = "free"
+    paused_for: list[Literal["cpu", "disk"]] = Field(
+        default_factory=list,
+        max_length=2,
+        description="why it takes no tasks: cpu (above CPU_LIMIT), disk (its disk is full)",
+    )
     task_id: str | None = Field(None, max_length=64)
     consumers: int = Field(0, ge=0, le=10_000)
     prefetch: int = Field(0, ge=0, le=100_000)

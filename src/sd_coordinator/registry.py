@@ -31,6 +31,7 @@ class WorkerState:
     ip: str = ""
     cpus: int = 1
     status: str = "free"
+    paused_for: list[str] = field(default_factory=list)  # why it is paused: cpu, disk
     task_id: str | None = None
     last_seen: float = 0.0
     is_local: bool = False
@@ -97,6 +98,8 @@ class Registry:
         """The worker's current task changed."""
         worker = self._owned(update.name, update.session)
         worker.status = update.status
+        if update.status != "paused":
+            worker.paused_for = []  # the reason comes with the next report
         worker.task_id = update.task_id
         worker.last_seen = now = time.time()
         for task_id in update.started:  # held too, before the next report says so
@@ -125,6 +128,7 @@ class Registry:
             "ip",
             "cpus",
             "status",
+            "paused_for",
             "task_id",
             "consumers",
             "prefetch",

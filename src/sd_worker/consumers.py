@@ -154,6 +154,11 @@ class Consumers:
         else:
             await consumer.start(prefetch)  # sets the new prefetch, then consumes again
 
+    @property
+    def paused_for(self) -> list[str]:
+        """Why consuming is paused ("cpu", "disk"), if it is."""
+        return sorted(self._pauses)
+
     async def set_paused(self, paused: bool, why: str = "cpu") -> bool:
         """Pause every consumer for `why`, or lift that reason: consuming resumes once no
         reason is left. False if that changed nothing (or draining)."""

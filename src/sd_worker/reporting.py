@@ -76,6 +76,7 @@ class Reporter:
             ip=self.ip,
             cpus=self.cores,
             status=self._status(),
+            paused_for=self.consumers.paused_for if self.consumers.paused else [],
             task_id=self.processor.current_task,
             consumers=len(self.consumers.active),
             prefetch=self.consumers.prefetch,

@@ -85,7 +85,8 @@ def test_a_worker_whose_disk_fills_up_pauses_and_its_tasks_wait_for_it(
     time.sleep(4)  # paused, it takes nothing more: no task reaches its delivery limit
     job = cluster.job(job_id)
     assert (job["failed"], job["done"]) == (0, 0), job
-    assert cluster.worker("w1")["status"] == "paused"
+    seen = cluster.worker("w1")
+    assert (seen["status"], seen["paused_for"]) == ("paused", ["disk"]), seen
     assert log_file.read_text().count("consuming paused") == 1
 
     log = free_and_finish(cluster, filler, (job_id, photos, 2), log_file)

@@ -93,4 +93,5 @@ def test_cpu_limit_pauses_consuming_instead_of_taking_tasks(cluster: Cluster) ->
         job = client.get(f"/jobs/{sent['job_id']}").json()
         assert job["done"] == 0
         assert client.get("/queue_size").json()["pending_tasks"] == 5
-    assert cluster.worker("calm")["alive"] is True
+    seen = cluster.worker("calm")
+    assert seen["alive"] is True and seen["paused_for"] == ["cpu"], seen

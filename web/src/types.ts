@@ -25,6 +25,8 @@ export interface Worker {
   os?: string
   /** Round trip of its previous report, as the worker timed it (null before the second). */
   rtt_ms?: number | null
+  /** Why a paused worker takes no tasks: its CPU above CPU_LIMIT, its disk full. */
+  paused_for?: ('cpu' | 'disk')[]
 }
 
 export interface JobSummary {

@@ -118,4 +118,17 @@ describe('NodeCard', () => {
     expect(within(card).getByTestId('last-seen')).toHaveTextContent('last seen 10 min ago')
     expect(within(card).queryByTestId('node-link')).not.toBeInTheDocument()
   })
+
+  it('says why a paused node takes no tasks, in each language', () => {
+    const card = renderCard({ name: 'lab-pc-4', status: 'paused', task_id: null, paused_for: ['disk'] })
+    expect(card).toHaveAttribute('data-status', 'paused')
+    expect(within(card).getByTestId('paused-for')).toHaveTextContent('disk full: waiting for room')
+    cleanup()
+    const es = renderCard({ name: 'lab-pc-4', status: 'paused', task_id: null, paused_for: ['cpu', 'disk'] }, NOW, {
+      lang: 'es',
+    })
+    expect(within(es).getByTestId('paused-for')).toHaveTextContent(
+      'CPU por encima de CPU_LIMIT, disco lleno: esperando espacio',
+    )
+  })
 })

@@ -91,6 +91,10 @@ export function NodeCard({ worker, history = NO_HISTORY, now, coordinatorVersion
               <code title={worker.task_id} data-testid="current-task">
                 {shortId(worker.task_id)}
               </code>
+            ) : status === 'paused' && worker.paused_for?.length ? (
+              <span className="bad" data-testid="paused-for">
+                {worker.paused_for.map((why) => t(`pausedFor_${why}`)).join(', ')}
+              </span>
             ) : (
               <span className="muted">{t('idle')}</span>
             )}
