@@ -6,8 +6,9 @@ workers, until the disk has room again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import shutil
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,16 +16,25 @@ from sd_worker.consumers import Consumers
 
 log = logging.getLogger("sd.worker")
 
-CHECK_S = 2.0  # how often the free space is looked at while paused
-ROOM_BYTES = 1 << 20  # consuming resumes once this much more is free than when writes failed
-PLENTY_BYTES = 256 << 20  # ... or this much in all
+CHECK_S = 2.0  # how often a paused worker tries the disk again
+PROBE_BYTES = 1 << 20  # consuming resumes once a file this large can be written in each folder
 
 
-def free_bytes(folder: Path) -> int:
+def has_room(folder: Path) -> bool:
+    """True if a file of PROBE_BYTES can be written in `folder` (free blocks, a free inode and
+    room under any quota alike); the file is removed at once."""
+    probe = folder / f".sd-disk-probe-{os.getpid()}"
     try:
-        return shutil.disk_usage(folder).free
+        with open(probe, "wb") as f:
+            f.write(bytes(PROBE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())  # on file systems that only refuse at writeback
+        return True
     except OSError:
-        return 0
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 class DiskPause:
@@ -52,9 +62,13 @@ class DiskPause:
 
     async def _pause(self, exc: BaseException) -> None:
         folders = [f for f in self.folders() if f.exists()]
-        at_failure = {f: free_bytes(f) for f in folders}
-        await self.consumers.set_paused(True, "disk")
-        self._paused.set()
+        try:
+            await self.consumers.set_paused(True, "disk")
+        except Exception as error:  # its channel closed: the next such failure tries again
+            log.warning("could not pause consuming for a full disk: %s", error)
+            return
+        finally:
+            self._paused.set()  # the tasks in hand go back to the queue whatever happened
         log.error(
             "the disk is full (%s): consuming paused; the tasks in hand go back to the queue, "
             "for other workers, and this one takes more once %s has room",
@@ -65,10 +79,8 @@ class DiskPause:
         since = loop.time()
         while True:
             await asyncio.sleep(CHECK_S)
-            if all(
-                free_bytes(f) >= min(free + ROOM_BYTES, PLENTY_BYTES)
-                for f, free in at_failure.items()
-            ):
+            room = await asyncio.to_thread(lambda: all(has_room(f) for f in folders))
+            if room:
                 break
         log.warning("the disk has room again after %.0f s: consuming resumes", loop.time() - since)
         await self.consumers.set_paused(False, "disk")
