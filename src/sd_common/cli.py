@@ -54,7 +54,7 @@ def check_data_dir(folder: Path, fix: str = "set DATA_DIR", what: str = "DATA_DI
 def check_database(path: Path, what: str) -> None:
     """Stop with one line if the SQLite file at `path` exists but SQLite cannot read it (a
     damaged file, or another program's under that name); a missing one is made at start."""
-    import sqlite3  # here: the worker's pool processes import this module's neighbours
+    import sqlite3  # only the programs that keep a database load SQLite (not sd-worker)
 
     if not path.exists():
         return
