@@ -17,6 +17,7 @@ from sd_coordinator.errors import ServiceError
 from sd_coordinator.ingest import Ingestor
 from sd_coordinator.registry import Registry
 from sd_coordinator.store import Store
+from sd_worker.disk_full import CHECK_S, has_room
 from sd_worker.embedded import LinkRefused, LocalProcessor, RetryLater
 
 log = logging.getLogger("sd.coordinator.local_worker")
@@ -82,6 +83,7 @@ class LocalWorker:
         self._marks: set[asyncio.Task[None]] = set()
         self._full_since: float | None = None  # loop time the disk was first found full
         self._full_logged_at = 0.0
+        self._room: asyncio.Task[None] | None = None  # waits for DATA_DIR to have room
 
     async def start(self) -> None:
         """Start the pool, register as the coordinator's own node, start consuming."""
@@ -100,6 +102,8 @@ class LocalWorker:
         """Stop consuming and shut the pool down (idempotent); unfinished tasks stay queued
         in SQLite and are enqueued again at the next start."""
         tasks, self._tasks = self._tasks, []
+        if self._room is not None:
+            tasks.append(self._room)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -131,8 +135,8 @@ class LocalWorker:
                 # A full disk is the coordinator's fault, not the task's: not a delivery that
                 # counts towards DELIVERY_LIMIT, or a long one would fail every task queued.
                 await self._give_back(message, deliveries + (not full), reason)
-                if full:  # nothing can be stored until the disk has room: do not spin
-                    await asyncio.sleep(LOOP_RESTART_S)
+                if full:  # nothing can be stored until the disk has room: run nothing till then
+                    await self._wait_for_room()
             else:
                 if self._full_since is not None:
                     waited = asyncio.get_running_loop().time() - self._full_since
@@ -140,6 +144,19 @@ class LocalWorker:
                     log.warning(
                         "DATA_DIR has room again: results are stored (after %.0f s)", waited
                     )
+
+    async def _wait_for_room(self) -> None:
+        """Until a file can be written in DATA_DIR again (one probe for every loop)."""
+        if self._room is None or self._room.done():
+            self._room = asyncio.create_task(self._probe_until_room(), name="sd-local-room")
+        await asyncio.shield(self._room)
+
+    async def _probe_until_room(self) -> None:
+        folder = self.settings.data_dir
+        while True:
+            await asyncio.sleep(CHECK_S)
+            if await asyncio.to_thread(has_room, folder):
+                return
 
     def _disk_full(self, exc: BaseException) -> None:
         """Say that the disk is full when it first is, then every DISK_FULL_LOG_S."""

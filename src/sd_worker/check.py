@@ -206,12 +206,8 @@ class Checker:
         self._add("ok", "broker login", f"logged in as {s.rabbit_user!r} on vhost {s.rabbit_vhost}")
         try:
             async with connection:
-                channel = await connection.channel()
-                queue = await channel.declare_queue(
-                    s.queue_name,
-                    durable=True,
-                    arguments=topology.work_queue_arguments(s.queue_name, s.delivery_limit),
-                )
+                channel = await connection.channel()  # as the worker does, dead letters too
+                queue = await topology.declare_work_queue(channel, s.queue_name, s.delivery_limit)
                 result = queue.declaration_result
                 self._add(
                     "ok",

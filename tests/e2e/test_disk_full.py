@@ -59,7 +59,7 @@ def test_a_full_disk_keeps_the_local_workers_tasks_queued_and_says_so_once(
 
     log_file = embedded_cluster.logs["coordinator"]
     embedded_cluster.wait_until(lambda: FULL_LINE in log_file.read_text(), 30, "a full disk")
-    time.sleep(5)  # every loop tries again each second: several tries of each task
+    time.sleep(5)  # a while full: the tasks wait, none fails however long it lasts
     log = log_file.read_text()
     said = [line for line in log.splitlines() if "[Errno 28]" in line or "disk is full" in line]
     # The local worker's line and the task processor's, each once in 30 s.
