@@ -125,6 +125,33 @@ def is_disk_full(exc: BaseException) -> bool:
     return sqlite3 is not None and isinstance(exc, sqlite3.Error) and "disk is full" in str(exc)
 
 
+# A full disk fails every write alike until it has room: it is logged at most this often.
+DISK_FULL_SAY_S = 30.0
+
+
+class Every:
+    """`due()` is True at most once every `period_s` (the first call is); `held` counts the
+    calls that were not since the last one that was, for a line that says how many it covers."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.held = 0
+        self._said_at: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self._said_at is not None and now - self._said_at < self.period_s:
+            self.held += 1
+            return False
+        self._said_at = now
+        return True
+
+    def take_held(self) -> int:
+        """The calls held since the last due one; counting starts again."""
+        held, self.held = self.held, 0
+        return held
+
+
 INCOMING_PREFIX = ".incoming-"
 
 

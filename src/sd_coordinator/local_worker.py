@@ -9,7 +9,7 @@ import uuid
 
 from sd_common.messages import IngestAnswer, TaskMessage, TaskOutcome, WorkerHello, Working
 from sd_common.settings import Settings
-from sd_common.storage import is_disk_full
+from sd_common.storage import DISK_FULL_SAY_S, is_disk_full
 from sd_common.version import VERSION
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import EmbeddedBroker
@@ -23,8 +23,6 @@ from sd_worker.embedded import LinkRefused, LocalProcessor, RetryLater
 log = logging.getLogger("sd.coordinator.local_worker")
 
 LOOP_RESTART_S = 1.0
-# While the disk stays full, one line this often says so (every loop retries each second).
-DISK_FULL_LOG_S = 30.0
 
 
 class LocalRefused(LinkRefused):
@@ -159,11 +157,11 @@ class LocalWorker:
                 return
 
     def _disk_full(self, exc: BaseException) -> None:
-        """Say that the disk is full when it first is, then every DISK_FULL_LOG_S."""
+        """Say that the disk is full when it first is, then every DISK_FULL_SAY_S."""
         now = asyncio.get_running_loop().time()
         if self._full_since is None:
             self._full_since = now
-        elif now - self._full_logged_at < DISK_FULL_LOG_S:
+        elif now - self._full_logged_at < DISK_FULL_SAY_S:
             return
         self._full_logged_at = now
         log.error(

@@ -31,8 +31,6 @@ from sd_worker.shared import SharedStorage
 log = logging.getLogger("sd.worker.processing")
 
 STARTED_MAX = 1000
-# A full disk is logged at most this often (every task fails alike until it has room).
-DISK_FULL_SAID_S = 30.0
 
 
 class RetryLater(Exception):
@@ -71,7 +69,7 @@ class TaskProcessor:
         # Jobs the coordinator cancelled: their tasks are acked without being run.
         self.cancelled_jobs: Container[str] = frozenset()
         self.skipped = 0
-        self._full_said_at = -DISK_FULL_SAID_S  # when a full disk was last logged
+        self._disk_full_said = storage.Every(storage.DISK_FULL_SAY_S)
 
     @property
     def current_task(self) -> str | None:
@@ -112,14 +110,13 @@ class TaskProcessor:
                     raise RetryLater(reason) from exc
                 # A full disk fails every task alike until it has room: one line now and then
                 # (its traceback tells nothing more).
-                if time.monotonic() - self._full_said_at >= DISK_FULL_SAID_S:
-                    self._full_said_at = time.monotonic()
+                if self._disk_full_said.due():
                     log.error(
                         "task %s: %s: the disk is full, so tasks go back to the queue until it "
                         "has room (said again every %.0f s while it lasts)",
                         message.task_id,
                         reason,
-                        DISK_FULL_SAID_S,
+                        storage.DISK_FULL_SAY_S,
                     )
                 await self._report(message, error=reason, started=started, retry=True, quiet=True)
                 raise RetryLater(reason) from exc

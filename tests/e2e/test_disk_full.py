@@ -106,6 +106,9 @@ def test_a_worker_holds_its_results_while_the_coordinators_disk_is_full(
     cluster.wait_until(lambda: "answered 507" in log_file.read_text(), 30, "a 507")
     time.sleep(3)
     assert cluster.job(job_id)["done"] == 0
+    # The worker retried; the coordinator said it once, not once a request.
+    coordinator_log = cluster.logs["coordinator"].read_text()
+    assert coordinator_log.count("the disk of DATA_DIR") == 1, coordinator_log[-3000:]
 
     log = free_and_finish(cluster, filler, (job_id, photos, 2), log_file)
     assert "the coordinator's disk is full" in log, log[-3000:]

@@ -89,14 +89,24 @@ def install(app: FastAPI) -> None:
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
+    disk_full_said = storage.Every(storage.DISK_FULL_SAY_S)
+
     @app.exception_handler(OSError)
     @app.exception_handler(sqlite3.OperationalError)
     async def disk_full(request: Request, exc: Exception) -> JSONResponse:
         if not storage.is_disk_full(exc):
             raise exc  # anything else is the 500 it was
-        data_dir = request.app.state.services.settings.data_dir
-        where = f"{request.method} {request.url.path}"
-        log.error("%s: the disk of DATA_DIR %s is full (%s)", where, data_dir, exc)
+        if disk_full_said.due():  # every request fails alike until the disk has room
+            data_dir = request.app.state.services.settings.data_dir
+            held = disk_full_said.take_held()
+            log.error(
+                "%s %s answered 507: the disk of DATA_DIR %s is full (%s)%s; free space there",
+                request.method,
+                request.url.path,
+                data_dir,
+                exc,
+                f"; {held} more request(s) answered 507 since the last such line" if held else "",
+            )
         return JSONResponse(
             {
                 "detail": "the coordinator's disk is full: free space in its DATA_DIR, then "
