@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import workload  # noqa: E402
-from benchmarks.harness import BarePool, CeleryPeer, Ours  # noqa: E402
+from benchmarks.harness import BarePool, CeleryPeer, Ours, since_boot  # noqa: E402
 
 SIZES = ((320, 240), (640, 480), (1280, 720), (1920, 1080))
 OPS = workload.THUMB_OPS
@@ -166,7 +166,8 @@ def report(count: int, rounds: list[dict[str, float]], load: str, differ: int) -
                 if float(load.split()[0]) > (os.cpu_count() or 1)
                 else "otherwise quiet"
             )
-            + "): compare the ratios, measured round by round, more than the rates.",
+            + f"; up {since_boot()} since boot): compare the ratios, measured round by round, "
+            "more than the rates.",
             "",
             "| system | photos/s | ours ÷ it |",
             "|---|---|---|",

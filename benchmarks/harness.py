@@ -133,6 +133,14 @@ def delete_queues(queue: str) -> None:
 # -- process trees ------------------------------------------------------------------------
 
 
+def since_boot() -> str:
+    """How long the machine has been up, for a report's machine line: in the first minutes
+    after a VM boots, every page of memory touched for the first time costs the kernel far
+    more (OPTIMISATIONS.md, session 18), which taxes the systems that write files."""
+    minutes = int(time.time() - psutil.boot_time()) // 60
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
 def tree(pid: int) -> list[psutil.Process]:
     """A process and all its descendants (pool processes of a forkserver included)."""
     try:

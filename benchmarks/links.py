@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import workload  # noqa: E402
-from benchmarks.harness import cpu_seconds, tree  # noqa: E402
+from benchmarks.harness import cpu_seconds, since_boot, tree  # noqa: E402
 from support.broker import delete_queues_sync  # noqa: E402
 from support.netns import HostCluster, probe  # noqa: E402
 
@@ -183,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     probe()
     sizes = {"thumbs": args.thumbs, "images": args.images}
-    started, load_start = time.monotonic(), loadavg()
+    started, load_start = time.monotonic(), f"{loadavg()} (up {since_boot()} since boot)"
     rounds: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="sdlinks-") as tmp:
         bench = Bench(Path(tmp))

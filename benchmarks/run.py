@@ -23,7 +23,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "src")]
 
 from benchmarks import report  # noqa: E402
 from benchmarks.figures import FULL, QUICK, Bench  # noqa: E402
-from benchmarks.harness import BROKER, free_port, rabbitmq_version  # noqa: E402
+from benchmarks.harness import BROKER, free_port, rabbitmq_version, since_boot  # noqa: E402
 
 FIGURES = ("images", "thumbs", "noops", "latency", "memory", "ablations")
 
@@ -51,6 +51,7 @@ def machine() -> dict[str, str]:
         "celery": version("celery"),
         "aio-pika": version("aio-pika"),
         "load average at start (1/5/15 min)": load,
+        "up since boot": since_boot(),
     }
 
 
