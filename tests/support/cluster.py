@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+# Stopping: how long a first SIGTERM may take (a worker drains the tasks it runs) before a
+# second one, and how long that one may take before SIGKILL.
+DRAIN_WAIT_S = 3.0
+STOP_WAIT_S = 15.0
 
 
 def free_port() -> int:
@@ -132,14 +138,21 @@ class Cluster:
         return self.procs[name].poll() is None
 
     def stop(self) -> None:
-        """Terminate every process (SIGTERM, then SIGKILL)."""
+        """Stop every process: SIGTERM to all; to those still running after DRAIN_WAIT_S
+        (a worker finishing long tasks) a second SIGTERM, which stops a worker at once with
+        its tasks back in the queue; SIGKILL to what still runs STOP_WAIT_S after that."""
+        for wait_s in (DRAIN_WAIT_S, STOP_WAIT_S):
+            running = [p for p in self.procs.values() if p.poll() is None]
+            for proc in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + wait_s
+            for proc in running:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         for name, proc in self.procs.items():
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(timeout=15)
-                except (subprocess.TimeoutExpired, ProcessLookupError):
-                    self.kill(name)
+                self.kill(name)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of every process's log, for assertion messages."""
