@@ -130,8 +130,9 @@ DISK_FULL_SAY_S = 30.0
 
 
 class Every:
-    """`due()` is True at most once every `period_s` (the first call is); `held` counts the
-    calls that were not since the last one that was, for a line that says how many it covers."""
+    """`due()` is True on the first call, then again once `period_s` has passed since the last
+    True; the calls in between are counted (`take_held`), for a line that says how many it
+    stands for."""
 
     def __init__(self, period_s: float) -> None:
         self.period_s = period_s
