@@ -9,7 +9,7 @@ import uuid
 
 from sd_common.messages import IngestAnswer, TaskMessage, TaskOutcome, WorkerHello, Working
 from sd_common.settings import Settings
-from sd_common.storage import DISK_FULL_SAY_S, is_disk_full
+from sd_common.storage import DISK_FULL_SAY_S, Every, is_disk_full
 from sd_common.version import VERSION
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import EmbeddedBroker
@@ -17,7 +17,7 @@ from sd_coordinator.errors import ServiceError
 from sd_coordinator.ingest import Ingestor
 from sd_coordinator.registry import Registry
 from sd_coordinator.store import Store
-from sd_worker.disk_full import CHECK_S, has_room
+from sd_worker.disk_full import until_room
 from sd_worker.embedded import LinkRefused, LocalProcessor, RetryLater
 
 log = logging.getLogger("sd.coordinator.local_worker")
@@ -80,7 +80,7 @@ class LocalWorker:
         self.loops = 0
         self._marks: set[asyncio.Task[None]] = set()
         self._full_since: float | None = None  # loop time the disk was first found full
-        self._full_logged_at = 0.0
+        self._full_said = Every(DISK_FULL_SAY_S)
         self._room: asyncio.Task[None] | None = None  # waits for DATA_DIR to have room
 
     async def start(self) -> None:
@@ -146,24 +146,17 @@ class LocalWorker:
     async def _wait_for_room(self) -> None:
         """Until a file can be written in DATA_DIR again (one probe for every loop)."""
         if self._room is None or self._room.done():
-            self._room = asyncio.create_task(self._probe_until_room(), name="sd-local-room")
+            room = until_room([self.settings.data_dir])
+            self._room = asyncio.create_task(room, name="sd-local-room")
         await asyncio.shield(self._room)
-
-    async def _probe_until_room(self) -> None:
-        folder = self.settings.data_dir
-        while True:
-            await asyncio.sleep(CHECK_S)
-            if await asyncio.to_thread(has_room, folder):
-                return
 
     def _disk_full(self, exc: BaseException) -> None:
         """Say that the disk is full when it first is, then every DISK_FULL_SAY_S."""
-        now = asyncio.get_running_loop().time()
-        if self._full_since is None:
-            self._full_since = now
-        elif now - self._full_logged_at < DISK_FULL_SAY_S:
+        if self._full_since is None:  # a new spell of a full disk is said at once
+            self._full_since = asyncio.get_running_loop().time()
+            self._full_said = Every(DISK_FULL_SAY_S)
+        if not self._full_said.due():
             return
-        self._full_logged_at = now
         log.error(
             "the disk of DATA_DIR (%s) is full: the local worker cannot store results, so its "
             "tasks stay queued; free space there and they run again (%s)",

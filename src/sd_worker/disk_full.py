@@ -37,6 +37,14 @@ def has_room(folder: Path) -> bool:
             probe.unlink()
 
 
+async def until_room(folders: list[Path]) -> None:
+    """Return once each of `folders` has room (`has_room`), trying every CHECK_S."""
+    while True:
+        await asyncio.sleep(CHECK_S)
+        if await asyncio.to_thread(lambda: all(has_room(f) for f in folders)):
+            return
+
+
 class DiskPause:
     """`hit(exc)` when a task failed for want of space in one of `folders()` (this worker's
     DATA_DIR, the coordinator's if shared): consuming pauses until each has room."""
@@ -77,10 +85,6 @@ class DiskPause:
         )
         loop = asyncio.get_running_loop()
         since = loop.time()
-        while True:
-            await asyncio.sleep(CHECK_S)
-            room = await asyncio.to_thread(lambda: all(has_room(f) for f in folders))
-            if room:
-                break
+        await until_room(folders)
         log.warning("the disk has room again after %.0f s: consuming resumes", loop.time() - since)
         await self.consumers.set_paused(False, "disk")
