@@ -203,6 +203,13 @@ def consume_through_queue() -> None:
     os.environ["RABBIT_PUBLIC_API"] = "true"
 
 
+def one_task_per_message() -> None:
+    """Before: every task went in a message of its own, however large the job."""
+    from sd_coordinator import transport
+
+    transport.TASKS_PER_MESSAGE = 1
+
+
 def pillow_blocks() -> None:
     """Before: each pool process kept 4 of Pillow's freed image memory blocks. Pillow resizes a
     kept block to the next image's size with `realloc`, which for a large block remaps it: the
@@ -250,6 +257,7 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
         frames_ten_at_a_time,
     ),
     "deliveries through aio-pika's Queue.consume": ("worker", consume_through_queue),
+    "one task per message": ("coordinator", one_task_per_message),
     "Pillow keeps 4 freed image blocks (PILLOW_BLOCKS_MAX=4)": ("worker", pillow_blocks),
     "garbage collector at Python's defaults": ("both", default_gc),
 }

@@ -86,6 +86,7 @@ ABLATION_FIGURES = {
     "published through aio-pika's Exchange.publish": "noops",
     "publishes queued 10 at a time (aiormq's FRAME_BUFFER_SIZE)": "noops",
     "deliveries through aio-pika's Queue.consume": "noops",
+    "one task per message": "thumbs",
     "Pillow keeps 4 freed image blocks (PILLOW_BLOCKS_MAX=4)": "images",
     # Four jobs a round: full collections come every couple of jobs, not within one.
     "garbage collector at Python's defaults": "noops",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from sd_common.settings import NAME_PATTERN as NAME
 
@@ -24,7 +24,8 @@ class InputRef(BaseModel):
 
 
 class TaskMessage(BaseModel):
-    """One message per task on the work queue: small, never the input's bytes."""
+    """One task on the work queue: small, never the input's bytes. A message holds one, or
+    several of one job (`TaskBatch`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -35,6 +36,19 @@ class TaskMessage(BaseModel):
     ops: str = Field("", max_length=500)
     input: InputRef | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+# Several tasks of one job in one message: a JSON array of task messages, `type` "batch".
+BATCH_TYPE = "batch"
+TASKS_PER_MESSAGE_MAX = 64
+TaskBatch: TypeAdapter[list[TaskMessage]] = TypeAdapter(
+    Annotated[list[TaskMessage], Field(min_length=1, max_length=TASKS_PER_MESSAGE_MAX)]
+)
+
+
+def is_batch(body: bytes) -> bool:
+    """A message body that holds several tasks (a JSON array) rather than one (an object)."""
+    return body[:1] == b"["
 
 
 class WorkerHello(BaseModel):
@@ -57,7 +71,9 @@ class WorkerHello(BaseModel):
     )
     task_id: str | None = Field(None, max_length=64)
     consumers: int = Field(0, ge=0, le=10_000)
-    prefetch: int = Field(0, ge=0, le=100_000)
+    prefetch: int = Field(
+        0, ge=0, le=100_000, description="tasks each consumer may hold (its messages' tasks)"
+    )
     processed: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
     version: str | None = Field(

@@ -1,8 +1,8 @@
 """Task publishing: RabbitMQ with publisher confirms, or the embedded in-process queue.
 
 Both expose `start()`, `stop()`, `publish(messages)` (returns once every message is safely
-queued) and `pending()` (ready messages). Tasks that reach the delivery limit are handed to
-`on_dead_letter(task_id, reason)`.
+queued) and `pending()` (tasks ready in the queue). Tasks that reach the delivery limit are
+handed to `on_dead_letter(task_id, reason)`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aio_pika.abc import (
 )
 
 from sd_common import topology
-from sd_common.messages import TaskMessage
+from sd_common.messages import TaskBatch, TaskMessage, is_batch
 from sd_common.settings import Settings
 from sd_coordinator import transport
 from sd_coordinator.errors import Unavailable
@@ -66,6 +66,10 @@ class AmqpBroker:
         self._queue: AbstractQueue | None = None
         self._pending_at = 0.0
         self._pending = 0
+        # Tasks and messages published since the queue was last seen empty: their ratio turns
+        # the broker's count of ready messages into tasks.
+        self._queued_tasks = 0
+        self._queued_messages = 0
 
     async def start(self) -> None:
         """Connect, declare the topology, start consuming dead letters."""
@@ -93,12 +97,18 @@ class AmqpBroker:
             raise RuntimeError("AmqpBroker used before start()")
         return self._channel
 
-    async def publish(self, messages: Sequence[TaskMessage], queue: str | None = None) -> None:
+    async def publish(
+        self,
+        messages: Sequence[TaskMessage],
+        queue: str | None = None,
+        per_message: int | None = None,
+    ) -> None:
         """Publish persistent messages to the work queue (or to `queue`, a worker's backup
         queue); return once the broker confirmed every one. TimeoutError if confirms stop
         coming: while the robust connection waits for a broker that is away (restarting, or
         behind a silent network), an upload must fail fast, not hang. Unroutable if `queue`
-        is gone."""
+        is gone. A large publish to the work queue puts several tasks in a message
+        (`transport.tasks_per_message`); a backup queue gets one task a message."""
         channel = self._ready_channel()
         if channel.is_closed and isinstance(channel, AbstractRobustChannel):
             # The robust connection is reconnecting (a broker restart): wait a moment for it
@@ -106,15 +116,22 @@ class AmqpBroker:
             async with asyncio.timeout(RECONNECT_WAIT_S):
                 await channel.ready()
         fast = not self.settings.rabbit_public_api
-        for window in transport.windows(messages):
+        if per_message is None:
+            per_message = 1 if queue else transport.tasks_per_message(len(messages))
+        parcels = transport.parcels(messages, per_message)
+        for window in transport.windows(parcels):
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await transport.publish_window(
                     channel, queue or self.settings.queue_name, window, fast=fast
                 )
+        if not queue:
+            self._queued_tasks += len(messages)
+            self._queued_messages += len(parcels)
 
     async def pending(self) -> int:
-        """Ready messages in the work queue (cached for half a second); Unavailable while the
-        broker is away, rather than waiting for the reconnection."""
+        """Tasks ready in the work queue (cached for half a second): the broker counts
+        messages, each of one task or several. Unavailable while the broker is away, rather
+        than waiting for the reconnection."""
         now = time.monotonic()
         if self._ready_channel().is_closed:  # a cached count must not hide an outage
             self._pending_at = 0.0
@@ -132,10 +149,22 @@ class AmqpBroker:
                     "is unknown until it is back"
                 ) from exc
             self._pending_at = now
-        return self._pending
+        return self._tasks_in(self._pending)
+
+    def _tasks_in(self, messages: int) -> int:
+        if not messages:
+            self._queued_tasks = self._queued_messages = 0
+            return 0
+        if not self._queued_messages:  # published before this coordinator started
+            return messages
+        per_message = max(1.0, self._queued_tasks / self._queued_messages)
+        return round(messages * per_message)
 
     async def _on_dead_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process(requeue=True):
+            if is_batch(message.body):
+                await self._split(message)
+                return
             try:
                 task_id = str(orjson.loads(message.body)["task_id"])
             except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -144,6 +173,23 @@ class AmqpBroker:
                 )
                 return
             await self.on_dead_letter(task_id, dead_letter_reason(message))
+
+    async def _split(self, message: AbstractIncomingMessage) -> None:
+        """A message of several tasks reached the delivery limit (one of them may crash the
+        worker each time): its tasks go back to the work queue one a message, so only the one
+        that keeps failing ends failed. Those already done run again, answered as duplicates."""
+        try:
+            tasks = TaskBatch.validate_json(message.body)
+        except ValueError:
+            log.warning("dropping an unreadable dead letter (message_id=%s)", message.message_id)
+            return
+        log.warning(
+            "a message of %d tasks was dead-lettered (%s): its tasks go back to the queue one "
+            "a message",
+            len(tasks),
+            dead_letter_reason(message),
+        )
+        await self.publish(tasks, per_message=1)
 
 
 class EmbeddedBroker:

@@ -53,7 +53,7 @@ def _new_id() -> str:
 
 
 class Submitter:
-    """Validates input, stores it once, records the job, publishes one message per task."""
+    """Validates input, stores it once, records the job, publishes its tasks (`broker.publish`)."""
 
     def __init__(
         self,

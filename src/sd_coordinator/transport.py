@@ -10,31 +10,67 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from typing import cast
+from typing import NamedTuple, cast
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel
 
-from sd_common.messages import TaskMessage
+from sd_common.messages import BATCH_TYPE, TaskMessage
 
 # Messages published at once; the first window of a job is small so its first tasks leave at once.
 PUBLISH_WINDOW = 1000
 FIRST_WINDOW = 64
+# A large publish puts up to this many tasks in one message (a JSON array), which divides the
+# per-message cost of AMQP (publish, confirm, delivery, ack, the quorum queue's log) among
+# them, while keeping at least MESSAGES_MIN messages, so several workers still share a job.
+TASKS_PER_MESSAGE = 8
+MESSAGES_MIN = 64
+
+
+class Parcel(NamedTuple):
+    """One message on the queue: one task (a JSON object) or several (a JSON array)."""
+
+    body: bytes
+    message_id: str  # the task's id, or the first task's for several
+    type: str  # the task type, or "batch"
+    tasks: int
+
+
+def tasks_per_message(tasks: int) -> int:
+    """How many tasks share a message in a publish of `tasks` tasks."""
+    return max(1, min(TASKS_PER_MESSAGE, tasks // MESSAGES_MIN))
 
 
 def body(message: TaskMessage) -> bytes:
-    """The message's bytes on the queue: its JSON."""
+    """One task's bytes on the queue: its JSON."""
     return message.model_dump_json(exclude_defaults=False).encode()
 
 
-def properties(message: TaskMessage) -> aiormq.spec.Basic.Properties:
+def parcels(messages: Sequence[TaskMessage], per_message: int = 1) -> list[Parcel]:
+    """The messages to publish for `messages`, in order: up to `per_message` consecutive tasks
+    of one job to a message."""
+    if per_message <= 1:
+        return [Parcel(body(m), m.task_id, m.type, 1) for m in messages]
+    out = []
+    group: list[TaskMessage] = []
+    for m in [*messages, None]:
+        if group and (m is None or len(group) == per_message or m.job_id != group[0].job_id):
+            joined = b"[" + b",".join(map(body, group)) + b"]"
+            out.append(Parcel(joined, group[0].task_id, BATCH_TYPE, len(group)))
+            group = []
+        if m is not None:
+            group.append(m)
+    return out
+
+
+def properties(parcel: Parcel) -> aiormq.spec.Basic.Properties:
     """What `aio_pika.Message(body, delivery_mode=PERSISTENT, ...)` would send."""
     return aiormq.spec.Basic.Properties(
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
-        message_id=message.task_id,
-        message_type=message.type,
+        message_id=parcel.message_id,
+        message_type=parcel.type,
     )
 
 
@@ -45,12 +81,12 @@ def use_fast_path() -> None:
     aiormq.Connection.FRAME_BUFFER_SIZE = max(aiormq.Connection.FRAME_BUFFER_SIZE, PUBLISH_WINDOW)
 
 
-def windows(messages: Sequence[TaskMessage]) -> list[Sequence[TaskMessage]]:
+def windows(parcels: Sequence[Parcel]) -> list[Sequence[Parcel]]:
     """The messages in the order they are published: FIRST_WINDOW, then PUBLISH_WINDOW each."""
-    out: list[Sequence[TaskMessage]] = []
+    out: list[Sequence[Parcel]] = []
     start, size = 0, FIRST_WINDOW
-    while start < len(messages):
-        out.append(messages[start : start + size])
+    while start < len(parcels):
+        out.append(parcels[start : start + size])
         start, size = start + size, PUBLISH_WINDOW
     return out
 
@@ -60,7 +96,7 @@ class Unroutable(Exception):
 
 
 async def publish_window(
-    channel: AbstractChannel, queue_name: str, window: Sequence[TaskMessage], *, fast: bool
+    channel: AbstractChannel, queue_name: str, window: Sequence[Parcel], *, fast: bool
 ) -> None:
     """Publish persistent messages to the queue; return once the broker confirmed each one
     (a Basic.Nack raises DeliveryError either way; a return, Unroutable)."""
@@ -71,29 +107,29 @@ async def publish_window(
         underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
         sends: list[Awaitable[object]] = [
             underlay.basic_publish(
-                body(m),
+                p.body,
                 routing_key=queue_name,
-                properties=properties(m),
+                properties=properties(p),
                 mandatory=True,
                 wait=False,
             )
-            for m in window
+            for p in window
         ]
     else:
         exchange = channel.default_exchange
         sends = [
             exchange.publish(
                 aio_pika.Message(
-                    body(m),
+                    p.body,
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=m.task_id,
+                    message_id=p.message_id,
                     content_type="application/json",
-                    type=m.type,
+                    type=p.type,
                 ),
                 routing_key=queue_name,
                 mandatory=True,
             )
-            for m in window
+            for p in window
         ]
     confirmations = await asyncio.gather(*sends)
     # Either path answers a returned message with the message instead of a Basic.Ack.

@@ -1,5 +1,9 @@
 """Each delivery of a task: run once here, held while it runs, settled (late ack) once its
-outcome is stored; a second copy of a task already running here goes back to the queue."""
+outcome is stored; a second copy of a task already running here goes back to the queue.
+
+A message of several tasks (`TaskBatch`) is run as one part per task, each held and run like a
+delivery of its own; the message is acked once every part's outcome is stored, or returned to
+the queue if any part must be retried."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
-from sd_common.messages import TaskMessage
+from sd_common.messages import TaskBatch, TaskMessage, is_batch
 from sd_common.storage import is_disk_full
 from sd_worker.acks import AckCoalescer
 from sd_worker.processing import RetryLater, TaskProcessor
@@ -47,6 +51,7 @@ class Deliveries:
         # Held tasks the coordinator says are finished elsewhere: acked without running.
         self.settled_elsewhere: set[str] = set()
         self._processing: set[asyncio.Task[None]] = set()  # handlers inside processor.handle
+        self.per_message = 1  # tasks in the latest message
 
     async def settled_within(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for the deliveries in flight (and the ones that join them
@@ -67,8 +72,13 @@ class Deliveries:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def on_message(self, message: Delivery) -> None:
+    async def on_message(self, message: Delivery | Part) -> None:
         """Handle one delivery; ack only after the coordinator stored the outcome."""
+        if not isinstance(message, Part):
+            if is_batch(message.body):
+                await self._on_batch(message)
+                return
+            self.per_message = 1
         task = asyncio.current_task()
         task_id = message.message_id
         if task is not None:
@@ -87,13 +97,27 @@ class Deliveries:
                         self.settled_elsewhere.discard(task_id)
             self.on_done()
 
-    async def _handle(self, message: Delivery) -> None:
+    async def _on_batch(self, message: Delivery) -> None:
         try:
-            task = TaskMessage.model_validate_json(message.body)
+            tasks = TaskBatch.validate_json(message.body)
         except ValidationError as exc:
             log.error("rejecting a malformed message %s: %s", message.message_id, exc)
             await self._settle(message, ack=False, requeue=False)  # dead-letters it
             return
+        self.per_message = len(tasks)
+        batch = _Batch(self, message, len(tasks))
+        await asyncio.gather(*(self.on_message(Part(batch, task)) for task in tasks))
+
+    async def _handle(self, message: Delivery | Part) -> None:
+        if isinstance(message, Part):
+            task = message.task
+        else:
+            try:
+                task = TaskMessage.model_validate_json(message.body)
+            except ValidationError as exc:
+                log.error("rejecting a malformed message %s: %s", message.message_id, exc)
+                await self._settle(message, ack=False, requeue=False)  # dead-letters it
+                return
         self.on_delivered(task.job_id, len(self.inflight))
         if len(self.held.get(task.task_id, ())) > 1:
             await self._handle_copy(message, task.task_id)
@@ -137,7 +161,7 @@ class Deliveries:
         if self.on_disk_full is not None:
             await self.on_disk_full(exc)
 
-    async def _handle_copy(self, message: Delivery, task_id: str) -> None:
+    async def _handle_copy(self, message: Delivery | Part, task_id: str) -> None:
         """A second delivery of a task already running here: a backup meant for another worker
         (this one lags), or a redelivery after the channel closed. If the first run ends within
         COPY_WAIT_S its outcome covers this copy too; if not, the copy goes back to the queue
@@ -147,7 +171,13 @@ class Deliveries:
         if first:
             await asyncio.wait(first, timeout=COPY_WAIT_S)
         # Each return counts towards the queue's delivery limit: keep two for the copy's run.
-        if len(self.held.get(task_id, ())) > 1 and message.deliveries + 2 < self.delivery_limit:
+        # A part is never returned alone (its message holds other tasks): the first run,
+        # still held here, stands for it.
+        if (
+            not isinstance(message, Part)
+            and len(self.held.get(task_id, ())) > 1
+            and message.deliveries + 2 < self.delivery_limit
+        ):
             log.info(
                 "task %s delivered again while running here: returned to the queue for "
                 "another worker",
@@ -168,7 +198,10 @@ class Deliveries:
                     if handler in self._processing:  # not one already settling its delivery
                         handler.cancel()
 
-    async def _settle(self, message: Delivery, *, ack: bool, requeue: bool = True) -> None:
+    async def _settle(self, message: Delivery | Part, *, ack: bool, requeue: bool = True) -> None:
+        if isinstance(message, Part):
+            await message.batch.settle(ack)
+            return
         try:
             if ack:
                 await self.acks.ack(message)
@@ -182,3 +215,42 @@ class Deliveries:
                 message.message_id,
                 exc,
             )
+
+
+class _Batch:
+    """A message of several tasks: settled once, when its last part is."""
+
+    __slots__ = ("all_acked", "deliveries", "message", "unsettled")
+
+    def __init__(self, deliveries: Deliveries, message: Delivery, parts: int) -> None:
+        self.deliveries = deliveries
+        self.message = message
+        self.unsettled = parts
+        self.all_acked = True
+
+    async def settle(self, ack: bool) -> None:
+        """One part is settled: its outcome stored (`ack`) or to be retried. The last part
+        acks the message, or returns it to the queue if any part is to be retried (the parts
+        already stored are answered as duplicates when it comes back)."""
+        self.all_acked = self.all_acked and ack
+        self.unsettled -= 1
+        if not self.unsettled:
+            await self.deliveries._settle(self.message, ack=self.all_acked)
+
+
+class Part:
+    """One task of a message of several, handled as a delivery of its own."""
+
+    __slots__ = ("batch", "task")
+
+    def __init__(self, batch: _Batch, task: TaskMessage) -> None:
+        self.batch = batch
+        self.task = task
+
+    @property
+    def message_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def deliveries(self) -> int:
+        return self.batch.message.deliveries

@@ -41,6 +41,7 @@ class Reporter:
         changed: asyncio.Event,
         on_cpu: Callable[[float], Awaitable[None]],
         on_answer: Callable[[ReportAnswer], None],
+        per_message: Callable[[], int] = lambda: 1,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -51,6 +52,7 @@ class Reporter:
         self.changed = changed
         self.on_cpu = on_cpu
         self.on_answer = on_answer
+        self.per_message = per_message  # tasks in the latest message
         self.name = settings.node_name
         self.session = uuid.uuid4().hex
         self.sampler = ResourceSampler()
@@ -79,7 +81,7 @@ class Reporter:
             paused_for=self.consumers.paused_for if self.consumers.paused else [],
             task_id=self.processor.current_task,
             consumers=len(self.consumers.active),
-            prefetch=self.consumers.prefetch,
+            prefetch=self.consumers.prefetch * self.per_message(),  # in tasks
             processed=self.processor.processed,
             failed=self.processor.failed,
             version=VERSION,

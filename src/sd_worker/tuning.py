@@ -47,12 +47,15 @@ class Tuner:
         consumers: Consumers,
         client: CoordinatorClient,
         in_flight: Callable[[], int],
+        per_message: Callable[[], int] = lambda: 1,
     ) -> None:
         self.settings = settings
         self.cores = cores
         self.consumers = consumers
         self.client = client
         self.in_flight = in_flight
+        # Tasks in the latest message: prefetch counts messages, the parameters count tasks.
+        self.per_message = per_message
         self._look_soon = asyncio.Event()
         self._saturated = False
         self._new_job = False
@@ -76,7 +79,8 @@ class Tuner:
             self._look_soon.set()
         else:
             self._recent_jobs.move_to_end(job_id)
-        if c.prefetch < MAX_PREFETCH and in_flight >= c.prefetch * len(c.active):
+        slots = c.prefetch * max(1, self.per_message())
+        if slots < MAX_PREFETCH and in_flight >= slots * len(c.active):
             self._saturated = True
             self._look_soon.set()
 
@@ -167,6 +171,7 @@ class Tuner:
             self._last_pending = pending
             arriving = loop.time() < self._arriving_until
             consumers, prefetch = get_optimal_params(pending, live, self.cores)
+            prefetch = max(1, prefetch // max(1, self.per_message()))
             if (consumers, prefetch) != (len(c.active), c.prefetch) or c.start_failed:
                 log.info(
                     "tuning: pending=%d consuming_workers=%.2f -> consumers=%d prefetch=%d",

@@ -53,7 +53,9 @@ class AsyncWorker:
             settings,
             tasks_in_flight=lambda: len(self.deliveries.inflight),
             keep_busy=self.executor.capacity,
-            window=lambda: self.consumers.prefetch * len(self.consumers.active),
+            window=lambda: (
+                self.consumers.prefetch * len(self.consumers.active) * self.deliveries.per_message
+            ),
         )
         cache = InputCache(settings.data_dir / "worker-cache" / self.name)
         # Set when the running task or the consuming state changes: `/working` tells soon.
@@ -72,7 +74,12 @@ class AsyncWorker:
         self.consumers = Consumers(settings, self.deliveries.on_message, changed.set, backups)
         self.disk_pause = DiskPause(self._disks, self.consumers)
         self.tuner = Tuner(
-            settings, cores, self.consumers, self.client, lambda: len(self.deliveries.inflight)
+            settings,
+            cores,
+            self.consumers,
+            self.client,
+            lambda: len(self.deliveries.inflight),
+            lambda: self.deliveries.per_message,
         )
         self.reporter = Reporter(
             settings,
@@ -84,6 +91,7 @@ class AsyncWorker:
             changed=changed,
             on_cpu=CpuPause(settings.cpu_limit, self.consumers).sampled,
             on_answer=self._heard,
+            per_message=lambda: self.deliveries.per_message,
         )
         self.connection: AbstractRobustConnection | None = None
         self._loops: list[asyncio.Task[None]] = []

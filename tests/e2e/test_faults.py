@@ -15,6 +15,7 @@ import psutil
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
+from sd_coordinator.transport import MESSAGES_MIN
 from sd_worker.worker_async import DRAIN_TIMEOUT_S
 from support.broker import queue_counts
 from support.cluster import Cluster
@@ -145,6 +146,32 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
     }
     # Duplicates (a result beta stored but never acked) must not count as throughput.
     assert snapshot["tps"] * 5.0 <= 60 + 1e-6
+    assert asyncio.run(queue_counts(cluster.queue)) == (0, 0)
+
+
+def test_a_killed_worker_loses_no_task_of_the_messages_of_several_tasks_it_held(
+    cluster: Cluster,
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    cluster.start_worker("beta")
+    cluster.wait_consuming("alfa", "beta")
+    data = sample_image(640, 480, seed=13)
+    # Three tasks a message (transport.tasks_per_message).
+    sent = cluster.upload([("media.jpg", data)], ops=SLOW_OPS, copies=MESSAGES_MIN * 3)
+    wait_done_at_least(cluster, sent["job_id"], 10)
+    cluster.wait_until(
+        lambda: any(
+            t["state"] == "running" and t["worker"] == "beta"
+            for t in cluster.job(sent["job_id"])["tasks"]
+        ),
+        30,
+        "beta to hold started tasks",
+    )
+    cluster.kill("beta")
+
+    job = cluster.wait_job(sent["job_id"], timeout_s=120)
+    assert_completed_once(cluster, job, data)
     assert asyncio.run(queue_counts(cluster.queue)) == (0, 0)
 
 

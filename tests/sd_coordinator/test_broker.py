@@ -12,17 +12,23 @@ import orjson
 import pytest
 
 from sd_common import topology
-from sd_common.messages import InputRef, TaskMessage
+from sd_common.messages import BATCH_TYPE, InputRef, TaskBatch, TaskMessage
 from sd_common.settings import Settings
 from sd_coordinator.broker import AmqpBroker
-from sd_coordinator.transport import FIRST_WINDOW, PUBLISH_WINDOW, Unroutable
-from support.broker import AMQP_URL
+from sd_coordinator.transport import (
+    FIRST_WINDOW,
+    MESSAGES_MIN,
+    PUBLISH_WINDOW,
+    TASKS_PER_MESSAGE,
+    Unroutable,
+)
+from support.broker import AMQP_URL, queue_counts
 
 
-def message(n: int = 0) -> TaskMessage:
+def message(n: int = 0, job_id: str | None = None) -> TaskMessage:
     return TaskMessage(
         task_id=uuid.uuid4().hex,
-        job_id=uuid.uuid4().hex,
+        job_id=job_id or uuid.uuid4().hex,
         type="image",
         ops="grayscale",
         input=InputRef(sha256=f"{n:064x}", size=123_456),
@@ -82,19 +88,55 @@ async def test_published_tasks_are_small_persistent_and_confirmed(
         await got.ack()
 
 
+def job(n: int) -> list[TaskMessage]:
+    job_id = uuid.uuid4().hex
+    return [message(i, job_id) for i in range(n)]
+
+
+async def queued(queue_name: str) -> list[list[TaskMessage]]:
+    """Every message in the queue, taken off it: the tasks each one holds."""
+    out = []
+    async with work_queue(queue_name) as queue:
+        while (incoming := await queue.get(no_ack=True, fail=False, timeout=5)) is not None:
+            if incoming.type == BATCH_TYPE:
+                tasks = TaskBatch.validate_json(incoming.body)
+                assert incoming.message_id == tasks[0].task_id
+            else:
+                tasks = [TaskMessage.model_validate_json(incoming.body)]
+            out.append(tasks)
+    return out
+
+
 @pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
-async def test_a_job_larger_than_its_publish_windows_is_queued_whole_and_in_order(
+async def test_a_large_job_goes_several_tasks_a_message_whole_and_in_order(
     queue_name: str, public_api: bool
 ) -> None:
-    sent = [message(i) for i in range(FIRST_WINDOW + PUBLISH_WINDOW + 10)]
+    sent = job((FIRST_WINDOW + PUBLISH_WINDOW) * TASKS_PER_MESSAGE + 10)
     async with running_broker(queue_name, rabbit_public_api=public_api) as broker:
         await broker.publish(sent)
+        await asyncio.sleep(0.6)  # pending() caches for half a second
+        assert await broker.pending() == len(sent)  # tasks, not messages
 
-    async with work_queue(queue_name) as queue:
-        got = []
-        while (incoming := await queue.get(no_ack=True, fail=False, timeout=5)) is not None:
-            got.append(incoming.message_id)
-        assert got == [m.task_id for m in sent]
+    messages = await queued(queue_name)
+    assert [t for tasks in messages for t in tasks] == sent
+    assert [len(tasks) for tasks in messages[:-1]] == [TASKS_PER_MESSAGE] * (len(messages) - 1)
+    assert len(messages) == -(-len(sent) // TASKS_PER_MESSAGE)
+
+
+async def test_a_publish_keeps_enough_messages_for_several_workers_and_one_job_each(
+    queue_name: str,
+) -> None:
+    small, mixed = job(MESSAGES_MIN * 2), job(50) + job(50)
+    async with running_broker(queue_name) as broker:
+        await broker.publish(small)
+        await broker.publish(mixed)
+        await broker.publish(job(MESSAGES_MIN - 1))
+
+    messages = await queued(queue_name)
+    sizes = [len(tasks) for tasks in messages]
+    # 128 tasks: two a message, so 64 messages; 100 tasks: one a message (under 128).
+    assert sizes == [2] * MESSAGES_MIN + [1] * 100 + [1] * (MESSAGES_MIN - 1)
+    assert all(len({t.job_id for t in tasks}) == 1 for tasks in messages)
 
 
 @pytest.mark.parametrize("public_api", [False, True], ids=["beneath aio-pika", "public API"])
@@ -163,6 +205,32 @@ async def test_poison_message_dead_letters_at_the_delivery_limit(queue_name: str
         task_id, reason = dead.seen[0]
         assert task_id == sent.task_id
         assert "delivery limit" in reason
+    finally:
+        await broker.stop()
+
+
+async def test_a_message_of_several_tasks_at_the_delivery_limit_comes_back_one_task_a_message(
+    queue_name: str,
+) -> None:
+    """One of its tasks may be what makes a worker die each time: split, only that one would
+    end failed; the others run."""
+    dead = DeadLetters()
+    broker = AmqpBroker(settings(queue_name, delivery_limit=1), dead)
+    await broker.start()
+    try:
+        sent = job(5)
+        await broker.publish(sent, per_message=5)
+        async with work_queue(queue_name) as queue:
+            for _ in range(2):  # delivered, returned, delivered, returned: the limit
+                delivery = await queue.get(timeout=5)
+                assert delivery is not None and delivery.type == BATCH_TYPE
+                await delivery.nack(requeue=True)
+        for _ in range(150):  # the coordinator publishes them again: up to 15 s
+            if (await queue_counts(queue_name, delivery_limit=1))[0] == len(sent):
+                break
+            await asyncio.sleep(0.1)
+        assert await queued(queue_name) == [[task] for task in sent]
+        assert dead.seen == []  # none of them failed
     finally:
         await broker.stop()
 
