@@ -104,7 +104,7 @@ def acks_one_by_one() -> None:
     async def ack(self: AckCoalescer, message: AbstractIncomingMessage) -> None:
         await message.ack()
 
-    AckCoalescer.ack = ack  # type: ignore[method-assign]
+    AckCoalescer.ack = ack  # type: ignore[method-assign, assignment]
 
 
 def thread_driven_pool() -> None:
@@ -115,7 +115,7 @@ def thread_driven_pool() -> None:
     from sd_worker import executor
 
     class Adapter(ProcessPoolExecutor):
-        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             return asyncio.wrap_future(super().submit(fn, *args, **kwargs))
 
     def new_pool(
@@ -135,7 +135,7 @@ def asyncio_loop() -> None:
     """Before: the worker ran on asyncio's own event loop."""
     import sd_worker.__main__ as worker_main
 
-    worker_main.run_loop = lambda main, **_: asyncio.run(main)  # type: ignore[assignment]
+    worker_main.run_loop = lambda main, **_: asyncio.run(main)
 
 
 def working_every_change() -> None:
@@ -178,7 +178,7 @@ def outcomes_one_by_one() -> None:
     async def outcomes(self: Ingestor, items: list[Any]) -> list[Any]:
         return [(await batched(self, [item]))[0] for item in items]
 
-    Ingestor.outcomes = outcomes  # type: ignore[method-assign]
+    Ingestor.outcomes = outcomes  # type: ignore[method-assign, assignment]
 
 
 def publish_through_exchange() -> None:
@@ -227,7 +227,7 @@ def services_in_threadpool() -> None:
     def get_services(request: Request) -> Any:
         return request.app.state.services
 
-    deps.ServicesDep = Annotated[deps.Services, Depends(get_services)]  # type: ignore[misc]
+    deps.ServicesDep = Annotated[deps.Services, Depends(get_services)]  # type: ignore[assignment]
 
 
 def default_gc() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -142,7 +143,7 @@ class Bench:
         self.components: dict[str, Callable[[], list[Any]]] = {
             "coordinator": self.ours.coordinator,
             "worker": self.ours.worker,
-            "worker main": lambda: self.ours.worker()[:1],
+            "worker main": self.ours.worker_main,
             "celery": self.celery.worker,
             "bare": lambda: self.bare.children() if self.bare else [],
             "pillow alone": lambda: self.alone.children() if self.alone else [],
@@ -299,7 +300,7 @@ class Bench:
         http_components = {
             "coordinator": over_http.coordinator,
             "worker": over_http.worker,
-            "worker main": lambda: over_http.worker()[:1],
+            "worker main": over_http.worker_main,
             "rabbitmq": self.components["rabbitmq"],
             "client": self.components["client"],
         }
@@ -392,7 +393,7 @@ class Bench:
                 if rnd == 0 and name in ("ours", "celery"):
                     self._count_broker_bytes(
                         name,
-                        lambda body=body, name=name, rnd=rnd: self.timed("noops", name, rnd, body),
+                        functools.partial(self.timed, "noops", name, rnd, body),
                     )
                 else:
                     self.timed("noops", name, rnd, body)
@@ -461,14 +462,14 @@ class Bench:
                         components = {
                             "coordinator": ours.coordinator,
                             "worker": ours.worker,
-                            "worker main": lambda o=ours: o.worker()[:1],
+                            "worker main": ours.worker_main,
                             "rabbitmq": self.components["rabbitmq"],
                         }
                         self.timed(
                             f"ablation {figure}",
                             f"without: {label}" if name == label else f"with: {label}",
                             rnd,
-                            lambda o=ours, f=figure: bodies[f](o, sizes[f]),
+                            functools.partial(bodies[figure], ours, sizes[figure]),
                             components,
                         )
         finally:

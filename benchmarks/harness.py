@@ -353,6 +353,10 @@ class Ours:
         proc = self.cluster.procs.get(self.worker_name)
         return tree(proc.pid) if proc else []
 
+    def worker_main(self) -> list[psutil.Process]:
+        """The worker's own process, without its pool."""
+        return self.worker()[:1]
+
     def upload(self, files: list[tuple[str, bytes]], ops: str, copies: int) -> str:
         response = self.http.post(
             "/upload",
@@ -509,13 +513,15 @@ class BarePool:
 
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["benchmarks.workload"])
-        keep = pillow_blocks_max is not None
-        self.pool = ProcessPoolExecutor(
-            workers,
-            mp_context=context,
-            initializer=workload.keep_pillow_blocks if keep else None,
-            initargs=(pillow_blocks_max,) if keep else (),
-        )
+        if pillow_blocks_max is None:
+            self.pool = ProcessPoolExecutor(workers, mp_context=context)
+        else:
+            self.pool = ProcessPoolExecutor(
+                workers,
+                mp_context=context,
+                initializer=workload.keep_pillow_blocks,
+                initargs=(pillow_blocks_max,),
+            )
         for future in [self.pool.submit(workload.warm) for _ in range(workers * 4)]:
             future.result()
 

@@ -23,7 +23,9 @@ def make_photo(width: int, height: int, seed: int = 0) -> bytes:
     """A photo-like JPEG (quality 90): smooth gradients, shapes, blur and mild sensor noise."""
     red = Image.linear_gradient("L").resize((width, height))
     green = Image.radial_gradient("L").resize((width, height))
-    blue = Image.effect_noise((width // 8, height // 8), 60).resize((width, height), Image.BICUBIC)
+    blue = Image.effect_noise((width // 8, height // 8), 60).resize(
+        (width, height), Image.Resampling.BICUBIC
+    )
     image = Image.merge("RGB", (red, green, blue))
     draw = ImageDraw.Draw(image)
     rnd = random.Random(seed)

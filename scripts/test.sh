@@ -51,9 +51,11 @@ if [ $whole = 1 ]; then
     || { echo "error: ruff check found problems (ruff check --fix may mend them)" >&2; exit 1; }
   "$VENV/bin/ruff" format --check src tests benchmarks \
     || { echo "error: files not formatted; run: .venv/bin/ruff format src tests benchmarks" >&2; exit 1; }
-  say "type check of src for Linux, Windows and macOS (mypy --platform)"
+  say "type check of src for Linux, Windows and macOS, and of benchmarks/ (Linux only) (mypy --platform)"
   for platform in linux win32 darwin; do
-    "$VENV/bin/mypy" --platform "$platform" --cache-dir ".mypy_cache/$platform" \
+    files=(src)
+    [ "$platform" = linux ] && files+=(benchmarks)
+    "$VENV/bin/mypy" --platform "$platform" --cache-dir ".mypy_cache/$platform" "${files[@]}" \
       || { echo "error: mypy found errors for --platform $platform" >&2; exit 1; }
   done
 fi
