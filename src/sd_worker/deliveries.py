@@ -74,50 +74,49 @@ class Deliveries:
 
     async def on_message(self, message: Delivery | Part) -> None:
         """Handle one delivery; ack only after the coordinator stored the outcome."""
-        if not isinstance(message, Part):
-            if is_batch(message.body):
-                await self._on_batch(message)
-                return
-            self.per_message = 1
-        task = asyncio.current_task()
-        task_id = message.message_id
-        if task is not None:
-            self.inflight.add(task)
-            if task_id:
-                self.held.setdefault(task_id, []).append(task)
-        try:
-            await self._handle(message)
-        finally:
-            if task is not None:
-                self.inflight.discard(task)
-                if task_id and (handlers := self.held.get(task_id)):
-                    handlers.remove(task)
-                    if not handlers:
-                        del self.held[task_id]
-                        self.settled_elsewhere.discard(task_id)
-            self.on_done()
-
-    async def _on_batch(self, message: Delivery) -> None:
-        try:
-            tasks = TaskBatch.validate_json(message.body)
-        except ValidationError as exc:
-            log.error("rejecting a malformed message %s: %s", message.message_id, exc)
-            await self._settle(message, ack=False, requeue=False)  # dead-letters it
-            return
-        self.per_message = len(tasks)
-        batch = _Batch(self, message, len(tasks))
-        await asyncio.gather(*(self.on_message(Part(batch, task)) for task in tasks))
-
-    async def _handle(self, message: Delivery | Part) -> None:
         if isinstance(message, Part):
             task = message.task
         else:
-            try:
-                task = TaskMessage.model_validate_json(message.body)
-            except ValidationError as exc:
-                log.error("rejecting a malformed message %s: %s", message.message_id, exc)
-                await self._settle(message, ack=False, requeue=False)  # dead-letters it
+            read = await self._read(message)
+            if read is None:
+                self.on_done()
                 return
+            if isinstance(read, list):
+                self.per_message = len(read)
+                batch = _Batch(self, message, len(read))
+                await asyncio.gather(*(self.on_message(Part(batch, t)) for t in read))
+                return
+            self.per_message = 1
+            task = read
+        handler = asyncio.current_task()
+        if handler is not None:
+            self.inflight.add(handler)
+            self.held.setdefault(task.task_id, []).append(handler)
+        try:
+            await self._handle(message, task)
+        finally:
+            if handler is not None:
+                self.inflight.discard(handler)
+                if handlers := self.held.get(task.task_id):
+                    handlers.remove(handler)
+                    if not handlers:
+                        del self.held[task.task_id]
+                        self.settled_elsewhere.discard(task.task_id)
+            self.on_done()
+
+    async def _read(self, message: Delivery) -> TaskMessage | list[TaskMessage] | None:
+        """The message's task, or its tasks; None if it is malformed (rejected: it
+        dead-letters)."""
+        try:
+            if is_batch(message.body):
+                return TaskBatch.validate_json(message.body)
+            return TaskMessage.model_validate_json(message.body)
+        except ValidationError as exc:
+            log.error("rejecting a malformed message %s: %s", message.message_id, exc)
+            await self._settle(message, ack=False, requeue=False)  # dead-letters it
+            return None
+
+    async def _handle(self, message: Delivery | Part, task: TaskMessage) -> None:
         self.on_delivered(task.job_id, len(self.inflight))
         if len(self.held.get(task.task_id, ())) > 1:
             await self._handle_copy(message, task.task_id)
@@ -246,11 +245,3 @@ class Part:
     def __init__(self, batch: _Batch, task: TaskMessage) -> None:
         self.batch = batch
         self.task = task
-
-    @property
-    def message_id(self) -> str:
-        return self.task.task_id
-
-    @property
-    def deliveries(self) -> int:
-        return self.batch.message.deliveries

@@ -61,6 +61,16 @@ def use_poison_tasks(cluster: Cluster, delivery_limit: int) -> None:
     )
 
 
+def start_two_workers(cluster: Cluster) -> None:
+    """The coordinator, and workers alfa and beta both consuming before a job arrives: a
+    worker alone on the queue takes its whole prefetch window at once, and the other would then
+    hold nothing to lose."""
+    cluster.start_coordinator()
+    cluster.start_worker("alfa")
+    cluster.start_worker("beta")
+    cluster.wait_consuming("alfa", "beta")
+
+
 def assert_completed_once(cluster: Cluster, job: dict[str, Any], data: bytes) -> None:
     """Every task done exactly once: one result file each, nothing more, pixels right."""
     total = job["total"]
@@ -79,12 +89,7 @@ def assert_completed_once(cluster: Cluster, job: dict[str, Any], data: bytes) ->
 
 
 def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> None:
-    cluster.start_coordinator()
-    cluster.start_worker("alfa")
-    cluster.start_worker("beta")
-    # Both consuming before the job arrives: a worker alone on the queue takes its whole
-    # prefetch window at once, and beta would then hold nothing to lose.
-    cluster.wait_consuming("alfa", "beta")
+    start_two_workers(cluster)
     # Four times BIG: a task takes long enough (~0.4 s) to still be running at the kill.
     data = sample_image(BIG[0] * 2, BIG[1] * 2, seed=11)
     sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=60)
@@ -152,10 +157,7 @@ def test_killed_worker_tasks_are_redelivered_and_done_once(cluster: Cluster) -> 
 def test_a_killed_worker_loses_no_task_of_the_messages_of_several_tasks_it_held(
     cluster: Cluster,
 ) -> None:
-    cluster.start_coordinator()
-    cluster.start_worker("alfa")
-    cluster.start_worker("beta")
-    cluster.wait_consuming("alfa", "beta")
+    start_two_workers(cluster)
     data = sample_image(640, 480, seed=13)
     # Three tasks a message (transport.tasks_per_message).
     sent = cluster.upload([("media.jpg", data)], ops=SLOW_OPS, copies=MESSAGES_MIN * 3)
@@ -258,10 +260,7 @@ def test_poison_task_running_beside_normal_tasks_fails_alone(cluster: Cluster) -
 
 
 def test_rabbitmq_restart_mid_job_loses_nothing_and_new_uploads_work(cluster: Cluster) -> None:
-    cluster.start_coordinator()
-    cluster.start_worker("alfa")
-    cluster.start_worker("beta")
-    cluster.wait_consuming("alfa", "beta")
+    start_two_workers(cluster)
     data = sample_image(*BIG, seed=15)
     sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=40)
     wait_done_at_least(cluster, sent["job_id"], 6)
@@ -303,10 +302,7 @@ def test_rabbitmq_restart_mid_job_loses_nothing_and_new_uploads_work(cluster: Cl
 def test_coordinator_killed_mid_job_restarts_with_its_data_and_workers_return(
     cluster: Cluster,
 ) -> None:
-    cluster.start_coordinator()
-    cluster.start_worker("alfa")
-    cluster.start_worker("beta")
-    cluster.wait_consuming("alfa", "beta")
+    start_two_workers(cluster)
     data = sample_image(*BIG, seed=16)
     sent = cluster.upload([("grande.jpg", data)], ops=SLOW_OPS, copies=40)
     before = wait_done_at_least(cluster, sent["job_id"], 6)
