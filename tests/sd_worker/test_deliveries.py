@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
-from sd_common.messages import TaskMessage
+import pytest
+
+from sd_common.messages import TASKS_PER_MESSAGE_MAX, TaskMessage
 from sd_coordinator.transport import parcels
 from sd_worker.deliveries import Deliveries
 from sd_worker.processing import RetryLater
@@ -105,9 +108,21 @@ async def test_a_part_finished_elsewhere_is_dropped_and_the_message_acked_with_t
     assert message.settled == ["ack"]
 
 
-async def test_a_malformed_message_of_several_tasks_is_rejected_whole() -> None:
+def malformed() -> Message:
     _, message = batch(2)
     message.body = message.body.replace(b'"type":"sleep"', b'"type":""', 1)
+    return message
+
+
+def too_many() -> Message:
+    return batch(TASKS_PER_MESSAGE_MAX + 1)[1]
+
+
+@pytest.mark.parametrize("make", [malformed, too_many])
+async def test_a_message_of_several_tasks_that_fails_its_check_is_rejected_whole_unrun(
+    make: Callable[[], Message],
+) -> None:
+    message = make()
     processor = Processor()
     handler, _ = deliveries(processor)
     await asyncio.wait_for(handler.on_message(message), 5)  # type: ignore[arg-type]
