@@ -34,7 +34,6 @@ class Parcel(NamedTuple):
     body: bytes
     message_id: str  # the task's id, or the first task's for several
     type: str  # the task type, or "batch"
-    tasks: int
 
 
 def tasks_per_message(tasks: int) -> int:
@@ -51,13 +50,13 @@ def parcels(messages: Sequence[TaskMessage], per_message: int = 1) -> list[Parce
     """The messages to publish for `messages`, in order: up to `per_message` consecutive tasks
     of one job to a message."""
     if per_message <= 1:
-        return [Parcel(body(m), m.task_id, m.type, 1) for m in messages]
+        return [Parcel(body(m), m.task_id, m.type) for m in messages]
     out = []
     group: list[TaskMessage] = []
     for m in [*messages, None]:
         if group and (m is None or len(group) == per_message or m.job_id != group[0].job_id):
             joined = b"[" + b",".join(map(body, group)) + b"]"
-            out.append(Parcel(joined, group[0].task_id, BATCH_TYPE, len(group)))
+            out.append(Parcel(joined, group[0].task_id, BATCH_TYPE))
             group = []
         if m is not None:
             group.append(m)
