@@ -68,12 +68,18 @@ def deliveries(processor: Processor) -> tuple[Deliveries, list[int]]:
     return handler, in_flight
 
 
+async def handling(handler: Deliveries, message: Message) -> asyncio.Task[None]:
+    """The message handed to the worker, its parts started and waiting in the processor."""
+    running = asyncio.create_task(handler.on_message(message))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    return running
+
+
 async def test_each_task_of_a_message_runs_held_on_its_own_and_the_message_is_acked_once() -> None:
     tasks, message = batch(4)
     processor = Processor()
     handler, in_flight = deliveries(processor)
-    running = asyncio.create_task(handler.on_message(message))  # type: ignore[arg-type]
-    await asyncio.sleep(0.05)
+    running = await handling(handler, message)
     assert processor.ran == [t.task_id for t in tasks]
     assert list(handler.held) == [t.task_id for t in tasks]  # reported as held, task by task
     assert handler.per_message == 4 and max(in_flight) == 4
@@ -98,8 +104,7 @@ async def test_a_part_finished_elsewhere_is_dropped_and_the_message_acked_with_t
     tasks, message = batch(3)
     processor = Processor()
     handler, _ = deliveries(processor)
-    running = asyncio.create_task(handler.on_message(message))  # type: ignore[arg-type]
-    await asyncio.sleep(0.05)
+    running = await handling(handler, message)
     handler.drop_settled([tasks[0].task_id])
     await asyncio.sleep(0.05)
     assert tasks[0].task_id not in handler.held and message.settled == []
