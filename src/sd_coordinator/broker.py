@@ -40,7 +40,12 @@ QUEUE_PROBE_TIMEOUT_S = 2.0
 class Broker(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def publish(self, messages: Sequence[TaskMessage], queue: str | None = None) -> None: ...
+    async def publish(
+        self,
+        messages: Sequence[TaskMessage],
+        queue: str | None = None,
+        per_message: int | None = None,
+    ) -> None: ...
     async def pending(self) -> int: ...
 
 
@@ -214,8 +219,14 @@ class EmbeddedBroker:
             raise RuntimeError("EmbeddedBroker used before start()")
         return self.queue
 
-    async def publish(self, messages: Sequence[TaskMessage], queue: str | None = None) -> None:
-        """Enqueue messages (delivery count 0); there is one queue here, whatever `queue` says."""
+    async def publish(
+        self,
+        messages: Sequence[TaskMessage],
+        queue: str | None = None,
+        per_message: int | None = None,
+    ) -> None:
+        """Enqueue messages (delivery count 0); there is one queue here, whatever `queue` says,
+        and one task an entry, whatever `per_message` says (an entry costs next to nothing)."""
         ready = self._ready_queue()
         for message in messages:
             ready.put_nowait((message, 0))

@@ -19,6 +19,7 @@ from sd_common.messages import InputRef, TaskMessage
 from sd_common.pipeline import PipelineError, format_pipeline, parse_pipeline
 from sd_common.settings import Settings
 from sd_common.tasks import IMAGE_TASK
+from sd_coordinator import transport
 from sd_coordinator.blobs import Blobs
 from sd_coordinator.broker import Broker
 from sd_coordinator.errors import Conflict, Invalid, NotFound, Unavailable
@@ -151,7 +152,10 @@ class GrowingJobs:
         ]
         if messages:
             try:
-                await self.broker.publish(messages)
+                per_message = transport.tasks_per_message(
+                    len(messages), transport.BATCH_MESSAGES_MIN
+                )
+                await self.broker.publish(messages, per_message=per_message)
             except Exception as exc:
                 await self.store.undo_append(job_id, added)
                 log.error("could not publish a batch of job %s: %s", job_id, exc)

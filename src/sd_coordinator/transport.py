@@ -26,6 +26,9 @@ FIRST_WINDOW = 64
 # them, while keeping at least MESSAGES_MIN messages, so several workers still share a job.
 TASKS_PER_MESSAGE = 8
 MESSAGES_MIN = 64
+# A batch of files into an open job is one of many (sd-submit sends up to 100 files at a time):
+# the job's messages add up over its batches, so one batch keeps fewer of its own.
+BATCH_MESSAGES_MIN = 8
 
 
 class Parcel(NamedTuple):
@@ -36,9 +39,10 @@ class Parcel(NamedTuple):
     type: str  # the task type, or "batch"
 
 
-def tasks_per_message(tasks: int) -> int:
-    """How many tasks share a message in a publish of `tasks` tasks."""
-    return max(1, min(TASKS_PER_MESSAGE, tasks // MESSAGES_MIN))
+def tasks_per_message(tasks: int, messages_min: int = MESSAGES_MIN) -> int:
+    """How many tasks share a message in a publish of `tasks` tasks that keeps at least
+    `messages_min` messages."""
+    return max(1, min(TASKS_PER_MESSAGE, tasks // messages_min))
 
 
 def body(message: TaskMessage) -> bytes:

@@ -1,4 +1,4 @@
-"""The Python client against a real coordinator process (embedded mode)."""
+"""The Python client against a real coordinator process (embedded mode, and on RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from sd_client import Client, SdError
+from sd_coordinator.transport import BATCH_MESSAGES_MIN
+from support.broker import queue_counts
 from support.cluster import Cluster
 from support.images import decode, same_pixels, sample_image
 
@@ -119,3 +121,27 @@ def test_the_readmes_example_runs_as_written(embedded_cluster: Cluster, tmp_path
     reference = ImageOps.grayscale(decode(photo))
     reference.thumbnail((256, 256))
     assert same_pixels(Image.open(tmp_path / "out" / "a.png"), reference)
+
+
+async def test_a_batch_into_an_open_job_goes_several_tasks_a_message_on_rabbitmq(
+    cluster: Cluster,
+) -> None:
+    cluster.start_coordinator()  # no worker yet: the batch's messages wait in the queue
+    assert cluster.queue is not None
+    count = BATCH_MESSAGES_MIN * 8
+    photos = {f"set/p{i:02d}.jpg": sample_image(seed=100 + i) for i in range(count)}
+    async with Client(cluster.url, cluster.token) as sd:
+        job = await sd.create_job("grayscale")
+        answers = await sd.add_files(job.job_id, list(photos.items()))
+        assert {a.status for a in answers} == {"queued"}
+        # 64 tasks, at least BATCH_MESSAGES_MIN messages: eight tasks a message.
+        assert (await queue_counts(cluster.queue))[0] == BATCH_MESSAGES_MIN
+        await sd.close_job(job.job_id)
+        cluster.start_worker("alfa")
+        done = await sd.wait(job.job_id, poll_s=0.1)
+        assert (done.state, done.done) == ("done", len(photos))
+        tasks = [t async for t in sd.tasks(job.job_id)]
+        assert sorted(t.filename for t in tasks) == sorted(photos)
+        for task in tasks[::BATCH_MESSAGES_MIN]:
+            result = Image.open(io.BytesIO(await sd.result(task)))
+            assert same_pixels(result, ImageOps.grayscale(decode(photos[task.filename])))
