@@ -37,6 +37,7 @@ DEPTH = 2
 STOP_TIMEOUT_S = 30.0
 _HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing
 _LONG = struct.Struct("!Q")
+READ_BYTES = 1 << 20  # at most this much is read from a pipe at once
 READY = b"ready"  # a pool process's first frame; every later one is a pickled answer
 
 Call = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
@@ -157,29 +158,35 @@ class _Worker:
 
     def _readable(self) -> None:
         try:
-            chunk = os.read(self.fd, 1 << 20)
+            # Into one buffer kept for the pool's life: `os.read` would allocate (and a large
+            # result fault in) a fresh megabyte for every read.
+            count = os.readv(self.fd, [self.pool.scratch])
         except BlockingIOError:
             return
         except OSError:
-            chunk = b""
-        if not chunk:
+            count = 0
+        if not count:
             self.pool._died(self)
             return
-        self.buffer += chunk
+        self.buffer += self.pool.scratch_view[:count]
         while True:
-            answer = self._next_frame()
-            if answer is None:
+            frame = self._next_frame()
+            if frame is None:
                 return
             if not self.ready:
                 self.ready = True
+                del self.buffer[: frame[1]]
                 self._time_head()
                 continue
             future = self.calls.popleft()[2]
             try:
-                ok, value, retiring = pickle.loads(answer)
+                # Unpickled where it lies: a result image is copied once, into its bytes.
+                with memoryview(self.buffer) as view, view[frame[0] : frame[1]] as answer:
+                    ok, value, retiring = pickle.loads(answer)
             except Exception as exc:  # e.g. an exception class that cannot be rebuilt here
                 ok, value = False, RuntimeError(f"the task's answer could not be read: {exc}")
                 retiring = False
+            del self.buffer[: frame[1]]
             if not future.done():
                 if ok:
                     future.set_result(value)
@@ -191,7 +198,8 @@ class _Worker:
             self._time_head()
             self.pool._dispatch()
 
-    def _next_frame(self) -> bytes | None:
+    def _next_frame(self) -> tuple[int, int] | None:
+        """Where the first whole frame's body lies in the buffer (start, end), if one is there."""
         if len(self.buffer) < _HEADER.size:
             return None
         (size,) = _HEADER.unpack_from(self.buffer)
@@ -203,9 +211,7 @@ class _Worker:
             start += _LONG.size
         if len(self.buffer) < start + size:
             return None
-        frame = bytes(self.buffer[start : start + size])
-        del self.buffer[: start + size]
-        return frame
+        return start, start + size
 
     def close(self, *, stop: bool) -> None:
         if self.deadline is not None:
@@ -245,6 +251,9 @@ class LoopPool:
         self.initializer = initializer
         self.initargs = initargs
         self.loop = asyncio.get_running_loop()
+        # Every pipe is read into this buffer on the loop's one thread, then copied out.
+        self.scratch = bytearray(READ_BYTES)
+        self.scratch_view = memoryview(self.scratch)
         self._waiting: deque[Call] = deque()
         self._closed = False
         self._handing_back = False

@@ -85,6 +85,18 @@ async def test_large_calls_and_answers_cross_at_once_without_deadlock(executor: 
     assert answers == blobs
 
 
+async def test_answers_of_every_size_come_back_whole_whether_split_or_joined_in_reads(
+    executor: Executor,
+) -> None:
+    # Frames larger than one read of the pipe (1 MB) beside tiny ones, several in one read.
+    sizes = [(1 << 20) + 3, 17, 0, (5 << 20) // 2, 255, 1 << 20, 4096, 1]
+    calls = [(size, seed) for seed in range(3) for size in sizes]
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(executor.run(pool_tasks.filled, size, seed) for size, seed in calls)), 60
+    )
+    assert answers == [pool_tasks.filled(size, seed) for size, seed in calls]
+
+
 async def test_an_answer_that_cannot_be_unpickled_fails_its_task_not_the_worker(
     executor: Executor,
 ) -> None:

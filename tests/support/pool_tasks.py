@@ -73,3 +73,8 @@ def big_image(side: int) -> int:
     from PIL import Image
 
     return Image.new("RGB", (side, side)).width
+
+
+def filled(size: int, seed: int) -> bytes:
+    """`size` bytes made from `seed`: an answer larger than one read of the pipe, or small."""
+    return bytes((seed + i) % 251 for i in range(256)) * (size // 256) + bytes(size % 256)
