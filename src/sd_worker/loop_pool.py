@@ -160,7 +160,7 @@ class _Worker:
         try:
             # Into one buffer kept for the pool's life: `os.read` would allocate (and a large
             # result fault in) a fresh megabyte for every read.
-            count = os.readv(self.fd, [self.pool.scratch])
+            count = os.readv(self.fd, [self.pool.read_buffer])
         except BlockingIOError:
             return
         except OSError:
@@ -168,7 +168,7 @@ class _Worker:
         if not count:
             self.pool._died(self)
             return
-        self.buffer += self.pool.scratch_view[:count]
+        self.buffer += self.pool.read_buffer[:count]
         while True:
             frame = self._next_frame()
             if frame is None:
@@ -252,8 +252,7 @@ class LoopPool:
         self.initargs = initargs
         self.loop = asyncio.get_running_loop()
         # Every pipe is read into this buffer on the loop's one thread, then copied out.
-        self.scratch = bytearray(READ_BYTES)
-        self.scratch_view = memoryview(self.scratch)
+        self.read_buffer = memoryview(bytearray(READ_BYTES))
         self._waiting: deque[Call] = deque()
         self._closed = False
         self._handing_back = False
