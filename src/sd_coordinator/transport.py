@@ -9,6 +9,7 @@ changes what lies beneath.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Sequence
 from typing import NamedTuple, cast
 
@@ -18,9 +19,11 @@ from aio_pika.abc import AbstractChannel
 
 from sd_common.messages import BATCH_TYPE, TaskMessage
 
-# Messages published at once; the first window of a job is small so its first tasks leave at once.
+# Messages published at once, each window confirmed before the next. A job's first windows are
+# small: the quorum queue delivers a message once the batch it came in is committed, so two
+# messages reach a worker while the rest are still being published.
 PUBLISH_WINDOW = 1000
-FIRST_WINDOW = 64
+FIRST_WINDOWS = (2, 62)
 # A large publish puts up to this many tasks in one message (a JSON array), which divides the
 # per-message cost of AMQP (publish, confirm, delivery, ack, the quorum queue's log) among
 # them, while keeping at least MESSAGES_MIN messages, so several workers still share a job.
@@ -85,12 +88,14 @@ def use_fast_path() -> None:
 
 
 def windows(parcels: Sequence[Parcel]) -> list[Sequence[Parcel]]:
-    """The messages in the order they are published: FIRST_WINDOW, then PUBLISH_WINDOW each."""
+    """The messages in the order they are published: FIRST_WINDOWS, then PUBLISH_WINDOW each."""
+    sizes = itertools.chain(FIRST_WINDOWS, itertools.repeat(PUBLISH_WINDOW))
     out: list[Sequence[Parcel]] = []
-    start, size = 0, FIRST_WINDOW
+    start = 0
     while start < len(parcels):
+        size = next(sizes)
         out.append(parcels[start : start + size])
-        start, size = start + size, PUBLISH_WINDOW
+        start += size
     return out
 
 

@@ -16,11 +16,13 @@ from sd_common.messages import BATCH_TYPE, InputRef, TaskBatch, TaskMessage
 from sd_common.settings import Settings
 from sd_coordinator.broker import AmqpBroker
 from sd_coordinator.transport import (
-    FIRST_WINDOW,
+    FIRST_WINDOWS,
     MESSAGES_MIN,
     PUBLISH_WINDOW,
     TASKS_PER_MESSAGE,
     Unroutable,
+    parcels,
+    windows,
 )
 from support.broker import AMQP_URL, queue_counts
 
@@ -111,7 +113,7 @@ async def queued(queue_name: str) -> list[list[TaskMessage]]:
 async def test_a_large_job_goes_several_tasks_a_message_whole_and_in_order(
     queue_name: str, public_api: bool
 ) -> None:
-    sent = job((FIRST_WINDOW + PUBLISH_WINDOW) * TASKS_PER_MESSAGE + 10)
+    sent = job((sum(FIRST_WINDOWS) + PUBLISH_WINDOW) * TASKS_PER_MESSAGE + 10)
     async with running_broker(queue_name, rabbit_public_api=public_api) as broker:
         await broker.publish(sent)
         await asyncio.sleep(0.6)  # pending() caches for half a second
@@ -121,6 +123,14 @@ async def test_a_large_job_goes_several_tasks_a_message_whole_and_in_order(
     assert [t for tasks in messages for t in tasks] == sent
     assert [len(tasks) for tasks in messages[:-1]] == [TASKS_PER_MESSAGE] * (len(messages) - 1)
     assert len(messages) == -(-len(sent) // TASKS_PER_MESSAGE)
+
+
+def test_a_jobs_first_messages_go_out_in_small_windows_then_a_thousand_at_a_time() -> None:
+    # Each window is confirmed before the next: the first two messages reach a worker while
+    # the rest are published.
+    assert [len(w) for w in windows(parcels(job(2000), 1))] == [2, 62, 1000, 936]
+    assert [len(w) for w in windows(parcels(job(2), 1))] == [2]
+    assert [len(w) for w in windows(parcels(job(1), 1))] == [1]
 
 
 async def test_a_publish_keeps_enough_messages_for_several_workers_and_one_job_each(
