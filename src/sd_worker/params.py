@@ -40,11 +40,25 @@ def consuming_workers(
     return 1 + others / max(1, cpus)
 
 
+def pending_tasks(ready_messages: int, per_message: int, held: int, unfinished: int = 0) -> int:
+    """The tasks to share out, for `get_optimal_params`.
+
+    - The broker counts ready messages, and a message may carry several tasks: `per_message`,
+      as in this worker's latest delivery.
+    - The tasks this worker holds (`held`) count too: a queue kept empty by a fast consumer must
+      not shrink its prefetch back to idle.
+    - The coordinator's count of unfinished tasks (`unfinished`, 0 when not known lately) holds
+      the whole of each job, the part other workers hold and the part still being published:
+      the share is of that when it is larger.
+    """
+    return max(ready_messages * max(1, per_message) + held, unfinished)
+
+
 def get_optimal_params(pending: int, live_workers: float, cpus: int) -> tuple[int, int]:
     """Return `(consumers, prefetch)` for a worker with `cpus` cores.
 
-    `pending` is the number of ready messages in the work queue (plus those this worker holds)
-    and `live_workers` the number of workers consuming it, this one included: in workers of
+    `pending` is the number of tasks to share out (`pending_tasks`; the answer's prefetch is in
+    tasks too, which the worker turns into messages of several) and `live_workers` the number of workers consuming it, this one included: in workers of
     this one's size, so it may be fractional (see `consuming_workers`). Workers that report to
     the coordinator but take nothing (paused by CPU_LIMIT, draining) are not in it. The aim is
     to keep every core of the process pool busy, with a small buffer so a core never waits for

@@ -13,7 +13,7 @@ from sd_common.messages import ReportAnswer
 from sd_common.settings import Settings
 from sd_worker.client import CoordinatorClient
 from sd_worker.consumers import Consumers
-from sd_worker.params import MAX_PREFETCH, consuming_workers, get_optimal_params
+from sd_worker.params import MAX_PREFETCH, consuming_workers, get_optimal_params, pending_tasks
 
 log = logging.getLogger("sd.worker")
 
@@ -92,12 +92,9 @@ class Tuner:
         s = self.settings
         async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_S):
             counts = await topology.queue_counts(channel, s.queue_name, s.delivery_limit)
-        # Work this worker holds counts as pending too: a queue kept empty by a fast consumer
-        # must not shrink its prefetch back to idle.
-        pending = counts.ready + self.in_flight()
-        # The coordinator's count of unfinished tasks holds the whole of each job (the part
-        # other workers hold, and the part still being published): the share is of that.
-        pending = max(pending, self._heard_unfinished())
+        pending = pending_tasks(
+            counts.ready, self.per_message(), self.in_flight(), self._heard_unfinished()
+        )
         live = consuming_workers(
             self.cores,
             other_consumers=self._other_consumers(counts.consumers - self.consumers.on_broker()),

@@ -10,6 +10,7 @@ from sd_worker.params import (
     SHARE_HELD,
     consuming_workers,
     get_optimal_params,
+    pending_tasks,
 )
 
 
@@ -28,6 +29,17 @@ def test_prefetch_follows_this_workers_fair_share() -> None:
     # out first), over 2 consumers = 40 per consumer.
     assert SHARE_HELD == 2
     assert get_optimal_params(480, 3, 2) == (2, 40)
+
+
+def test_pending_counts_tasks_in_messages_of_several_so_three_workers_share_a_batched_job() -> None:
+    # A 200-task job goes 3 tasks a message: 67 ready messages are 201 tasks to share. Counted
+    # as 67, each of three workers held one message a consumer, 6 tasks for its two cores.
+    assert pending_tasks(67, 3, held=0) == 201
+    consumers, prefetch_tasks = get_optimal_params(pending_tasks(67, 3, held=0), 3, 2)
+    assert (consumers, prefetch_tasks // 3) == (2, 5)
+    assert pending_tasks(0, 3, held=12) == 12  # what it holds keeps its prefetch up
+    assert pending_tasks(10, 8, held=0, unfinished=4000) == 4000  # the coordinator knows more
+    assert pending_tasks(10, 0, held=0) == 10
 
 
 def test_short_queue_spreads_over_workers_instead_of_one_hoarding_it() -> None:
