@@ -136,8 +136,11 @@ class Dashboard:
         self._thread.join(timeout=5)
 
 
-def thumbnails_per_s(cluster: Cluster, photos: list[tuple[str, bytes]], copies: int) -> float:
-    """One upload of `photos` × `copies` thumbnails; tasks per second, submit to last result."""
+def thumbnail_job(
+    cluster: Cluster, photos: list[tuple[str, bytes]], copies: int, poll_s: float = 0.2
+) -> tuple[float, float, str, dict[str, Any]]:
+    """One upload of `photos` × `copies` thumbnails, waited for: when it was sent and when
+    answered (wall clock), its job id, and the finished job's summary."""
     with cluster.client(300) as client:
         started = time.time()
         answer = client.post(
@@ -146,17 +149,23 @@ def thumbnails_per_s(cluster: Cluster, photos: list[tuple[str, bytes]], copies: 
             data={"ops": workload.THUMB_OPS, "copies": str(copies)},
         )
         answer.raise_for_status()
-        job_id, tasks = answer.json()["job_id"], answer.json()["tasks"]
+        answered = time.time()
+        job_id = answer.json()["job_id"]
         deadline = time.monotonic() + 600
         while True:
             job = client.get(f"/jobs/{job_id}", params={"limit": 1}).json()
             if job["state"] in ("done", "failed"):
-                break
+                return started, answered, job_id, job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} did not finish\n{cluster.log_tail()}")
-            time.sleep(0.2)
-        finished = job.get("finished_at") or time.time()
-        return float(tasks / max(1e-6, finished - started))
+            time.sleep(poll_s)
+
+
+def thumbnails_per_s(cluster: Cluster, photos: list[tuple[str, bytes]], copies: int) -> float:
+    """One upload of `photos` × `copies` thumbnails; tasks per second, submit to last result."""
+    started, _, _, job = thumbnail_job(cluster, photos, copies)
+    finished = job.get("finished_at") or time.time()
+    return float(len(photos) * copies / max(1e-6, finished - started))
 
 
 def tuned_to(cluster: Cluster, name: str) -> str:

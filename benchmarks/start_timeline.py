@@ -27,7 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks import workload  # noqa: E402
-from benchmarks.scaling import new_cluster, stop_cluster, thumbnails_per_s  # noqa: E402
+from benchmarks.scaling import (  # noqa: E402
+    new_cluster,
+    stop_cluster,
+    thumbnail_job,
+    thumbnails_per_s,
+)
 
 PHOTOS = 4
 
@@ -35,21 +40,8 @@ PHOTOS = 4
 def one_job(cluster: Any, photos: list[tuple[str, bytes]], copies: int) -> dict[str, Any]:
     """Run one job; its timeline in ms from the upload's start."""
     results = cluster.root / "coordinator" / "results"
+    began, answered, job_id, job = thumbnail_job(cluster, photos, copies, poll_s=0.05)
     with cluster.client(300) as client:
-        began = time.time()
-        answer = client.post(
-            "/upload",
-            files=[("file", p) for p in photos],
-            data={"ops": workload.THUMB_OPS, "copies": str(copies)},
-        )
-        answer.raise_for_status()
-        answered = time.time()
-        job_id = answer.json()["job_id"]
-        while (job := client.get(f"/jobs/{job_id}", params={"limit": 1}).json())["state"] not in (
-            "done",
-            "failed",
-        ):
-            time.sleep(0.05)
         tasks = client.get(f"/jobs/{job_id}", params={"limit": 10_000}).json()["tasks"]
     by_worker: dict[str, list[float]] = {}
     for task in tasks:

@@ -60,8 +60,8 @@ def get_optimal_params(pending: int, live_workers: float, cpus: int) -> tuple[in
     `pending` is the number of tasks to share out (`pending_tasks`; the answer's prefetch is in
     tasks too, which the worker turns into messages of several) and `live_workers` the number
     of workers consuming it, this one included: in workers of this one's size, so it may be
-    fractional (see `consuming_workers`). Workers that report to
-    the coordinator but take nothing (paused by CPU_LIMIT, draining) are not in it. The aim is
+    fractional (see `consuming_workers`). Workers that report to the coordinator but take
+    nothing (paused by CPU_LIMIT, draining) are not in it. The aim is
     to keep every core of the process pool busy, with a small buffer so a core never waits for
     the network, without one worker hoarding messages that idle workers could run:
 
